@@ -1,0 +1,132 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using FerSharp.Data;
+using Spectre.Console;
+
+namespace FerSharp.Cli.Commands;
+
+/// <summary><c>fer data ...</c>: inspect and convert datasets.</summary>
+internal static class DataCommands
+{
+    public static Command Create()
+    {
+        var data = new Command("data", "Inspect and convert FER2013 / FER+ datasets.");
+        data.Subcommands.Add(Stats());
+        data.Subcommands.Add(ExportImages());
+        return data;
+    }
+
+    private static Command Stats()
+    {
+        var path = new Argument<string>("path") { Description = "fer2013.csv(.gz), an image folder (<split>/<class>/*.png) or a tar(.gz) of one." };
+        var json = new Option<bool>("--json") { Description = "Print the counts as JSON." };
+        var options = new DatasetOptions();
+        var command = new Command("stats", "Count faces per split and class.") { path, json };
+        options.AddTo(command);
+        command.SetAction((parse, ct) =>
+        {
+            var watch = Stopwatch.StartNew();
+            var dataset = options.Load(parse, parse.GetRequiredValue(path), ct);
+            watch.Stop();
+            var counts = dataset.CountsBySplitAndClass();
+            if (parse.GetValue(json))
+            {
+                var splits = DataSplits.All.ToDictionary(s => s.ToString(), s =>
+                    dataset.ClassNames.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => counts[(int)s, x.i]));
+                var doc = new
+                {
+                    path = parse.GetRequiredValue(path),
+                    count = dataset.Count,
+                    classes = dataset.ClassNames,
+                    splits,
+                    class_totals = dataset.ClassNames.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => dataset.CountsByClass()[x.i]),
+                    skipped = dataset.Report.Skipped,
+                    notes = dataset.Report.Notes,
+                    load_seconds = Math.Round(watch.Elapsed.TotalSeconds, 3),
+                };
+                Console.WriteLine(JsonSerializer.Serialize(doc, CliJson.Indented));
+            }
+            else
+            {
+                AnsiConsole.Write(StatsTable(dataset, counts));
+                AnsiConsole.MarkupLine($"[grey]{dataset.Count:N0} faces loaded in {watch.Elapsed.TotalSeconds:F1} s[/]");
+                PrintReport(dataset.Report);
+            }
+            return Task.FromResult(CliRunner.ExitOk);
+        });
+        return command;
+    }
+
+    internal static Table StatsTable(FaceDataset dataset, int[,] counts)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Title("Faces per split and class");
+        table.AddColumn("split");
+        foreach (var name in dataset.ClassNames) table.AddColumn(new TableColumn(name).RightAligned());
+        table.AddColumn(new TableColumn("[bold]total[/]").RightAligned());
+        foreach (var split in DataSplits.All)
+        {
+            var row = new List<string> { split.ToString() };
+            var total = 0;
+            for (var c = 0; c < dataset.ClassCount; c++)
+            {
+                row.Add($"{counts[(int)split, c]:N0}");
+                total += counts[(int)split, c];
+            }
+            row.Add($"[bold]{total:N0}[/]");
+            table.AddRow(row.ToArray());
+        }
+        var totals = dataset.CountsByClass();
+        table.AddRow([.. new[] { "[bold]total[/]" }.Concat(totals.Select(t => $"[bold]{t:N0}[/]")), $"[bold]{dataset.Count:N0}[/]"]);
+        return table;
+    }
+
+    internal static void PrintReport(DatasetLoadReport report)
+    {
+        foreach (var note in report.Notes)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[grey]{note}[/]");
+        }
+        if (report.Skipped.Count > 0)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[yellow]skipped {report.Skipped.Count} bad row(s)/file(s):[/]");
+            foreach (var line in report.Skipped.Take(20))
+            {
+                AnsiConsole.MarkupLineInterpolated($"[yellow]  {line}[/]");
+            }
+            if (report.Skipped.Count > 20)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[yellow]  (and {report.Skipped.Count - 20} more)[/]");
+            }
+        }
+    }
+
+    private static Command ExportImages()
+    {
+        var csv = new Argument<string>("csv") { Description = "fer2013.csv or fer2013.csv.gz." };
+        var outDir = new Argument<string>("outdir") { Description = "Folder to create: <outdir>/train/<class>/Training_<n>.png, <outdir>/test/<class>/PublicTest_<n>.png ..." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Allow writing into a folder that already has files." };
+        var options = new DatasetOptions();
+        var command = new Command("export-images", "Write a FER2013 CSV out as the image-folder layout (PNG).") { csv, outDir, overwrite };
+        options.AddTo(command);
+        command.SetAction((parse, ct) =>
+        {
+            var target = parse.GetRequiredValue(outDir);
+            if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any() && !parse.GetValue(overwrite))
+            {
+                throw new UserFacingException($"{target}: folder is not empty (pass --overwrite to write into it)");
+            }
+            var dataset = options.Load(parse, parse.GetRequiredValue(csv), ct);
+            var written = 0;
+            AnsiConsole.Progress().AutoClear(false).HideCompleted(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn()).Start(ctx =>
+            {
+                var task = ctx.AddTask("exporting", maxValue: dataset.Count);
+                written = DatasetExporter.ExportImages(dataset, target, ct, () => task.Increment(1));
+            });
+            AnsiConsole.MarkupLineInterpolated($"wrote {written:N0} PNG files under {target}");
+            PrintReport(dataset.Report);
+            return Task.FromResult(CliRunner.ExitOk);
+        });
+        return command;
+    }
+}

@@ -1,0 +1,33 @@
+using System.CommandLine;
+using FerSharp.Data;
+
+namespace FerSharp.Cli.Commands;
+
+/// <summary>The dataset options every data-reading command shares.</summary>
+internal sealed class DatasetOptions
+{
+    public Option<bool> SkipBadRows { get; } = new("--skip-bad-rows") { Description = "Skip malformed rows / unreadable images and list them, instead of failing." };
+    public Option<string[]> Split { get; } = new("--split") { Description = "Only these splits: Training, PublicTest, PrivateTest (repeatable).", AllowMultipleArgumentsPerToken = true };
+    public Option<string?> FerPlus { get; } = new("--ferplus") { Description = "fer2013new.csv: relabel with FER+ votes (8 classes incl. contempt)." };
+    public Option<FerPlusLabelMode> FerPlusMode { get; } = new("--ferplus-mode") { Description = "FER+ targets: Majority or Distribution.", DefaultValueFactory = _ => FerPlusLabelMode.Majority };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(SkipBadRows);
+        command.Options.Add(Split);
+        command.Options.Add(FerPlus);
+        command.Options.Add(FerPlusMode);
+    }
+
+    public FaceDataset Load(ParseResult parse, string path, CancellationToken ct)
+    {
+        var splits = (parse.GetValue(Split) ?? []).Select(DataSplits.Parse).ToArray();
+        return Fer2013Dataset.Load(path, new DatasetLoadOptions
+        {
+            SkipBadRows = parse.GetValue(SkipBadRows),
+            Splits = splits,
+            FerPlusLabels = parse.GetValue(FerPlus),
+            FerPlusMode = parse.GetValue(FerPlusMode),
+        }, ct);
+    }
+}

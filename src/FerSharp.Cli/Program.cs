@@ -1,0 +1,9 @@
+using System.CommandLine;
+using FerSharp.Cli;
+using FerSharp.Cli.Commands;
+
+var root = new RootCommand("fer — facial expression recognition: train, evaluate and run CNNs on FER2013 / FER+.")
+{
+    DataCommands.Create(),
+};
+return CliRunner.Run(root, args);

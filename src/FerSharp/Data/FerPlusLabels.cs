@@ -1,0 +1,170 @@
+using System.Globalization;
+using System.Text;
+
+namespace FerSharp.Data;
+
+/// <summary>How FER+ crowd votes become training targets.</summary>
+public enum FerPlusLabelMode
+{
+    /// <summary>The class with more than half of the (outlier-filtered) votes; faces without one are excluded.</summary>
+    Majority,
+    /// <summary>The normalised vote distribution over the 8 classes (soft targets); hard label = its arg-max.</summary>
+    Distribution,
+}
+
+/// <summary>One row of <c>fer2013new.csv</c>: 10 vote counts (8 emotions, unknown, not-a-face).</summary>
+public readonly record struct FerPlusVotes(long Line, DataSplit Split, string ImageName, int[] Votes);
+
+/// <summary>
+/// Reads the FER+ relabelling (<c>fer2013new.csv</c>) and joins it to <c>fer2013.csv</c> rows by order,
+/// following the FER+ reference code: single votes are treated as noise, and images whose winning
+/// label is "unknown" or "not a face" (or have no image name) are excluded.
+/// </summary>
+public static class FerPlusLabels
+{
+    private const int VoteColumns = 10;
+    private const int EmotionCount = 8;
+
+    public static List<FerPlusVotes> Read(string path, CancellationToken cancellationToken = default)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"{path}: no such file", path);
+        }
+        using var stream = DataFiles.OpenMaybeGzip(path);
+        using var reader = new StreamReader(stream, Encoding.UTF8, true, 1 << 16);
+        var header = reader.ReadLine()?.TrimStart('\uFEFF');
+        var expected = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF";
+        if (header == null || !header.Trim().Replace(" ,", ",", StringComparison.Ordinal).StartsWith("Usage,Image name", StringComparison.OrdinalIgnoreCase)
+            || header.Split(',').Length != 2 + VoteColumns)
+        {
+            throw new DatasetFormatException(path, 1, $"expected header '{expected}', found '{header}'");
+        }
+        var rows = new List<FerPlusVotes>(36_000);
+        long lineNumber = 1;
+        string? line;
+        while ((line = reader.ReadLine()) != null)
+        {
+            lineNumber++;
+            if (lineNumber % 4096 == 0) cancellationToken.ThrowIfCancellationRequested();
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            var fields = line.Split(',');
+            if (fields.Length != 2 + VoteColumns)
+            {
+                throw new DatasetFormatException(path, lineNumber, $"expected {2 + VoteColumns} fields, found {fields.Length}");
+            }
+            var usage = fields[0].Trim();
+            var split = usage switch
+            {
+                "Training" => DataSplit.Training,
+                "PublicTest" => DataSplit.PublicTest,
+                "PrivateTest" => DataSplit.PrivateTest,
+                _ => throw new DatasetFormatException(path, lineNumber,
+                    $"field 'Usage': expected Training, PublicTest or PrivateTest, found '{usage}'", "Usage"),
+            };
+            var votes = new int[VoteColumns];
+            for (var v = 0; v < VoteColumns; v++)
+            {
+                if (!int.TryParse(fields[2 + v].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out votes[v]) || votes[v] > 1000)
+                {
+                    var column = expected.Split(',')[2 + v];
+                    throw new DatasetFormatException(path, lineNumber,
+                        $"field '{column}': expected a vote count, found '{fields[2 + v].Trim()}'", column);
+                }
+            }
+            rows.Add(new FerPlusVotes(lineNumber, split, fields[1].Trim(), votes));
+        }
+        return rows;
+    }
+
+    /// <summary>
+    /// The FER+ target for one row, or null when FER+ excludes it. Returns an 8-class distribution
+    /// (one-hot for <see cref="FerPlusLabelMode.Majority"/>).
+    /// </summary>
+    public static float[]? Target(FerPlusVotes row, FerPlusLabelMode mode)
+    {
+        if (row.ImageName.Length == 0)
+        {
+            return null; // FER+ leaves the name empty for images that are not faces
+        }
+        var votes = row.Votes.Select(v => v <= 1 ? 0 : v).ToArray(); // a lone vote is annotator noise
+        var total = votes.Sum();
+        if (total == 0)
+        {
+            return null;
+        }
+        var best = 0;
+        for (var i = 1; i < votes.Length; i++)
+        {
+            if (votes[i] > votes[best]) best = i;
+        }
+        if (best >= EmotionCount)
+        {
+            return null; // unknown or not-a-face wins
+        }
+        var target = new float[EmotionCount];
+        if (mode == FerPlusLabelMode.Majority)
+        {
+            if (votes[best] * 2 <= total)
+            {
+                return null; // no majority: FER+ marks it unknown
+            }
+            target[best] = 1f;
+            return target;
+        }
+        var emotionVotes = votes.Take(EmotionCount).Sum();
+        for (var i = 0; i < EmotionCount; i++)
+        {
+            target[i] = votes[i] / (float)emotionVotes;
+        }
+        return target;
+    }
+
+    /// <summary>Relabels <paramref name="fer2013"/> (all rows, in file order) with FER+ votes.</summary>
+    public static FaceDataset Apply(FaceDataset fer2013, string ferPlusPath, FerPlusLabelMode mode, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(fer2013);
+        var rows = Read(ferPlusPath, cancellationToken);
+        if (rows.Count != fer2013.Count)
+        {
+            throw new DatasetFormatException(ferPlusPath, 0,
+                $"has {rows.Count} label rows but the FER2013 data has {fer2013.Count}; FER+ joins by row order and needs the original fer2013.csv");
+        }
+        var keep = new List<int>(rows.Count);
+        var distributions = new List<float[]>(rows.Count);
+        var excluded = 0;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            if (rows[i].Split != fer2013.Splits[i])
+            {
+                throw new DatasetFormatException(ferPlusPath, rows[i].Line,
+                    $"Usage '{rows[i].Split}' does not match row {i + 1} of the FER2013 data ('{fer2013.Splits[i]}'); the files are not in the same order");
+            }
+            var target = Target(rows[i], mode);
+            if (target == null)
+            {
+                excluded++;
+                continue;
+            }
+            keep.Add(i);
+            distributions.Add(target);
+        }
+        var subset = fer2013.Select(keep);
+        var labels = distributions.Select(ArgMax).ToArray();
+        var flat = distributions.SelectMany(d => d).ToArray();
+        var report = new DatasetLoadReport();
+        report.AddNote($"FER+ ({mode}): {keep.Count} faces kept, {excluded} excluded as not-a-face, unknown or without majority");
+        return new FaceDataset(EmotionClasses.FerPlus, subset.Pixels.ToArray(), labels, subset.Splits.ToArray(), subset.Origins?.ToArray(),
+            mode == FerPlusLabelMode.Distribution ? flat : null, report);
+    }
+
+    private static int ArgMax(float[] values)
+    {
+        var best = 0;
+        for (var i = 1; i < values.Length; i++)
+        {
+            if (values[i] > values[best]) best = i;
+        }
+        return best;
+    }
+}
