@@ -5,5 +5,7 @@ using FerSharp.Cli.Commands;
 var root = new RootCommand("fer — facial expression recognition: train, evaluate and run CNNs on FER2013 / FER+.")
 {
     DataCommands.Create(),
+    TrainCommand.Create(),
+    ModelsCommand.Create(),
 };
 return CliRunner.Run(root, args);

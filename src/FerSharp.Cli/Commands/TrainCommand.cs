@@ -1,0 +1,175 @@
+using System.CommandLine;
+using System.Globalization;
+using FerSharp.Data;
+using FerSharp.Models;
+using FerSharp.Training;
+using Spectre.Console;
+
+namespace FerSharp.Cli.Commands;
+
+/// <summary><c>fer train</c>: train an architecture on FER2013 / FER+ and write a run folder.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string?>("--data", "-d") { Description = "fer2013.csv(.gz), image folder or tar(.gz). Default: ../shared/data/fer2013/fer2013.csv.gz or $FERSHARP_DATA." };
+        var preset = new Option<string?>("--preset") { Description = "Start from a named recipe: " + string.Join(", ", TrainPresets.Names) + ". Explicit options override it." };
+        var arch = new Option<string>("--arch", "-a") { Description = "Architecture (see 'fer models').", DefaultValueFactory = _ => "seed-cnn" };
+        var epochs = new Option<int>("--epochs", "-e") { Description = "Maximum epochs.", DefaultValueFactory = _ => 40 };
+        var batch = new Option<int>("--batch-size", "-b") { Description = "Batch size.", DefaultValueFactory = _ => 64 };
+        var optimizer = new Option<OptimizerKind>("--optimizer") { Description = "Adam, AdamW or Sgd.", DefaultValueFactory = _ => OptimizerKind.Adam };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 1e-3 };
+        var wd = new Option<double>("--weight-decay") { Description = "Weight decay (L2 for Adam/SGD, decoupled for AdamW).", DefaultValueFactory = _ => 0 };
+        var momentum = new Option<double>("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9 };
+        var noNesterov = new Option<bool>("--no-nesterov") { Description = "Plain momentum instead of Nesterov for SGD." };
+        var schedule = new Option<LrScheduleKind>("--schedule") { Description = "None, Plateau (halve after --plateau-patience bad epochs) or Cosine.", DefaultValueFactory = _ => LrScheduleKind.Plateau };
+        var warmup = new Option<double>("--warmup") { Description = "Linear warm-up epochs.", DefaultValueFactory = _ => 0 };
+        var plateauPatience = new Option<int>("--plateau-patience") { Description = "Epochs without improvement before the plateau schedule lowers the rate.", DefaultValueFactory = _ => 3 };
+        var smoothing = new Option<double>("--label-smoothing") { Description = "Label smoothing (0..1).", DefaultValueFactory = _ => 0 };
+        var augment = new Option<string>("--augment") { Description = "Augmentation, e.g. rotate=15,zoom=0.1,shift=0.1,flip,erase=0.5 or none.", DefaultValueFactory = _ => AugmentOptions.Seed.ToString() };
+        var monitor = new Option<string>("--monitor") { Description = "val_accuracy or val_loss: drives best checkpoint, early stopping, plateau.", DefaultValueFactory = _ => "val_accuracy" };
+        var patience = new Option<int>("--patience") { Description = "Early stopping patience in epochs (0 = off).", DefaultValueFactory = _ => 8 };
+        var standardize = new Option<bool>("--standardize") { Description = "Standardize inputs with the training set's mean/std (else just scale to [0,1])." };
+        var ema = new Option<double>("--ema") { Description = "Exponential moving average of weights, decay per step (e.g. 0.999); 0 = off.", DefaultValueFactory = _ => 0 };
+        var seed = new Option<long>("--seed") { Description = "Random seed (data order, augmentation, dropout, init).", DefaultValueFactory = _ => 42 };
+        var threads = new Option<int>("--threads") { Description = "CPU threads for libtorch (default: all cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var limit = new Option<int>("--limit") { Description = "Use only the first N training faces (and N/4 validation faces) for a quick run.", DefaultValueFactory = _ => 0 };
+        var valSplit = new Option<string>("--val-split") { Description = "Validation split.", DefaultValueFactory = _ => "PublicTest" };
+        var valFraction = new Option<double>("--val-fraction") { Description = "Instead of --val-split, hold out this fraction of Training.", DefaultValueFactory = _ => 0 };
+        var name = new Option<string?>("--name", "-n") { Description = "Run name (folder under --runs-dir). Default: <arch>-<timestamp>." };
+        var runsDir = new Option<string>("--runs-dir") { Description = "Where run folders go.", DefaultValueFactory = _ => "runs" };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --name from its last checkpoint." };
+        var dataOptions = new DatasetOptions();
+
+        var command = new Command("train", "Train a CNN on FER2013 (or FER+) with augmentation, early stopping and checkpoints.")
+        {
+            data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, plateauPatience, smoothing,
+            augment, monitor, patience, standardize, ema, seed, threads, limit, valSplit, valFraction, name, runsDir, resume,
+        };
+        command.Options.Add(dataOptions.SkipBadRows);
+        command.Options.Add(dataOptions.FerPlus);
+        command.Options.Add(dataOptions.FerPlusMode);
+
+        command.SetAction((parse, ct) =>
+        {
+            var baseOptions = parse.GetValue(preset) is { } presetName ? TrainPresets.Get(presetName) : new TrainOptions();
+            T Pick<T>(Option<T> option, T fromPreset) => parse.GetResult(option) is { Implicit: false } ? parse.GetValue(option)! : fromPreset;
+            var options = baseOptions with
+            {
+                Architecture = Pick(arch, parse.GetValue(preset) != null ? baseOptions.Architecture : parse.GetValue(arch)!),
+                Epochs = Pick(epochs, parse.GetValue(preset) != null ? baseOptions.Epochs : parse.GetValue(epochs)),
+                BatchSize = Pick(batch, baseOptions.BatchSize),
+                Optimizer = Pick(optimizer, baseOptions.Optimizer),
+                LearningRate = Pick(lr, baseOptions.LearningRate),
+                WeightDecay = Pick(wd, baseOptions.WeightDecay),
+                Momentum = Pick(momentum, baseOptions.Momentum),
+                Nesterov = parse.GetValue(noNesterov) ? false : baseOptions.Nesterov,
+                Schedule = Pick(schedule, baseOptions.Schedule),
+                WarmupEpochs = Pick(warmup, baseOptions.WarmupEpochs),
+                PlateauPatience = Pick(plateauPatience, baseOptions.PlateauPatience),
+                LabelSmoothing = Pick(smoothing, baseOptions.LabelSmoothing),
+                Augment = Pick(augment, baseOptions.Augment),
+                Monitor = Pick(monitor, baseOptions.Monitor),
+                EarlyStoppingPatience = Pick(patience, baseOptions.EarlyStoppingPatience),
+                Standardize = parse.GetValue(standardize) || baseOptions.Standardize,
+                Ema = Pick(ema, baseOptions.Ema),
+                Seed = Pick(seed, baseOptions.Seed),
+            };
+            options = options with { Augment = AugmentOptions.Parse(options.Augment).ToString() };
+            options.Validate();
+            TorchSharp.torch.set_num_threads(Math.Max(1, parse.GetValue(threads)));
+
+            var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData()
+                ?? throw new UserFacingException("no dataset given: pass --data <fer2013.csv(.gz) | image folder> (or set FERSHARP_DATA)");
+            AnsiConsole.MarkupLineInterpolated($"[grey]loading {dataPath}…[/]");
+            var all = Fer2013Dataset.Load(dataPath, new DatasetLoadOptions
+            {
+                SkipBadRows = parse.GetValue(dataOptions.SkipBadRows),
+                FerPlusLabels = parse.GetValue(dataOptions.FerPlus),
+                FerPlusMode = parse.GetValue(dataOptions.FerPlusMode),
+            }, ct);
+            DataCommands.PrintReport(all.Report);
+            var (train, validation) = SplitData(all, parse.GetValue(valSplit)!, parse.GetValue(valFraction), options.Seed);
+            if (parse.GetValue(limit) is > 0 and var n)
+            {
+                train = train.Take(n);
+                validation = validation.Take(Math.Max(32, n / 4));
+            }
+            if (train.Count < 2 || validation.Count < 1)
+            {
+                throw new UserFacingException($"not enough data: {train.Count} training and {validation.Count} validation faces");
+            }
+
+            var runName = parse.GetValue(name) ?? $"{options.Architecture}-{DateTime.Now:yyyyMMdd-HHmmss}";
+            var runDir = Path.Combine(parse.GetValue(runsDir)!, runName);
+            var trainer = new Trainer(options, runDir);
+            AnsiConsole.MarkupLineInterpolated($"training [bold]{options.Architecture}[/] on {train.Count:N0} faces, validating on {validation.Count:N0}; run folder [bold]{runDir}[/]");
+            AnsiConsole.MarkupLineInterpolated($"[grey]{options.Optimizer} lr={options.LearningRate.ToString(CultureInfo.InvariantCulture)} batch={options.BatchSize} schedule={options.Schedule} augment={options.Augment} threads={TorchSharp.torch.get_num_threads()}[/]");
+            var result = TrainingProgressView.Run(trainer, train, validation, parse.GetValue(resume), ct);
+
+            if (result.History.Count == 0)
+            {
+                AnsiConsole.MarkupLine("[yellow]stopped before the first epoch completed; nothing saved[/]");
+                return Task.FromResult(CliRunner.ExitCancelled);
+            }
+            var best = result.History.First(h => h.Epoch == result.BestEpoch);
+            AnsiConsole.MarkupLineInterpolated($"best epoch {best.Epoch}: val_accuracy [bold]{best.ValAccuracy:P2}[/], val_loss {best.ValLoss:F4}; {result.History.Count} epochs in {TimeSpan.FromSeconds(result.ElapsedSeconds):hh\\:mm\\:ss}");
+            AnsiConsole.MarkupLineInterpolated($"model package: [bold]{result.ModelPath}[/]   curves: {trainer.CurvesPath}");
+            if (result.Cancelled)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[yellow]interrupted; continue with: fer train --name {runName} --runs-dir {parse.GetValue(runsDir)} --resume (same options)[/]");
+                return Task.FromResult(CliRunner.ExitCancelled);
+            }
+            return Task.FromResult(CliRunner.ExitOk);
+        });
+        return command;
+    }
+
+    private static (FaceDataset Train, FaceDataset Validation) SplitData(FaceDataset all, string valSplit, double valFraction, long seed)
+    {
+        var training = all.Subset(DataSplit.Training);
+        if (valFraction > 0)
+        {
+            if (valFraction >= 1) throw new UserFacingException("--val-fraction must be below 1");
+            var rng = new Random(unchecked((int)seed));
+            var order = Enumerable.Range(0, training.Count).OrderBy(_ => rng.Next()).ToArray();
+            var holdOut = (int)Math.Round(training.Count * valFraction);
+            return (training.Select(order[holdOut..].Order().ToArray()), training.Select(order[..holdOut].Order().ToArray()));
+        }
+        var split = DataSplits.Parse(valSplit);
+        if (split == DataSplit.Training) throw new UserFacingException("--val-split cannot be Training");
+        return (training, all.Subset(split));
+    }
+}
+
+/// <summary>Named recipes so a shipped model is reproduced by one command.</summary>
+internal static class TrainPresets
+{
+    private static readonly Dictionary<string, TrainOptions> Presets = new(StringComparer.OrdinalIgnoreCase)
+    {
+        // The seed: Keras-tutorial CNN, Adam, batch 64, rotation/zoom/shift/flip; 30 epochs fit one session on 2 cores.
+        ["seed"] = new TrainOptions
+        {
+            Architecture = "seed-cnn", Epochs = 30, BatchSize = 64, Optimizer = OptimizerKind.Adam, LearningRate = 1e-3,
+            Schedule = LrScheduleKind.Plateau, PlateauPatience = 2, Augment = "rotate=10,zoom=0.1,shift=0.1,flip", EarlyStoppingPatience = 6,
+        },
+        ["best"] = new TrainOptions
+        {
+            Architecture = "vgg-bn", Epochs = 60, BatchSize = 64, Optimizer = OptimizerKind.Sgd, LearningRate = 0.05, WeightDecay = 5e-4,
+            Schedule = LrScheduleKind.Cosine, WarmupEpochs = 2, LabelSmoothing = 0.1, Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.4",
+            EarlyStoppingPatience = 0, Standardize = true, Ema = 0.999,
+        },
+        ["realtime"] = new TrainOptions
+        {
+            Architecture = "mini-xception", Epochs = 60, BatchSize = 64, Optimizer = OptimizerKind.AdamW, LearningRate = 3e-3, WeightDecay = 1e-4,
+            Schedule = LrScheduleKind.Cosine, WarmupEpochs = 2, LabelSmoothing = 0.1, Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.3",
+            EarlyStoppingPatience = 0, Standardize = true, Ema = 0.999,
+        },
+    };
+
+    public static IEnumerable<string> Names => Presets.Keys;
+
+    public static TrainOptions Get(string name) => Presets.TryGetValue(name, out var options)
+        ? options
+        : throw new UserFacingException($"unknown preset '{name}'; known: {string.Join(", ", Presets.Keys)}");
+}

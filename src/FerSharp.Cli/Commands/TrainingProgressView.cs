@@ -1,0 +1,70 @@
+using FerSharp.Data;
+using FerSharp.Training;
+using Spectre.Console;
+
+namespace FerSharp.Cli.Commands;
+
+/// <summary>Shows training as a live progress bar per epoch, or as plain lines when output is not a terminal.</summary>
+internal static class TrainingProgressView
+{
+    public static TrainingResult Run(Trainer trainer, FaceDataset train, FaceDataset validation, bool resume, CancellationToken ct)
+    {
+        if (!AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            return trainer.Fit(train, validation, resume, new SyncProgress(PrintPlain), ct);
+        }
+        TrainingResult? result = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                ProgressTask? task = null;
+                result = trainer.Fit(train, validation, resume, new SyncProgress(p =>
+                {
+                    switch (p.Phase)
+                    {
+                        case TrainingPhase.EpochStarted:
+                            task = ctx.AddTask($"epoch {p.Epoch}/{p.TotalEpochs}", maxValue: p.TotalBatches);
+                            break;
+                        case TrainingPhase.Batch when task != null:
+                            task.Value = p.Batch;
+                            task.Description = $"epoch {p.Epoch}/{p.TotalEpochs}  loss {p.RunningLoss:F3}  acc {p.RunningAccuracy:P1}  {p.ImagesPerSecond:F0} img/s";
+                            break;
+                        case TrainingPhase.Validating when task != null:
+                            task.Description += "  [grey]validating…[/]";
+                            break;
+                        case TrainingPhase.EpochCompleted when task != null && p.Metrics is { } m:
+                            task.Description = Summary(m, p.IsBest);
+                            task.StopTask();
+                            break;
+                    }
+                }), ct);
+            });
+        return result!;
+    }
+
+    private static string Summary(EpochMetrics m, bool best) =>
+        $"epoch {m.Epoch}  loss {m.TrainLoss:F3} acc {m.TrainAccuracy:P1} | val_loss {m.ValLoss:F3} [bold]val_acc {m.ValAccuracy:P2}[/] | lr {m.LearningRate:G2} | {m.Seconds:F0}s {m.ImagesPerSecond:F0} img/s{(best ? " [green]best[/]" : "")}";
+
+    private static void PrintPlain(TrainingProgress p)
+    {
+        switch (p.Phase)
+        {
+            case TrainingPhase.Batch when p.TotalBatches >= 8 && p.Batch % (p.TotalBatches / 4) == 0 && p.Batch < p.TotalBatches:
+                Console.WriteLine($"  epoch {p.Epoch} batch {p.Batch}/{p.TotalBatches}: loss {p.RunningLoss:F3} acc {p.RunningAccuracy:P1} {p.ImagesPerSecond:F0} img/s");
+                break;
+            case TrainingPhase.EpochCompleted when p.Metrics is { } m:
+                AnsiConsole.MarkupLine(Summary(m, p.IsBest));
+                break;
+        }
+    }
+
+    /// <summary>Reports on the trainer's thread, in order (Progress&lt;T&gt; would post to the thread pool).</summary>
+    private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}

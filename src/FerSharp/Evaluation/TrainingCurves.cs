@@ -1,0 +1,58 @@
+using FerSharp.Training;
+using ScottPlot;
+
+namespace FerSharp.Evaluation;
+
+/// <summary>Draws train-vs-validation loss and accuracy per epoch, side by side, as one PNG.</summary>
+public static class TrainingCurves
+{
+    public static void Save(IReadOnlyList<EpochMetrics> history, string path, string title, int width = 1200, int height = 450)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        AtomicFile.WriteAllBytes(path, Render(history, title, width, height));
+    }
+
+    public static byte[] Render(IReadOnlyList<EpochMetrics> history, string title, int width = 1200, int height = 450)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        var epochs = history.Select(h => (double)h.Epoch).ToArray();
+        var multiplot = new Multiplot();
+        multiplot.AddPlots(2);
+        multiplot.Layout = new ScottPlot.MultiplotLayouts.Columns();
+
+        var loss = multiplot.GetPlot(0);
+        AddSeries(loss, epochs, history.Select(h => h.TrainLoss).ToArray(), "train", Colors.SteelBlue);
+        AddSeries(loss, epochs, history.Select(h => h.ValLoss).ToArray(), "validation", Colors.OrangeRed);
+        loss.Title($"{title}: loss");
+        loss.XLabel("epoch");
+        loss.YLabel("cross-entropy");
+        loss.ShowLegend(Alignment.UpperRight);
+
+        var accuracy = multiplot.GetPlot(1);
+        AddSeries(accuracy, epochs, history.Select(h => h.TrainAccuracy * 100).ToArray(), "train", Colors.SteelBlue);
+        AddSeries(accuracy, epochs, history.Select(h => h.ValAccuracy * 100).ToArray(), "validation", Colors.OrangeRed);
+        if (history.Count > 0)
+        {
+            var best = history.MaxBy(h => h.ValAccuracy)!;
+            var marker = accuracy.Add.Marker(best.Epoch, best.ValAccuracy * 100);
+            marker.Color = Colors.OrangeRed;
+            marker.Size = 10;
+            accuracy.Add.Text($"best {best.ValAccuracy:P2} @ {best.Epoch}", best.Epoch, best.ValAccuracy * 100);
+        }
+        accuracy.Title($"{title}: accuracy");
+        accuracy.XLabel("epoch");
+        accuracy.YLabel("accuracy (%)");
+        accuracy.ShowLegend(Alignment.LowerRight);
+
+        using var image = multiplot.Render(width, height);
+        return image.GetImageBytes(ImageFormat.Png, 100);
+    }
+
+    private static void AddSeries(Plot plot, double[] xs, double[] ys, string label, Color color)
+    {
+        var line = plot.Add.Scatter(xs, ys, color);
+        line.LegendText = label;
+        line.LineWidth = 2;
+        line.MarkerSize = xs.Length > 60 ? 0 : 5;
+    }
+}

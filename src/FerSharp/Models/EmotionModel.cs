@@ -1,0 +1,187 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text.Json;
+using FerSharp.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FerSharp.Models;
+
+/// <summary>
+/// A trained network plus its <c>model.json</c>: what <c>evaluate</c>, <c>predict</c> and <c>serve</c> load.
+/// A package is a folder holding <c>model.json</c> and the weights file it names.
+/// </summary>
+public sealed class EmotionModel : IDisposable
+{
+    private readonly object _gate = new();
+
+    public EmotionModel(ModelMetadata metadata, nn.Module<Tensor, Tensor> network)
+    {
+        Metadata = metadata ?? throw new ArgumentNullException(nameof(metadata));
+        Network = network ?? throw new ArgumentNullException(nameof(network));
+        Network.eval();
+    }
+
+    public ModelMetadata Metadata { get; private set; }
+    public nn.Module<Tensor, Tensor> Network { get; }
+    public IReadOnlyList<string> ClassNames => Metadata.ClassNames;
+    public string? Path { get; private set; }
+
+    public static EmotionModel Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var folder = Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        var jsonPath = Directory.Exists(path) ? System.IO.Path.Combine(path, "model.json") : path;
+        if (!File.Exists(jsonPath))
+        {
+            throw new FileNotFoundException(Directory.Exists(path)
+                ? $"{path}: not a model package (no model.json inside)"
+                : $"{path}: no such model package", jsonPath);
+        }
+        ModelMetadata metadata;
+        try
+        {
+            metadata = JsonSerializer.Deserialize<ModelMetadata>(File.ReadAllText(jsonPath), ModelMetadata.JsonOptions)
+                ?? throw new InvalidDataException("empty");
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidDataException or NotSupportedException)
+        {
+            throw new InvalidDataException($"{jsonPath}: not a valid model.json ({ex.Message})", ex);
+        }
+        if (metadata.FormatVersion > ModelMetadata.CurrentFormatVersion)
+        {
+            throw new InvalidDataException($"{jsonPath}: format version {metadata.FormatVersion} is newer than this FerSharp understands ({ModelMetadata.CurrentFormatVersion}); upgrade FerSharp");
+        }
+        if (metadata.ClassNames is not { Count: >= 2 })
+        {
+            throw new InvalidDataException($"{jsonPath}: class_names must list at least two classes");
+        }
+        if (metadata.InputSize != FaceDataset.ImageSize || metadata.InputChannels != 1)
+        {
+            throw new InvalidDataException($"{jsonPath}: input {metadata.InputChannels}x{metadata.InputSize}x{metadata.InputSize} is not supported (expected 1x48x48)");
+        }
+        Architecture architecture;
+        try
+        {
+            architecture = ModelRegistry.Get(metadata.Architecture);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new InvalidDataException($"{jsonPath}: {ex.Message}", ex);
+        }
+        var weightsPath = System.IO.Path.Combine(folder, metadata.WeightsFile);
+        if (!File.Exists(weightsPath))
+        {
+            throw new FileNotFoundException($"{weightsPath}: weights file named in model.json is missing", weightsPath);
+        }
+        var bytes = File.ReadAllBytes(weightsPath);
+        if (metadata.WeightsSha256 is { } expected && !string.Equals(expected, Sha256(bytes), StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidDataException($"{weightsPath}: checksum does not match model.json (file corrupt or replaced)");
+        }
+        var network = architecture.Create(metadata.ClassNames.Count);
+        try
+        {
+            using var stream = new MemoryStream(bytes);
+            network.load(stream, strict: true);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException or FormatException or ExternalException)
+        {
+            network.Dispose();
+            throw new InvalidDataException($"{weightsPath}: weights do not fit architecture '{metadata.Architecture}' with {metadata.ClassNames.Count} classes ({ex.Message})", ex);
+        }
+        return new EmotionModel(metadata, network) { Path = folder };
+    }
+
+    /// <summary>Writes the package into <paramref name="folder"/>, replacing files only once both are complete.</summary>
+    public void Save(string folder)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        Directory.CreateDirectory(folder);
+        byte[] weights;
+        lock (_gate)
+        {
+            using var ms = new MemoryStream();
+            Network.save(ms);
+            weights = ms.ToArray();
+        }
+        Metadata = Metadata with
+        {
+            WeightsSha256 = Sha256(weights),
+            Parameters = Network.parameters().Sum(p => p.numel()),
+        };
+        AtomicFile.WriteAllBytes(System.IO.Path.Combine(folder, Metadata.WeightsFile), weights);
+        AtomicFile.WriteAllText(System.IO.Path.Combine(folder, "model.json"), JsonSerializer.Serialize(Metadata, ModelMetadata.JsonOptions));
+        Path = folder;
+    }
+
+    public void UpdateMetadata(Func<ModelMetadata, ModelMetadata> update)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        Metadata = update(Metadata);
+    }
+
+    /// <summary>uint8 [B,1,48,48] (or float in 0..255) to normalized float input.</summary>
+    public Tensor Preprocess(Tensor faces) => Preprocessing.Normalize(faces, Metadata.Normalization);
+
+    /// <summary>Class probabilities [B, classes] for uint8 faces [B,1,48,48]. Safe to call from several threads.</summary>
+    public Tensor PredictProbabilities(Tensor faces)
+    {
+        ArgumentNullException.ThrowIfNull(faces);
+        lock (_gate)
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            using var input = Preprocess(faces);
+            return nn.functional.softmax(Network.forward(input), 1).MoveToOuterDisposeScope();
+        }
+    }
+
+    /// <summary>Probabilities for faces given as 48x48 byte images, one row per face.</summary>
+    public float[][] PredictProbabilities(IReadOnlyList<byte[]> faces)
+    {
+        ArgumentNullException.ThrowIfNull(faces);
+        if (faces.Count == 0) return [];
+        var flat = new byte[faces.Count * FaceDataset.PixelsPerImage];
+        for (var i = 0; i < faces.Count; i++)
+        {
+            if (faces[i].Length != FaceDataset.PixelsPerImage)
+            {
+                throw new ArgumentException($"face {i} has {faces[i].Length} bytes; expected 48x48 = {FaceDataset.PixelsPerImage}");
+            }
+            Buffer.BlockCopy(faces[i], 0, flat, i * FaceDataset.PixelsPerImage, FaceDataset.PixelsPerImage);
+        }
+        using var input = tensor(flat, [faces.Count, 1, FaceDataset.ImageSize, FaceDataset.ImageSize], ScalarType.Byte);
+        using var probs = PredictProbabilities(input);
+        var values = probs.data<float>().ToArray();
+        var classes = ClassNames.Count;
+        return Enumerable.Range(0, faces.Count).Select(i => values.AsSpan(i * classes, classes).ToArray()).ToArray();
+    }
+
+    public void Dispose() => Network.Dispose();
+
+    internal static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
+}
+
+public static class Preprocessing
+{
+    public static Tensor Normalize(Tensor faces, Normalization normalization)
+    {
+        ArgumentNullException.ThrowIfNull(faces);
+        ArgumentNullException.ThrowIfNull(normalization);
+        using var scaled = faces.to(ScalarType.Float32).div_(255f);
+        return NormalizeScaled(scaled, normalization);
+    }
+
+    /// <summary>For input already in [0,1] (e.g. after augmentation).</summary>
+    public static Tensor NormalizeScaled(Tensor scaled, Normalization normalization)
+    {
+        ArgumentNullException.ThrowIfNull(scaled);
+        ArgumentNullException.ThrowIfNull(normalization);
+        if (normalization.Mean == 0 && normalization.Std == 1)
+        {
+            return scaled.alias();
+        }
+        return scaled.sub(normalization.Mean).div_(normalization.Std);
+    }
+}

@@ -1,0 +1,45 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using FerSharp.Training;
+
+namespace FerSharp.Models;
+
+/// <summary>How raw 0..255 pixels become network input: <c>(pixel / 255 - Mean) / Std</c>.</summary>
+public sealed record Normalization(double Mean = 0, double Std = 1);
+
+/// <summary>Identifies the data a model was trained on, so a report can say what it was compared with.</summary>
+public sealed record DatasetFingerprint(string Source, int Count, string Sha256, IReadOnlyDictionary<string, int> ClassCounts);
+
+/// <summary>The <c>model.json</c> beside the weights of a model package.</summary>
+public sealed record ModelMetadata
+{
+    public const int CurrentFormatVersion = 1;
+
+    public int FormatVersion { get; init; } = CurrentFormatVersion;
+    public required string Name { get; init; }
+    public required string Architecture { get; init; }
+    public required IReadOnlyList<string> ClassNames { get; init; }
+    public int InputSize { get; init; } = 48;
+    public int InputChannels { get; init; } = 1;
+    public Normalization Normalization { get; init; } = new();
+    public string WeightsFile { get; init; } = "weights.bin";
+    public string? WeightsSha256 { get; init; }
+    public long Parameters { get; init; }
+    public TrainOptions? Training { get; init; }
+    public DatasetFingerprint? Dataset { get; init; }
+    /// <summary>Validation / test numbers, e.g. <c>val_accuracy</c>, <c>privatetest_accuracy</c>.</summary>
+    public Dictionary<string, double> Metrics { get; init; } = [];
+    public int? Epochs { get; init; }
+    public double? TrainingSeconds { get; init; }
+    public string FerSharpVersion { get; init; } = FerSharpInfo.Version;
+    public DateTimeOffset Created { get; init; } = DateTimeOffset.UtcNow;
+
+    public static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter() },
+    };
+}

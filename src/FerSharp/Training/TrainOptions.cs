@@ -1,0 +1,63 @@
+using System.Text.Json.Serialization;
+
+namespace FerSharp.Training;
+
+[JsonConverter(typeof(JsonStringEnumConverter<OptimizerKind>))]
+public enum OptimizerKind
+{
+    Adam,
+    AdamW,
+    Sgd,
+}
+
+[JsonConverter(typeof(JsonStringEnumConverter<LrScheduleKind>))]
+public enum LrScheduleKind
+{
+    None,
+    Plateau,
+    Cosine,
+}
+
+/// <summary>Everything that defines a training run; saved as <c>config.json</c> and in each checkpoint.</summary>
+public sealed record TrainOptions
+{
+    public string Architecture { get; init; } = "seed-cnn";
+    public int Epochs { get; init; } = 40;
+    public int BatchSize { get; init; } = 64;
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
+    public double LearningRate { get; init; } = 1e-3;
+    public double WeightDecay { get; init; }
+    public double Momentum { get; init; } = 0.9;
+    public bool Nesterov { get; init; } = true;
+    public LrScheduleKind Schedule { get; init; } = LrScheduleKind.Plateau;
+    public double WarmupEpochs { get; init; }
+    public double PlateauFactor { get; init; } = 0.5;
+    public int PlateauPatience { get; init; } = 3;
+    public double MinLearningRate { get; init; } = 1e-6;
+    public double LabelSmoothing { get; init; }
+    public string Augment { get; init; } = AugmentOptions.Seed.ToString();
+    /// <summary>Metric watched by early stopping, best checkpoint and plateau schedule: val_accuracy or val_loss.</summary>
+    public string Monitor { get; init; } = "val_accuracy";
+    /// <summary>Epochs without improvement before stopping; 0 disables early stopping.</summary>
+    public int EarlyStoppingPatience { get; init; } = 8;
+    /// <summary>Standardize inputs with the training set's mean and std (else only scale to [0,1]).</summary>
+    public bool Standardize { get; init; }
+    public long Seed { get; init; } = 42;
+    /// <summary>Exponential moving average of weights (decay per step); 0 disables.</summary>
+    public double Ema { get; init; }
+
+    [JsonIgnore]
+    public AugmentOptions AugmentOptions => AugmentOptions.Parse(Augment);
+
+    public void Validate()
+    {
+        _ = Models.ModelRegistry.Get(Architecture);
+        _ = AugmentOptions;
+        if (Epochs < 1) throw new ArgumentException("epochs must be at least 1");
+        if (BatchSize < 2) throw new ArgumentException("batch size must be at least 2 (batch norm needs more than one sample)");
+        if (LearningRate <= 0) throw new ArgumentException("learning rate must be positive");
+        if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException("label smoothing must be in [0, 1)");
+        if (Monitor is not ("val_accuracy" or "val_loss")) throw new ArgumentException("monitor must be val_accuracy or val_loss");
+        if (Ema is < 0 or >= 1) throw new ArgumentException("EMA decay must be in [0, 1)");
+    }
+}

@@ -1,0 +1,415 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using FerSharp.Data;
+using FerSharp.Evaluation;
+using FerSharp.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FerSharp.Training;
+
+/// <summary>The outcome of <see cref="Trainer.Fit"/>.</summary>
+public sealed record TrainingResult(
+    IReadOnlyList<EpochMetrics> History,
+    int BestEpoch,
+    double BestMonitored,
+    string ModelPath,
+    bool StoppedEarly,
+    bool Cancelled,
+    double ElapsedSeconds);
+
+/// <summary>
+/// Trains one architecture on in-memory faces. A run lives in a folder (<c>runs/&lt;name&gt;</c>) holding
+/// config.json, history.csv, curves.png, log.txt, checkpoints/{last,best}.ckpt and the best model package
+/// in model/. Every epoch is seeded from (seed, epoch), so a resumed run repeats an uninterrupted one.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly TrainOptions _options;
+    private readonly string _runDirectory;
+
+    public Trainer(TrainOptions options, string runDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrEmpty(runDirectory);
+        options.Validate();
+        _options = options;
+        _runDirectory = runDirectory;
+    }
+
+    public string RunDirectory => _runDirectory;
+    public string LastCheckpointPath => Path.Combine(_runDirectory, "checkpoints", "last.ckpt");
+    public string BestCheckpointPath => Path.Combine(_runDirectory, "checkpoints", "best.ckpt");
+    public string ModelPath => Path.Combine(_runDirectory, "model");
+    public string HistoryPath => Path.Combine(_runDirectory, "history.csv");
+    public string CurvesPath => Path.Combine(_runDirectory, "curves.png");
+    public string LogPath => Path.Combine(_runDirectory, "log.txt");
+
+    /// <summary>Skip writing curves.png each epoch (tests; the file is still written at the end).</summary>
+    public bool DrawCurvesEachEpoch { get; init; } = true;
+
+    public TrainingResult Fit(
+        FaceDataset train,
+        FaceDataset validation,
+        bool resume = false,
+        IProgress<TrainingProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(validation);
+        if (train.Count < 2) throw new ArgumentException("the training set needs at least 2 faces");
+        if (validation.Count < 1) throw new ArgumentException("the validation set is empty");
+        if (!train.ClassNames.SequenceEqual(validation.ClassNames))
+        {
+            throw new ArgumentException("training and validation data have different class sets");
+        }
+        Directory.CreateDirectory(Path.Combine(_runDirectory, "checkpoints"));
+
+        var classCount = train.ClassCount;
+        var architecture = ModelRegistry.Get(_options.Architecture);
+        using var model = architecture.Create(classCount);
+        using var ema = _options.Ema > 0 ? architecture.Create(classCount) : null;
+        var optimizer = CreateOptimizer(model);
+
+        TrainingState state;
+        if (resume && File.Exists(LastCheckpointPath))
+        {
+            var (saved, modelBytes, emaBytes, optimizerBytes) = Checkpoint.Load(LastCheckpointPath);
+            CheckResumable(saved.Options);
+            if (!saved.ClassNames.SequenceEqual(train.ClassNames))
+            {
+                throw new ArgumentException($"{LastCheckpointPath}: checkpoint classes ({string.Join(",", saved.ClassNames)}) differ from the data's");
+            }
+            LoadModule(model, modelBytes);
+            if (ema != null) LoadModule(ema, emaBytes ?? modelBytes);
+            using (var reader = new BinaryReader(new MemoryStream(optimizerBytes)))
+            {
+                optimizer.load_state_dict(reader);
+            }
+            state = saved with { Options = _options, Stopped = false };
+            Log($"resumed from {LastCheckpointPath} after epoch {state.Epoch}");
+        }
+        else
+        {
+            if (resume)
+            {
+                Log($"--resume: no checkpoint at {LastCheckpointPath}; starting a new run");
+            }
+            else if (File.Exists(LastCheckpointPath))
+            {
+                throw new IOException($"{_runDirectory} already holds a run; pass --resume to continue it or choose another --name");
+            }
+            ema?.load_state_dict(model.state_dict());
+            state = new TrainingState
+            {
+                Options = _options,
+                History = [],
+                BestMonitored = double.NaN,
+                Schedule = new LrScheduleState(),
+                Normalization = _options.Standardize ? ComputeNormalization(train) : new Normalization(),
+                ClassNames = train.ClassNames,
+                Dataset = Fingerprint(train),
+            };
+            File.Delete(LogPath);
+            Log($"new run: {_options.Architecture}, {train.Count} training / {validation.Count} validation faces, {get_num_threads()} threads");
+        }
+        AtomicFile.WriteAllText(Path.Combine(_runDirectory, "config.json"), JsonSerializer.Serialize(_options, ModelMetadata.JsonOptions));
+
+        using var trainX = train.ToTensor();
+        using var trainTargets = Targets(train);
+        using var trainLabels = train.LabelsTensor();
+        using var valX = validation.ToTensor();
+        using var valTargets = Targets(validation);
+        using var valLabels = validation.LabelsTensor();
+        var augment = _options.AugmentOptions;
+        var batchSize = Math.Min(_options.BatchSize, train.Count);
+        // A last batch of one sample breaks batch norm; drop a remainder smaller than 2.
+        var batches = train.Count / batchSize + (train.Count % batchSize >= 2 ? 1 : 0);
+        var totalWatch = Stopwatch.StartNew();
+        var elapsedBefore = state.ElapsedSeconds;
+        var cancelled = false;
+        var stoppedEarly = false;
+
+        for (var epoch = state.Epoch + 1; epoch <= _options.Epochs; epoch++)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                cancelled = true;
+                break;
+            }
+            progress?.Report(new TrainingProgress(TrainingPhase.EpochStarted, epoch, _options.Epochs, 0, batches, 0, 0, 0));
+            var epochWatch = Stopwatch.StartNew();
+            manual_seed(EpochSeed(epoch, 1));
+            using var orderGen = new Generator().manual_seed(EpochSeed(epoch, 2));
+            using var augmentGen = new Generator().manual_seed(EpochSeed(epoch, 3));
+            using var order = randperm(train.Count, generator: orderGen);
+            model.train();
+            double lossSum = 0;
+            long correct = 0, seen = 0;
+            double lr = 0;
+            for (var b = 0; b < batches; b++)
+            {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    cancelled = true;
+                    break;
+                }
+                using var scope = NewDisposeScope();
+                lr = LrSchedule.At(_options, state.Schedule, epoch - 1 + (double)b / batches);
+                SetLearningRate(optimizer, lr);
+                var start = b * batchSize;
+                var end = Math.Min(train.Count, start + batchSize);
+                var index = order.narrow(0, start, end - start);
+                var scaled = trainX.index_select(0, index).to(ScalarType.Float32).div_(255f);
+                var augmented = Augmentation.Apply(scaled, augment, augmentGen);
+                var input = Preprocessing.NormalizeScaled(augmented, state.Normalization);
+                var target = SmoothTargets(trainTargets.index_select(0, index), classCount);
+                var logits = model.forward(input);
+                var loss = SoftCrossEntropy(logits, target);
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+                if (ema != null) UpdateEma(ema, model, _options.Ema);
+                var n = end - start;
+                lossSum += loss.item<float>() * n;
+                correct += logits.argmax(1).eq(trainLabels.index_select(0, index)).sum().item<long>();
+                seen += n;
+                progress?.Report(new TrainingProgress(TrainingPhase.Batch, epoch, _options.Epochs, b + 1, batches,
+                    lossSum / seen, (double)correct / seen, seen / epochWatch.Elapsed.TotalSeconds));
+            }
+            if (cancelled)
+            {
+                break;
+            }
+            var trainSeconds = epochWatch.Elapsed.TotalSeconds;
+            progress?.Report(new TrainingProgress(TrainingPhase.Validating, epoch, _options.Epochs, batches, batches,
+                lossSum / seen, (double)correct / seen, seen / trainSeconds));
+            var evalModel = ema ?? model;
+            var (valLoss, valAccuracy) = Validate(evalModel, valX, valTargets, valLabels, state.Normalization);
+            var metrics = new EpochMetrics(epoch, lossSum / seen, (double)correct / seen, valLoss, valAccuracy, lr,
+                epochWatch.Elapsed.TotalSeconds, seen / trainSeconds);
+            var monitored = metrics.Monitored(_options.Monitor);
+            var isBest = double.IsNaN(state.BestMonitored) || Better(monitored, state.BestMonitored);
+            var history = new List<EpochMetrics>(state.History) { metrics };
+            state = state with
+            {
+                Epoch = epoch,
+                History = history,
+                BestMonitored = isBest ? monitored : state.BestMonitored,
+                BestEpoch = isBest ? epoch : state.BestEpoch,
+                EpochsWithoutImprovement = isBest ? 0 : state.EpochsWithoutImprovement + 1,
+                Schedule = LrSchedule.AfterEpoch(_options, state.Schedule, monitored),
+                ElapsedSeconds = elapsedBefore + totalWatch.Elapsed.TotalSeconds,
+            };
+            stoppedEarly = _options.EarlyStoppingPatience > 0 && state.EpochsWithoutImprovement >= _options.EarlyStoppingPatience;
+            state = state with { Stopped = stoppedEarly || epoch == _options.Epochs };
+
+            var modelBytes = SaveModule(model);
+            var emaBytes = ema == null ? null : SaveModule(ema);
+            var optimizerBytes = SaveOptimizer(optimizer);
+            if (isBest)
+            {
+                Checkpoint.Save(BestCheckpointPath, state, modelBytes, emaBytes, optimizerBytes);
+                SavePackage(evalModel, state, train.ClassNames);
+            }
+            Checkpoint.Save(LastCheckpointPath, state, modelBytes, emaBytes, optimizerBytes);
+            AtomicFile.WriteAllText(HistoryPath, TrainingHistory.ToCsv(state.History));
+            if (DrawCurvesEachEpoch)
+            {
+                TrainingCurves.Save(state.History, CurvesPath, _options.Architecture);
+            }
+            Log(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"epoch {epoch}/{_options.Epochs}: loss {metrics.TrainLoss:F4} acc {metrics.TrainAccuracy:P2} | val_loss {metrics.ValLoss:F4} val_acc {metrics.ValAccuracy:P2} | lr {lr:G3} | {metrics.Seconds:F0}s {metrics.ImagesPerSecond:F0} img/s{(isBest ? " | best" : "")}"));
+            progress?.Report(new TrainingProgress(TrainingPhase.EpochCompleted, epoch, _options.Epochs, batches, batches,
+                metrics.TrainLoss, metrics.TrainAccuracy, metrics.ImagesPerSecond, metrics, isBest));
+            if (stoppedEarly)
+            {
+                Log($"early stopping: no improvement in {_options.Monitor} for {_options.EarlyStoppingPatience} epochs; best epoch {state.BestEpoch}");
+                break;
+            }
+        }
+        if (cancelled)
+        {
+            Log(state.Epoch > 0
+                ? $"cancelled during epoch {state.Epoch + 1}; checkpoint of epoch {state.Epoch} kept, continue with --resume"
+                : "cancelled before the first epoch completed");
+            progress?.Report(new TrainingProgress(TrainingPhase.Stopped, state.Epoch, _options.Epochs, 0, 0, 0, 0, 0, Message: "cancelled"));
+        }
+        if (state.History.Count > 0)
+        {
+            TrainingCurves.Save(state.History, CurvesPath, _options.Architecture);
+        }
+        return new TrainingResult(state.History, state.BestEpoch, state.BestMonitored, ModelPath, stoppedEarly, cancelled,
+            elapsedBefore + totalWatch.Elapsed.TotalSeconds);
+    }
+
+    private void CheckResumable(TrainOptions saved)
+    {
+        // Only the epoch budget may change on resume; anything else would silently make a different run.
+        if (saved with { Epochs = _options.Epochs } != _options)
+        {
+            throw new ArgumentException($"{LastCheckpointPath}: the run was started with different options; resume with the same options (only --epochs may change)");
+        }
+    }
+
+    private long EpochSeed(int epoch, int stream) => unchecked(_options.Seed * 1_000_003L + epoch * 7919L + stream);
+
+    private bool Better(double value, double best) =>
+        _options.Monitor == "val_loss" ? value < best - 1e-9 : value > best + 1e-9;
+
+    private void SavePackage(nn.Module<Tensor, Tensor> network, TrainingState state, IReadOnlyList<string> classNames)
+    {
+        var best = state.History[^1];
+        var metadata = new ModelMetadata
+        {
+            Name = Path.GetFileName(Path.GetFullPath(_runDirectory)),
+            Architecture = _options.Architecture,
+            ClassNames = classNames,
+            Normalization = state.Normalization,
+            Training = _options,
+            Dataset = state.Dataset,
+            Epochs = state.Epoch,
+            TrainingSeconds = Math.Round(state.ElapsedSeconds, 1),
+            Metrics = new Dictionary<string, double>
+            {
+                ["val_accuracy"] = Math.Round(best.ValAccuracy, 6),
+                ["val_loss"] = Math.Round(best.ValLoss, 6),
+                ["train_accuracy"] = Math.Round(best.TrainAccuracy, 6),
+                ["best_epoch"] = best.Epoch,
+            },
+        };
+        // The package wraps (does not own) the training network, so it must not be disposed here.
+        var package = new EmotionModel(metadata, network);
+        package.Save(ModelPath);
+        network.train(); // EmotionModel switched it to eval mode
+    }
+
+    private OptimizerHelper CreateOptimizer(nn.Module<Tensor, Tensor> model) => _options.Optimizer switch
+    {
+        OptimizerKind.Adam => optim.Adam(model.parameters(), _options.LearningRate, weight_decay: _options.WeightDecay),
+        OptimizerKind.AdamW => optim.AdamW(model.parameters(), _options.LearningRate, weight_decay: _options.WeightDecay),
+        OptimizerKind.Sgd => optim.SGD(model.parameters(), _options.LearningRate, momentum: _options.Momentum,
+            weight_decay: _options.WeightDecay, nesterov: _options.Nesterov && _options.Momentum > 0),
+        _ => throw new ArgumentOutOfRangeException(nameof(_options), _options.Optimizer, "unknown optimizer"),
+    };
+
+    private static void SetLearningRate(OptimizerHelper optimizer, double lr)
+    {
+        foreach (var group in optimizer.ParamGroups)
+        {
+            group.LearningRate = lr;
+        }
+    }
+
+    private static Tensor Targets(FaceDataset data) => data.LabelDistributions is { } soft
+        ? tensor(soft, [data.Count, data.ClassCount])
+        : nn.functional.one_hot(data.LabelsTensor(), data.ClassCount).to(ScalarType.Float32);
+
+    private Tensor SmoothTargets(Tensor targets, int classes) => _options.LabelSmoothing > 0
+        ? targets.mul(1 - _options.LabelSmoothing).add_(_options.LabelSmoothing / classes)
+        : targets;
+
+    /// <summary>Cross-entropy against a target distribution (one-hot, smoothed, or FER+ votes).</summary>
+    public static Tensor SoftCrossEntropy(Tensor logits, Tensor target)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(target);
+        return nn.functional.log_softmax(logits, 1).mul(target).sum(1).mean().neg();
+    }
+
+    private static (double Loss, double Accuracy) Validate(
+        nn.Module<Tensor, Tensor> model, Tensor x, Tensor targets, Tensor labels, Normalization normalization)
+    {
+        model.eval();
+        using var noGrad = no_grad();
+        var count = x.shape[0];
+        double lossSum = 0;
+        long correct = 0;
+        const int batch = 256;
+        for (long start = 0; start < count; start += batch)
+        {
+            using var scope = NewDisposeScope();
+            var n = Math.Min(batch, count - start);
+            var input = Preprocessing.Normalize(x.narrow(0, start, n), normalization);
+            var logits = model.forward(input);
+            lossSum += SoftCrossEntropy(logits, targets.narrow(0, start, n)).item<float>() * n;
+            correct += logits.argmax(1).eq(labels.narrow(0, start, n)).sum().item<long>();
+        }
+        return (lossSum / count, (double)correct / count);
+    }
+
+    private static void UpdateEma(nn.Module<Tensor, Tensor> ema, nn.Module<Tensor, Tensor> model, double decay)
+    {
+        using var noGrad = no_grad();
+        var source = model.state_dict();
+        foreach (var (name, target) in ema.state_dict())
+        {
+            var value = source[name];
+            if (target.is_floating_point())
+            {
+                target.mul_(decay).add_(value, alpha: 1 - decay);
+            }
+            else
+            {
+                target.copy_(value); // counters such as BatchNorm's num_batches_tracked
+            }
+        }
+    }
+
+    private static byte[] SaveModule(nn.Module module)
+    {
+        using var ms = new MemoryStream();
+        module.save(ms);
+        return ms.ToArray();
+    }
+
+    private static void LoadModule(nn.Module module, byte[] bytes)
+    {
+        using var ms = new MemoryStream(bytes);
+        module.load(ms);
+    }
+
+    private static byte[] SaveOptimizer(OptimizerHelper optimizer)
+    {
+        using var ms = new MemoryStream();
+        using (var writer = new BinaryWriter(ms, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            optimizer.save_state_dict(writer);
+        }
+        return ms.ToArray();
+    }
+
+    private static Normalization ComputeNormalization(FaceDataset train)
+    {
+        double sum = 0, sumSq = 0;
+        foreach (var p in train.Pixels)
+        {
+            var v = p / 255.0;
+            sum += v;
+            sumSq += v * v;
+        }
+        var n = (double)train.Pixels.Length;
+        var mean = sum / n;
+        var std = Math.Sqrt(Math.Max(1e-12, sumSq / n - mean * mean));
+        return new Normalization(Math.Round(mean, 6), Math.Round(std, 6));
+    }
+
+    internal static DatasetFingerprint Fingerprint(FaceDataset data)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(data.Pixels);
+        hash.AppendData(data.Labels.Select(l => (byte)l).ToArray());
+        var source = data.Origins is { Count: > 0 } origins ? origins[0].Split(':')[0] : "memory";
+        var counts = data.CountsByClass();
+        return new DatasetFingerprint(source, data.Count, Convert.ToHexStringLower(hash.GetHashAndReset())[..16],
+            data.ClassNames.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => counts[x.i]));
+    }
+
+    private void Log(string line)
+    {
+        Directory.CreateDirectory(_runDirectory);
+        File.AppendAllText(LogPath, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss}Z {line}{Environment.NewLine}");
+    }
+}
