@@ -59,12 +59,16 @@ public static class Fer2013Dataset
             var candidate = Path.Combine(env, fileName);
             return File.Exists(candidate) ? candidate : null;
         }
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+        // The project sits beside shared/: look upwards from the working directory and from the binaries.
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {
-            var candidate = Path.Combine(dir.FullName, "shared", "data", "fer2013", fileName);
-            if (File.Exists(candidate))
+            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
             {
-                return candidate;
+                var candidate = Path.Combine(dir.FullName, "shared", "data", "fer2013", fileName);
+                if (File.Exists(candidate))
+                {
+                    return candidate;
+                }
             }
         }
         return null;

@@ -69,6 +69,7 @@ public sealed class Trainer
 
         var classCount = train.ClassCount;
         var architecture = ModelRegistry.Get(_options.Architecture);
+        manual_seed(EpochSeed(0, 0)); // weight initialisation is part of the run's reproducibility
         using var model = architecture.Create(classCount);
         using var ema = _options.Ema > 0 ? architecture.Create(classCount) : null;
         var optimizer = CreateOptimizer(model);

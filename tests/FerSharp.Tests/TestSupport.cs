@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using FerSharp.Data;
+
+namespace FerSharp.Tests;
+
+/// <summary>A fact that is skipped, with the reason shown, when ../shared/data/fer2013 is absent.</summary>
+public sealed class SharedDataFactAttribute : FactAttribute
+{
+    public SharedDataFactAttribute(string file = "fer2013.csv.gz")
+    {
+        if (Fer2013Dataset.FindSharedData(file) == null)
+        {
+            Skip = $"shared data file {file} not found (looked in ../shared/data/fer2013 and $FERSHARP_DATA)";
+        }
+    }
+}
+
+/// <summary>A temp folder deleted when disposed.</summary>
+public sealed class TempDir : IDisposable
+{
+    public TempDir()
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "fersharp-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+public static class Synthetic
+{
+    /// <summary>
+    /// A learnable toy dataset: class k is a bright square in cell k of a 3x3 grid over a noisy background,
+    /// so a CNN must use spatial features to separate the classes.
+    /// </summary>
+    public static FaceDataset Patterns(int perClass, int classes = 7, int seed = 1, DataSplit split = DataSplit.Training)
+    {
+        var rng = new Random(seed);
+        var count = perClass * classes;
+        var pixels = new byte[count * FaceDataset.PixelsPerImage];
+        var labels = new int[count];
+        for (var i = 0; i < count; i++)
+        {
+            var label = i % classes;
+            labels[i] = label;
+            var face = pixels.AsSpan(i * FaceDataset.PixelsPerImage, FaceDataset.PixelsPerImage);
+            for (var p = 0; p < face.Length; p++) face[p] = (byte)rng.Next(0, 90);
+            var (cy, cx) = (label / 3 * 16 + rng.Next(0, 4), label % 3 * 16 + rng.Next(0, 4));
+            for (var y = cy; y < cy + 12; y++)
+            for (var x = cx; x < cx + 12; x++)
+                face[y * 48 + x] = (byte)rng.Next(200, 256);
+        }
+        return new FaceDataset(EmotionClasses.Fer2013, pixels, labels, Enumerable.Repeat(split, count).ToArray());
+    }
+
+    /// <summary>A CSV row with valid fields, for building good and bad files.</summary>
+    public static string Row(int emotion, string usage = "Training", int pixelCount = FaceDataset.PixelsPerImage, int value = 7) =>
+        $"{emotion},{string.Join(' ', Enumerable.Repeat(value, pixelCount))},{usage}";
+}
+
+/// <summary>Runs the built <c>fer</c> CLI as a separate process, as a user would.</summary>
+public static class Cli
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr);
+
+    public static Result Run(params string[] args) => RunIn(null, args);
+
+    public static Result RunIn(string? workingDirectory, params string[] args)
+    {
+        var dll = System.IO.Path.Combine(AppContext.BaseDirectory, "fer.dll");
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
+        };
+        info.ArgumentList.Add(dll);
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["NO_COLOR"] = "1";
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"fer {string.Join(' ', args)} did not finish in 5 minutes");
+        }
+        return new Result(process.ExitCode, stdout.Result, stderr.Result);
+    }
+}

@@ -1,0 +1,310 @@
+using FerSharp.Data;
+using FerSharp.Models;
+using FerSharp.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FerSharp.Tests;
+
+[Collection("torch")] // trainings share libtorch's global thread pool and RNG; run them one at a time
+public class TrainerTests
+{
+    private static TrainOptions Quick(int epochs) => new()
+    {
+        Architecture = "vgg-bn",
+        Epochs = epochs,
+        BatchSize = 32,
+        Optimizer = OptimizerKind.Adam,
+        LearningRate = 2e-3,
+        Augment = "none",
+        Schedule = LrScheduleKind.None,
+        EarlyStoppingPatience = 0,
+        Seed = 7,
+    };
+
+    [Fact]
+    public void Learns_a_learnable_synthetic_task_and_loss_decreases()
+    {
+        using var dir = new TempDir();
+        var trainer = new Trainer(Quick(4), Path.Combine(dir.Path, "run")) { DrawCurvesEachEpoch = false };
+        var result = trainer.Fit(Synthetic.Patterns(24, seed: 1), Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest));
+        Assert.Equal(4, result.History.Count);
+        Assert.True(result.History[^1].TrainLoss < result.History[0].TrainLoss,
+            $"loss did not decrease: {string.Join(", ", result.History.Select(h => h.TrainLoss))}");
+        Assert.True(result.History.Max(h => h.ValAccuracy) >= 0.9,
+            $"validation accuracy stayed at {string.Join(", ", result.History.Select(h => h.ValAccuracy))}");
+        foreach (var file in new[] { trainer.HistoryPath, trainer.CurvesPath, trainer.LogPath, trainer.LastCheckpointPath, trainer.BestCheckpointPath,
+                     Path.Combine(trainer.ModelPath, "model.json"), Path.Combine(trainer.RunDirectory, "config.json") })
+        {
+            Assert.True(File.Exists(file), $"{file} missing");
+        }
+        Assert.Equal(4, TrainingHistory.FromCsv(trainer.HistoryPath).Count);
+    }
+
+    [Fact]
+    public void Seed_cnn_trains_and_its_package_reloads_with_identical_outputs()
+    {
+        using var dir = new TempDir();
+        var options = Quick(2) with { Architecture = "seed-cnn", LearningRate = 1e-3 };
+        var trainer = new Trainer(options, Path.Combine(dir.Path, "run")) { DrawCurvesEachEpoch = false };
+        var validation = Synthetic.Patterns(4, seed: 2, split: DataSplit.PublicTest);
+        trainer.Fit(Synthetic.Patterns(16, seed: 1), validation);
+
+        using var first = EmotionModel.Load(trainer.ModelPath);
+        using var second = EmotionModel.Load(trainer.ModelPath);
+        using var faces = validation.ToTensor();
+        using var a = first.PredictProbabilities(faces);
+        using var b = second.PredictProbabilities(faces);
+        Assert.Equal(new long[] { validation.Count, 7 }, a.shape);
+        Assert.True(a.allclose(b, rtol: 0, atol: 0), "reloaded model gives different outputs");
+        Assert.True(a.sum(1).allclose(ones(validation.Count), atol: 1e-5), "probabilities do not sum to 1");
+        Assert.Equal("seed-cnn", first.Metadata.Architecture);
+        Assert.Equal(EmotionClasses.Fer2013, first.ClassNames);
+        Assert.Equal(2_345_607, first.Metadata.Parameters);
+    }
+
+    [Fact]
+    public void Resume_after_a_stop_repeats_the_uninterrupted_history_exactly()
+    {
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(12, seed: 1);
+        var validation = Synthetic.Patterns(4, seed: 2, split: DataSplit.PublicTest);
+        var options = Quick(3) with { Augment = "rotate=10,zoom=0.1,flip,erase=0.3", Schedule = LrScheduleKind.Cosine, WarmupEpochs = 1, Ema = 0.9 };
+
+        var straight = new Trainer(options, Path.Combine(dir.Path, "straight")) { DrawCurvesEachEpoch = false }.Fit(train, validation);
+
+        var resumedDir = Path.Combine(dir.Path, "resumed");
+        var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase == TrainingPhase.EpochCompleted && p.Epoch == 2) cts.Cancel(); // "Ctrl+C" after epoch 2
+        });
+        var stopped = new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, progress: progress, cancellationToken: cts.Token);
+        Assert.True(stopped.Cancelled);
+        Assert.Equal(2, stopped.History.Count);
+
+        var resumed = new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true);
+        Assert.Equal(3, resumed.History.Count);
+        for (var i = 0; i < 3; i++)
+        {
+            var (x, y) = (straight.History[i], resumed.History[i]);
+            Assert.Equal(x.TrainLoss, y.TrainLoss, 6);
+            Assert.Equal(x.TrainAccuracy, y.TrainAccuracy, 6);
+            Assert.Equal(x.ValLoss, y.ValLoss, 6);
+            Assert.Equal(x.ValAccuracy, y.ValAccuracy, 6);
+            Assert.Equal(x.LearningRate, y.LearningRate, 12);
+        }
+    }
+
+    [Fact]
+    public void Resume_with_different_options_is_refused()
+    {
+        using var dir = new TempDir();
+        var run = Path.Combine(dir.Path, "run");
+        new Trainer(Quick(1), run) { DrawCurvesEachEpoch = false }.Fit(Synthetic.Patterns(4), Synthetic.Patterns(2, split: DataSplit.PublicTest));
+        var ex = Assert.Throws<ArgumentException>(() => new Trainer(Quick(2) with { LearningRate = 0.5 }, run).Fit(
+            Synthetic.Patterns(4), Synthetic.Patterns(2, split: DataSplit.PublicTest), resume: true));
+        Assert.Contains("different options", ex.Message);
+        Assert.Throws<IOException>(() => new Trainer(Quick(1), run).Fit(Synthetic.Patterns(4), Synthetic.Patterns(2, split: DataSplit.PublicTest)));
+    }
+
+    [Fact]
+    public void Early_stopping_stops_when_the_monitored_metric_stalls()
+    {
+        using var dir = new TempDir();
+        // A learning rate this small cannot change predictions, so validation accuracy never improves.
+        var options = Quick(20) with { LearningRate = 1e-12, EarlyStoppingPatience = 2 };
+        var result = new Trainer(options, Path.Combine(dir.Path, "run")) { DrawCurvesEachEpoch = false }
+            .Fit(Synthetic.Patterns(6), Synthetic.Patterns(3, split: DataSplit.PublicTest));
+        Assert.True(result.StoppedEarly);
+        Assert.Equal(3, result.History.Count);
+        Assert.Equal(1, result.BestEpoch);
+    }
+
+    [Fact]
+    public void A_checkpoint_write_that_dies_midway_leaves_the_previous_checkpoint_intact()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("last.ckpt");
+        var state = new TrainingState
+        {
+            Options = Quick(1), History = [], Schedule = new LrScheduleState(), Normalization = new Normalization(), ClassNames = EmotionClasses.Fer2013,
+            Epoch = 5, BestMonitored = double.NaN,
+        };
+        Checkpoint.Save(path, state, [1, 2, 3], null, [4, 5]);
+        var good = File.ReadAllBytes(path);
+
+        Assert.Throws<IOException>(() => AtomicFile.Write(path, stream =>
+        {
+            stream.Write(new byte[1000]);
+            throw new IOException("disk full (simulated crash mid-write)");
+        }));
+        Assert.Equal(good, File.ReadAllBytes(path));
+        Assert.Single(Directory.GetFiles(dir.Path)); // no temp file left behind
+        var (loaded, model, ema, optimizer) = Checkpoint.Load(path);
+        Assert.Equal(5, loaded.Epoch);
+        Assert.Equal(new byte[] { 1, 2, 3 }, model);
+        Assert.Null(ema);
+        Assert.Equal(new byte[] { 4, 5 }, optimizer);
+
+        File.WriteAllBytes(path, good[..(good.Length / 2)]);
+        Assert.Contains("corrupt or truncated", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(path)).Message);
+    }
+
+    private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}
+
+public class ModelPackageTests
+{
+    [Fact]
+    public void Missing_corrupt_or_mismatched_packages_fail_clearly()
+    {
+        using var dir = new TempDir();
+        Assert.Contains("no such model package", Assert.Throws<FileNotFoundException>(() => EmotionModel.Load(dir.File("nothing"))).Message);
+        Assert.Contains("no model.json", Assert.Throws<FileNotFoundException>(() => EmotionModel.Load(dir.Path)).Message);
+
+        var metadata = new ModelMetadata { Name = "t", Architecture = "seed-cnn", ClassNames = EmotionClasses.Fer2013 };
+        using (var model = new EmotionModel(metadata, ModelRegistry.Create("seed-cnn", 7)))
+        {
+            model.Save(dir.Path);
+        }
+        using (EmotionModel.Load(dir.Path)) { }
+
+        var weights = dir.File("weights.bin");
+        var bytes = File.ReadAllBytes(weights);
+        bytes[^10] ^= 0xff;
+        File.WriteAllBytes(weights, bytes);
+        Assert.Contains("checksum", Assert.Throws<InvalidDataException>(() => EmotionModel.Load(dir.Path)).Message);
+
+        var json = File.ReadAllText(dir.File("model.json"));
+        File.WriteAllText(dir.File("model.json"), json.Replace("\"seed-cnn\"", "\"vgg-bn\"", StringComparison.Ordinal)
+            .Replace("\"weights_sha256\"", "\"ignored\"", StringComparison.Ordinal));
+        Assert.Contains("do not fit architecture 'vgg-bn'", Assert.Throws<InvalidDataException>(() => EmotionModel.Load(dir.Path)).Message);
+
+        File.WriteAllText(dir.File("model.json"), "{ not json");
+        Assert.Contains("not a valid model.json", Assert.Throws<InvalidDataException>(() => EmotionModel.Load(dir.Path)).Message);
+    }
+}
+
+public class AugmentationTests
+{
+    private static Tensor Batch(int seed)
+    {
+        using var g = new Generator().manual_seed(seed);
+        return rand([6, 1, 48, 48], generator: g);
+    }
+
+    [Fact]
+    public void Flip_twice_is_identity()
+    {
+        using var x = Batch(1);
+        using var once = Augmentation.HorizontalFlip(x);
+        using var twice = Augmentation.HorizontalFlip(once);
+        Assert.False(once.allclose(x));
+        Assert.True(twice.allclose(x, rtol: 0, atol: 0));
+    }
+
+    [Fact]
+    public void Zero_rotation_zoom_and_shift_is_identity_within_tolerance()
+    {
+        using var x = Batch(2);
+        using var g = new Generator().manual_seed(1);
+        using var y = Augmentation.Apply(x, new AugmentOptions { RotateDegrees = 0, Zoom = 0, Shift = 0 }, g);
+        Assert.True(y.allclose(x, atol: 1e-5));
+    }
+
+    [Fact]
+    public void Always_flipping_equals_the_mirror_image()
+    {
+        // flip=1 in the affine path flips about half the batch; check each image is either itself or its mirror.
+        using var x = Batch(3);
+        using var g = new Generator().manual_seed(5);
+        using var y = Augmentation.Apply(x, new AugmentOptions { Flip = true }, g);
+        using var mirror = Augmentation.HorizontalFlip(x);
+        var flipped = 0;
+        for (var i = 0; i < 6; i++)
+        {
+            var same = y[i].allclose(x[i], atol: 1e-5);
+            var mirrored = y[i].allclose(mirror[i], atol: 1e-5);
+            Assert.True(same ^ mirrored, $"image {i} is neither unchanged nor mirrored");
+            if (mirrored) flipped++;
+        }
+        Assert.InRange(flipped, 1, 5);
+    }
+
+    [Fact]
+    public void Shapes_and_value_range_are_preserved_and_seeds_reproduce()
+    {
+        using var x = Batch(4);
+        var options = AugmentOptions.Parse("rotate=20,zoom=0.2,shift=0.1,flip,erase=1");
+        using var g1 = new Generator().manual_seed(9);
+        using var g2 = new Generator().manual_seed(9);
+        using var a = Augmentation.Apply(x, options, g1);
+        using var b = Augmentation.Apply(x, options, g2);
+        Assert.Equal(x.shape, a.shape);
+        Assert.True(a.min().item<float>() >= 0 && a.max().item<float>() <= 1);
+        Assert.True(a.allclose(b, rtol: 0, atol: 0));
+        Assert.False(a.allclose(x));
+    }
+
+    [Fact]
+    public void Parse_round_trips_and_rejects_unknown_options()
+    {
+        var options = AugmentOptions.Parse("rotate=15, zoom=0.1,flip,shift=0.1");
+        Assert.Equal("rotate=15,zoom=0.1,shift=0.1,flip", options.ToString());
+        Assert.Equal(options, AugmentOptions.Parse(options.ToString()));
+        Assert.True(AugmentOptions.Parse("none").IsIdentity);
+        Assert.Contains("unknown augment option 'blur'", Assert.Throws<ArgumentException>(() => AugmentOptions.Parse("blur=2")).Message);
+        Assert.Contains("non-negative", Assert.Throws<ArgumentException>(() => AugmentOptions.Parse("rotate=-3")).Message);
+    }
+}
+
+public class LrScheduleTests
+{
+    [Fact]
+    public void Warmup_cosine_and_plateau_follow_their_definitions()
+    {
+        var cosine = new TrainOptions { LearningRate = 0.1, Epochs = 10, WarmupEpochs = 2, Schedule = LrScheduleKind.Cosine, MinLearningRate = 0 };
+        Assert.Equal(0.05, LrSchedule.At(cosine, new LrScheduleState(), 1), 9);
+        Assert.Equal(0.1, LrSchedule.At(cosine, new LrScheduleState(), 2), 9);
+        Assert.Equal(0.05, LrSchedule.At(cosine, new LrScheduleState(), 6), 9);
+        Assert.Equal(0, LrSchedule.At(cosine, new LrScheduleState(), 10), 9);
+
+        var plateau = new TrainOptions { LearningRate = 0.1, Schedule = LrScheduleKind.Plateau, PlateauPatience = 1, PlateauFactor = 0.5 };
+        var state = new LrScheduleState();
+        foreach (var acc in new[] { 0.5, 0.6, 0.6, 0.6 }) state = LrSchedule.AfterEpoch(plateau, state, acc);
+        Assert.Equal(0.05, LrSchedule.At(plateau, state, 4), 9);
+    }
+}
+
+public class ArchitectureTests
+{
+    [Theory]
+    [InlineData("seed-cnn")]
+    [InlineData("vgg-bn")]
+    [InlineData("resnet-small")]
+    [InlineData("mini-xception")]
+    public void Every_architecture_maps_a_batch_of_faces_to_class_logits(string name)
+    {
+        using var scope = NewDisposeScope();
+        using var model = ModelRegistry.Create(name, 8);
+        model.eval();
+        var y = model.forward(zeros(3, 1, 48, 48));
+        Assert.Equal(new long[] { 3, 8 }, y.shape);
+    }
+
+    [Fact]
+    public void Seed_cnn_has_the_seed_layer_list()
+    {
+        using var model = ModelRegistry.Create("seed-cnn", 7);
+        var profile = ModelProfiler.Profile(model);
+        var convs = profile.Layers.Where(l => l.Type == "Conv2d").Select(l => l.OutputShape[1]).ToArray();
+        Assert.Equal(new long[] { 32, 64, 128, 128 }, convs);
+        Assert.Equal(3, profile.Layers.Count(l => l.Type == "MaxPool2d"));
+        Assert.Equal(new long[] { 1024, 7 }, profile.Layers.Where(l => l.Type == "Linear").Select(l => l.OutputShape[1]));
+        Assert.Equal(2_345_607, profile.Parameters);
+    }
+}
