@@ -7,5 +7,7 @@ var root = new RootCommand("fer — facial expression recognition: train, evalua
     DataCommands.Create(),
     TrainCommand.Create(),
     ModelsCommand.Create(),
+    EvaluateCommand.Create(),
+    EvaluateCommand.Compare(),
 };
 return CliRunner.Run(root, args);

@@ -37,13 +37,18 @@ public static class TrainingCurves
             var marker = accuracy.Add.Marker(best.Epoch, best.ValAccuracy * 100);
             marker.Color = Colors.OrangeRed;
             marker.Size = 10;
-            accuracy.Add.Text($"best {best.ValAccuracy:P2} @ {best.Epoch}", best.Epoch, best.ValAccuracy * 100);
+            var label = accuracy.Add.Text($"best {best.ValAccuracy:P2} @ {best.Epoch}", best.Epoch, best.ValAccuracy * 100);
+            label.LabelAlignment = Alignment.UpperRight; // left of and below the marker, so it stays inside the axes
         }
         accuracy.Title($"{title}: accuracy");
         accuracy.XLabel("epoch");
         accuracy.YLabel("accuracy (%)");
         accuracy.ShowLegend(Alignment.LowerRight);
 
+        foreach (var plot in new[] { loss, accuracy })
+        {
+            plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        }
         using var image = multiplot.Render(width, height);
         return image.GetImageBytes(ImageFormat.Png, 100);
     }

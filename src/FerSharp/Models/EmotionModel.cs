@@ -169,7 +169,8 @@ public static class Preprocessing
     {
         ArgumentNullException.ThrowIfNull(faces);
         ArgumentNullException.ThrowIfNull(normalization);
-        using var scaled = faces.to(ScalarType.Float32).div_(255f);
+        // Not in place: for float input to() can share storage with the caller's tensor.
+        using var scaled = faces.to(ScalarType.Float32).div(255f);
         return NormalizeScaled(scaled, normalization);
     }
 

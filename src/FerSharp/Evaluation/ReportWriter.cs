@@ -1,0 +1,148 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using FerSharp.Models;
+
+namespace FerSharp.Evaluation;
+
+/// <summary>Writes an evaluation as a report folder: metrics.json, report.md and PNG pictures.</summary>
+public static class ReportWriter
+{
+    public const string MetricsFile = "metrics.json";
+
+    public static void Write(EvaluationResult result, string folder, string? modelPath = null, string? dataPath = null)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        Directory.CreateDirectory(folder);
+        var title = $"{result.ModelName} on {result.Split}";
+        AtomicFile.WriteAllBytes(Path.Combine(folder, "confusion_matrix.png"), ReportPlots.ConfusionMatrix(result.Metrics, $"{title}: confusion matrix"));
+        AtomicFile.WriteAllBytes(Path.Combine(folder, "per_class.png"), ReportPlots.PerClass(result.Metrics, $"{title}: per-class metrics"));
+        var mistakes = ReportPlots.ConfidentMistakes(result);
+        if (mistakes != null)
+        {
+            AtomicFile.WriteAllBytes(Path.Combine(folder, "mistakes.png"), mistakes);
+        }
+        var curves = FindCurves(modelPath);
+        if (curves != null)
+        {
+            AtomicFile.WriteAllBytes(Path.Combine(folder, "curves.png"), File.ReadAllBytes(curves));
+        }
+        AtomicFile.WriteAllText(Path.Combine(folder, MetricsFile), MetricsJson(result, modelPath, dataPath));
+        AtomicFile.WriteAllText(Path.Combine(folder, "report.md"), Markdown(result, mistakes != null, curves != null, modelPath, dataPath));
+    }
+
+    /// <summary>A model package inside a run folder (<c>runs/x/model</c>) has its training curves one level up.</summary>
+    private static string? FindCurves(string? modelPath)
+    {
+        if (modelPath == null) return null;
+        var folder = Directory.Exists(modelPath) ? modelPath : Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
+        foreach (var candidate in new[] { Path.Combine(folder, "curves.png"), Path.Combine(folder, "..", "curves.png") })
+        {
+            if (File.Exists(candidate)) return candidate;
+        }
+        return null;
+    }
+
+    public static string MetricsJson(EvaluationResult result, string? modelPath, string? dataPath)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var m = result.Metrics;
+        var doc = new Dictionary<string, object?>
+        {
+            ["model"] = result.ModelName,
+            ["model_path"] = modelPath,
+            ["data"] = dataPath,
+            ["split"] = result.Split,
+            ["tta"] = result.Tta.ToString().ToLowerInvariant(),
+            ["count"] = m.Count,
+            ["accuracy"] = m.Accuracy,
+            ["macro_f1"] = m.MacroF1,
+            ["weighted_f1"] = m.WeightedF1,
+            ["top_k_accuracy"] = m.TopKAccuracy.ToDictionary(kv => kv.Key.ToString(CultureInfo.InvariantCulture), kv => kv.Value),
+            ["expected_calibration_error"] = m.ExpectedCalibrationError,
+            ["classes"] = m.Classes,
+            ["per_class"] = m.PerClass.ToDictionary(c => c.Name, c => new
+            {
+                precision = c.Precision, recall = c.Recall, f1 = c.F1, support = c.Support, predicted = c.Predicted, predictable = c.Predictable,
+            }),
+            ["confusion_matrix"] = m.ConfusionMatrix,
+            ["confusion_matrix_normalized"] = m.RowNormalized(),
+            ["without_tta"] = result.WithoutTta is { } plain ? new { accuracy = plain.Accuracy, macro_f1 = plain.MacroF1 } : null,
+            ["images_per_second"] = Math.Round(result.ImagesPerSecond, 1),
+            ["seconds"] = Math.Round(result.Seconds, 3),
+            ["notes"] = result.Notes,
+            ["fersharp_version"] = FerSharpInfo.Version,
+            ["created"] = DateTimeOffset.UtcNow,
+        };
+        return JsonSerializer.Serialize(doc, ModelMetadata.JsonOptions);
+    }
+
+    private static string Markdown(EvaluationResult result, bool hasMistakes, bool hasCurves, string? modelPath, string? dataPath)
+    {
+        var m = result.Metrics;
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine(inv, $"# Evaluation: {result.ModelName} on {result.Split}");
+        sb.AppendLine();
+        sb.AppendLine(inv, $"Model `{modelPath ?? result.ModelName}`, data `{dataPath ?? "(in memory)"}`, {m.Count:N0} faces, test-time augmentation: {result.Tta.ToString().ToLowerInvariant()}. FerSharp {FerSharpInfo.Version}, {DateTime.UtcNow:yyyy-MM-dd}.");
+        sb.AppendLine();
+        sb.AppendLine("| metric | value |");
+        sb.AppendLine("|---|---:|");
+        sb.AppendLine(inv, $"| accuracy | **{m.Accuracy:P2}** |");
+        if (result.WithoutTta is { } plain)
+        {
+            sb.AppendLine(inv, $"| accuracy without TTA | {plain.Accuracy:P2} |");
+            sb.AppendLine(inv, $"| TTA gain | {(m.Accuracy - plain.Accuracy) * 100:+0.00;-0.00} points |");
+        }
+        sb.AppendLine(inv, $"| macro F1 | {m.MacroF1:P2} |");
+        sb.AppendLine(inv, $"| weighted F1 | {m.WeightedF1:P2} |");
+        foreach (var (k, v) in m.TopKAccuracy.Where(kv => kv.Key > 1)) sb.AppendLine(inv, $"| top-{k} accuracy | {v:P2} |");
+        sb.AppendLine(inv, $"| expected calibration error | {m.ExpectedCalibrationError:F4} |");
+        sb.AppendLine(inv, $"| throughput | {result.ImagesPerSecond:N0} faces/s |");
+        sb.AppendLine();
+        if (result.Notes.Count > 0)
+        {
+            foreach (var note in result.Notes) sb.AppendLine(inv, $"> {note}");
+            sb.AppendLine();
+        }
+        sb.AppendLine("## Per class");
+        sb.AppendLine();
+        sb.AppendLine("| class | precision | recall | F1 | support |");
+        sb.AppendLine("|---|---:|---:|---:|---:|");
+        foreach (var c in m.PerClass)
+        {
+            sb.AppendLine(inv, $"| {c.Name}{(c.Predictable ? "" : " (not predictable)")} | {c.Precision:P1} | {c.Recall:P1} | {c.F1:P1} | {c.Support} |");
+        }
+        sb.AppendLine();
+        sb.AppendLine("![per-class metrics](per_class.png)");
+        sb.AppendLine();
+        sb.AppendLine("## Confusion matrix");
+        sb.AppendLine();
+        sb.AppendLine("Rows are the true class, columns the predicted class.");
+        sb.AppendLine();
+        sb.AppendLine("| true \\ predicted | " + string.Join(" | ", m.Classes) + " |");
+        sb.AppendLine("|---|" + string.Concat(m.Classes.Select(_ => "---:|")));
+        for (var r = 0; r < m.Classes.Count; r++)
+        {
+            sb.AppendLine(inv, $"| **{m.Classes[r]}** | {string.Join(" | ", m.ConfusionMatrix[r])} |");
+        }
+        sb.AppendLine();
+        sb.AppendLine("![confusion matrix](confusion_matrix.png)");
+        sb.AppendLine();
+        if (hasMistakes)
+        {
+            sb.AppendLine("## Most confident mistakes");
+            sb.AppendLine();
+            sb.AppendLine("![most confident mistakes](mistakes.png)");
+            sb.AppendLine();
+        }
+        if (hasCurves)
+        {
+            sb.AppendLine("## Training curves");
+            sb.AppendLine();
+            sb.AppendLine("![training curves](curves.png)");
+            sb.AppendLine();
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,49 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FerSharp.Evaluation;
+
+/// <summary>Averages predictions over transformed copies of each face.</summary>
+public enum TtaMode
+{
+    /// <summary>The face as it is.</summary>
+    None,
+    /// <summary>The face and its mirror image.</summary>
+    Flip,
+    /// <summary>Five 42x42 crops (corners and centre) rescaled to 48x48, each with its mirror: 10 views.</summary>
+    Crops,
+}
+
+public static class TestTimeAugmentation
+{
+    public const int CropSize = 42;
+
+    /// <summary>The views of a uint8/float batch [B,1,48,48] that <paramref name="mode"/> averages over.</summary>
+    public static IReadOnlyList<Tensor> Views(Tensor faces, TtaMode mode)
+    {
+        ArgumentNullException.ThrowIfNull(faces);
+        var input = faces.to(ScalarType.Float32);
+        switch (mode)
+        {
+            case TtaMode.None:
+                return [input];
+            case TtaMode.Flip:
+                return [input, input.flip(3)];
+            case TtaMode.Crops:
+                var size = faces.shape[2];
+                var offset = size - CropSize;
+                var views = new List<Tensor>();
+                foreach (var (y, x) in new[] { (0L, 0L), (0L, offset), (offset, 0L), (offset, offset), (offset / 2, offset / 2) })
+                {
+                    using var crop = input.narrow(2, y, CropSize).narrow(3, x, CropSize);
+                    var resized = nn.functional.interpolate(crop, [size, size], mode: InterpolationMode.Bilinear, align_corners: false);
+                    views.Add(resized);
+                    views.Add(resized.flip(3));
+                }
+                input.Dispose();
+                return views;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(mode), mode, null);
+        }
+    }
+}
