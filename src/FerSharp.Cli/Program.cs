@@ -9,5 +9,7 @@ var root = new RootCommand("fer — facial expression recognition: train, evalua
     ModelsCommand.Create(),
     EvaluateCommand.Create(),
     EvaluateCommand.Compare(),
+    PredictCommand.Create(),
+    PredictCommand.Video(),
 };
 return CliRunner.Run(root, args);

@@ -47,6 +47,27 @@ internal static class ModelsCommand
             }
             return CliRunner.ExitOk;
         });
+        command.Subcommands.Add(Ship());
+        return command;
+    }
+
+    private static Command Ship()
+    {
+        var source = new Argument<string>("package") { Description = "Model package to copy (e.g. runs/<name>/model)." };
+        var target = new Argument<string>("destination") { Description = "Destination folder (e.g. models/fer2013-seed)." };
+        var name = new Option<string?>("--name") { Description = "Name recorded in model.json (default: the destination folder's name)." };
+        var fp32 = new Option<bool>("--float32") { Description = "Keep float32 weights (default stores float16: half the size)." };
+        var command = new Command("ship", "Copy a model package for shipping: float16 weights, new name, checksum.") { source, target, name, fp32 };
+        command.SetAction(parse =>
+        {
+            using var model = EmotionModel.Load(parse.GetRequiredValue(source));
+            var destination = parse.GetRequiredValue(target);
+            model.UpdateMetadata(m => m with { Name = parse.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(destination)) });
+            model.Save(destination, float16: !parse.GetValue(fp32));
+            var size = new FileInfo(Path.Combine(destination, model.Metadata.WeightsFile)).Length;
+            AnsiConsole.MarkupLineInterpolated($"wrote {destination} ({model.Metadata.WeightsDtype}, {size / 1e6:F1} MB)");
+            return CliRunner.ExitOk;
+        });
         return command;
     }
 }

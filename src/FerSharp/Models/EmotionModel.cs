@@ -79,11 +79,24 @@ public sealed class EmotionModel : IDisposable
         {
             throw new InvalidDataException($"{weightsPath}: checksum does not match model.json (file corrupt or replaced)");
         }
+        if (metadata.WeightsDtype is not ("float32" or "float16"))
+        {
+            throw new InvalidDataException($"{jsonPath}: weights_dtype '{metadata.WeightsDtype}' is not float32 or float16");
+        }
         var network = architecture.Create(metadata.ClassNames.Count);
         try
         {
             using var stream = new MemoryStream(bytes);
-            network.load(stream, strict: true);
+            if (metadata.WeightsDtype == "float16")
+            {
+                network.half();
+                network.load(stream, strict: true);
+                network.to(ScalarType.Float32); // compute in float32; float16 is only the storage format
+            }
+            else
+            {
+                network.load(stream, strict: true);
+            }
         }
         catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException or FormatException or ExternalException)
         {
@@ -94,7 +107,9 @@ public sealed class EmotionModel : IDisposable
     }
 
     /// <summary>Writes the package into <paramref name="folder"/>, replacing files only once both are complete.</summary>
-    public void Save(string folder)
+    /// <param name="folder">Package folder (created if needed).</param>
+    /// <param name="float16">Store weights in half precision (for shipping: half the size).</param>
+    public void Save(string folder, bool float16 = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         Directory.CreateDirectory(folder);
@@ -102,11 +117,27 @@ public sealed class EmotionModel : IDisposable
         lock (_gate)
         {
             using var ms = new MemoryStream();
-            Network.save(ms);
+            if (float16)
+            {
+                Network.half();
+                try
+                {
+                    Network.save(ms);
+                }
+                finally
+                {
+                    Network.to(ScalarType.Float32);
+                }
+            }
+            else
+            {
+                Network.save(ms);
+            }
             weights = ms.ToArray();
         }
         Metadata = Metadata with
         {
+            WeightsDtype = float16 ? "float16" : "float32",
             WeightsSha256 = Sha256(weights),
             Parameters = Network.parameters().Sum(p => p.numel()),
         };

@@ -24,6 +24,8 @@ public sealed record ModelMetadata
     public Normalization Normalization { get; init; } = new();
     public string WeightsFile { get; init; } = "weights.bin";
     public string? WeightsSha256 { get; init; }
+    /// <summary>Storage precision of the weights file: float32, or float16 for shipped packages (half the size).</summary>
+    public string WeightsDtype { get; init; } = "float32";
     public long Parameters { get; init; }
     public TrainOptions? Training { get; init; }
     public DatasetFingerprint? Dataset { get; init; }

@@ -1,0 +1,261 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using FerSharp.Inference;
+using OpenCvSharp;
+using Spectre.Console;
+
+namespace FerSharp.Cli.Commands;
+
+/// <summary><c>fer predict</c>: expressions of every face in photos; <c>fer video</c>: in a video or camera stream.</summary>
+internal static class PredictCommand
+{
+    private static readonly HashSet<string> ImageExtensions = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff",
+    };
+
+    private sealed record FileResult(string File, IReadOnlyList<FaceEmotion> Faces, string? Error);
+
+    public static Command Create()
+    {
+        var inputs = new Argument<string[]>("files") { Description = "Images or folders (searched recursively).", Arity = ArgumentArity.OneOrMore };
+        var model = new Option<string?>("--model", "-m") { Description = "Model package folder (default: the shipped model)." };
+        var format = new Option<string>("--format", "-f") { Description = "Output: table, json or csv.", DefaultValueFactory = _ => "table" };
+        format.AcceptOnlyFromAmong("table", "json", "csv");
+        var annotate = new Option<string?>("--annotate") { Description = "Write copies with boxes, labels and probability bars into this folder." };
+        var noDetect = new Option<bool>("--no-detect") { Description = "Treat each image as one face crop (skip face detection)." };
+        var margin = new Option<double>("--margin") { Description = "Grow detected boxes by this fraction per side before classifying.", DefaultValueFactory = _ => 0.1 };
+        var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, annotate, noDetect, margin };
+        command.SetAction((parse, ct) =>
+        {
+            var files = ExpandInputs(parse.GetRequiredValue(inputs));
+            using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), new RecognizerOptions
+            {
+                Detection = parse.GetValue(noDetect) ? FaceDetectionMode.Never : FaceDetectionMode.Auto,
+                Margin = parse.GetValue(margin),
+            });
+            var annotateDir = parse.GetValue(annotate);
+            if (annotateDir != null) Directory.CreateDirectory(annotateDir);
+            var results = new List<FileResult>(files.Count);
+            var progressConsole = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            void ProcessAll(Action? tick)
+            {
+                foreach (var file in files)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    results.Add(ProcessFile(recognizer, file, annotateDir));
+                    tick?.Invoke();
+                }
+            }
+            if (files.Count > 3 && progressConsole.Profile.Capabilities.Interactive)
+            {
+                progressConsole.Progress().Start(ctx =>
+                {
+                    var task = ctx.AddTask($"recognizing {files.Count} images", maxValue: files.Count);
+                    ProcessAll(() => task.Increment(1));
+                });
+            }
+            else
+            {
+                ProcessAll(null);
+            }
+
+            var classes = recognizer.Model.ClassNames;
+            switch (parse.GetValue(format))
+            {
+                case "json":
+                    Console.WriteLine(ToJson(results));
+                    break;
+                case "csv":
+                    Console.Write(ToCsv(results, classes));
+                    break;
+                default:
+                    PrintTable(results, recognizer.Model.Metadata.Name);
+                    break;
+            }
+            foreach (var failed in results.Where(r => r.Error != null))
+            {
+                Console.Error.WriteLine($"fer: error: {failed.File}: {failed.Error}");
+            }
+            if (annotateDir != null && parse.GetValue(format) == "table")
+            {
+                AnsiConsole.MarkupLineInterpolated($"annotated copies in [bold]{annotateDir}[/]");
+            }
+            return Task.FromResult(results.Any(r => r.Error != null) ? CliRunner.ExitFailure : CliRunner.ExitOk);
+        });
+        return command;
+    }
+
+    private static List<string> ExpandInputs(IEnumerable<string> inputs)
+    {
+        var files = new List<string>();
+        foreach (var input in inputs)
+        {
+            if (Directory.Exists(input))
+            {
+                files.AddRange(Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories)
+                    .Where(f => ImageExtensions.Contains(Path.GetExtension(f))).Order(StringComparer.Ordinal));
+            }
+            else
+            {
+                files.Add(input); // a missing file is reported per file, like any other failure
+            }
+        }
+        return files;
+    }
+
+    private static FileResult ProcessFile(EmotionRecognizer recognizer, string file, string? annotateDir)
+    {
+        try
+        {
+            if (!File.Exists(file)) return new FileResult(file, [], "no such file");
+            var bytes = File.ReadAllBytes(file);
+            using var image = EmotionRecognizer.Decode(bytes, recognizer.Options.MaxImagePixels);
+            var faces = recognizer.Recognize(image);
+            if (annotateDir != null)
+            {
+                Annotator.Draw(image, faces);
+                var ext = Path.GetExtension(file).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png" or ".bmp" ? Path.GetExtension(file) : ".png";
+                var target = Path.Combine(annotateDir, Path.GetFileNameWithoutExtension(file) + ext);
+                for (var n = 2; File.Exists(target); n++)
+                {
+                    target = Path.Combine(annotateDir, $"{Path.GetFileNameWithoutExtension(file)}-{n}{ext}");
+                }
+                AtomicFile.WriteAllBytes(target, image.ImEncode(ext));
+            }
+            return new FileResult(file, faces, null);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException or OpenCVException or UnauthorizedAccessException or ArgumentException)
+        {
+            return new FileResult(file, [], ex.Message);
+        }
+    }
+
+    internal static string ToJson(IEnumerable<(string File, IReadOnlyList<FaceEmotion> Faces, string? Error)> results)
+    {
+        var doc = results.Select(r => new Dictionary<string, object?>
+        {
+            ["file"] = r.File,
+            ["faces"] = r.Faces.Select(FaceJson).ToList(),
+            ["error"] = r.Error,
+        }.Where(kv => kv.Key != "error" || kv.Value != null).ToDictionary(kv => kv.Key, kv => kv.Value));
+        return JsonSerializer.Serialize(doc, CliJson.Indented);
+    }
+
+    private static string ToJson(List<FileResult> results) => ToJson(results.Select(r => (r.File, r.Faces, r.Error)));
+
+    public static object FaceJson(FaceEmotion f) => new
+    {
+        box = new { x = f.Box.X, y = f.Box.Y, width = f.Box.Width, height = f.Box.Height },
+        emotion = f.Emotion,
+        confidence = Math.Round(f.Confidence, 4),
+        probabilities = f.Probabilities.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value, 4)),
+    };
+
+    private static string ToCsv(List<FileResult> results, IReadOnlyList<string> classes)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder("file,face,x,y,width,height,emotion,confidence," + string.Join(',', classes) + "\n");
+        foreach (var r in results)
+        {
+            for (var i = 0; i < r.Faces.Count; i++)
+            {
+                var f = r.Faces[i];
+                sb.Append(inv, $"{CsvField(r.File)},{i + 1},{f.Box.X},{f.Box.Y},{f.Box.Width},{f.Box.Height},{f.Emotion},{f.Confidence:F4}");
+                foreach (var c in classes) sb.Append(inv, $",{f.Probabilities[c]:F4}");
+                sb.Append('\n');
+            }
+        }
+        return sb.ToString();
+    }
+
+    private static string CsvField(string value) =>
+        value.IndexOfAny([',', '"', '\n']) >= 0 ? $"\"{value.Replace("\"", "\"\"", StringComparison.Ordinal)}\"" : value;
+
+    private static void PrintTable(List<FileResult> results, string modelName)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Title($"expressions ({modelName})");
+        table.AddColumn("file");
+        table.AddColumn(new TableColumn("face").RightAligned());
+        table.AddColumn("box (x,y,w,h)");
+        table.AddColumn("expression");
+        table.AddColumn(new TableColumn("confidence").RightAligned());
+        table.AddColumn("runner-up");
+        foreach (var r in results)
+        {
+            if (r.Error != null)
+            {
+                table.AddRow(Markup.Escape(r.File), "", "", $"[red]error: {Markup.Escape(r.Error)}[/]", "", "");
+                continue;
+            }
+            if (r.Faces.Count == 0)
+            {
+                table.AddRow(Markup.Escape(r.File), "0", "", "[grey]no face found[/]", "", "");
+                continue;
+            }
+            for (var i = 0; i < r.Faces.Count; i++)
+            {
+                var f = r.Faces[i];
+                var second = f.Probabilities.OrderByDescending(kv => kv.Value).Skip(1).First();
+                table.AddRow(i == 0 ? Markup.Escape(r.File) : "", $"{i + 1}", $"{f.Box.X},{f.Box.Y},{f.Box.Width},{f.Box.Height}",
+                    $"[bold]{f.Emotion}[/]", $"{f.Confidence:P1}", $"{second.Key} {second.Value:P1}");
+            }
+        }
+        AnsiConsole.Write(table);
+    }
+
+    public static Command Video()
+    {
+        var source = new Argument<string>("source") { Description = "Video file, or camera:N for a webcam (e.g. camera:0)." };
+        var model = new Option<string?>("--model", "-m") { Description = "Model package folder (default: the shipped model)." };
+        var output = new Option<string?>("--out", "-o") { Description = "Write an annotated copy (.mp4 or .avi)." };
+        var csv = new Option<string?>("--csv") { Description = "Write frame,time,face id,box,emotion,probabilities rows." };
+        var every = new Option<int>("--every") { Description = "Analyse every Nth frame (others reuse the last result).", DefaultValueFactory = _ => 1 };
+        var smooth = new Option<double>("--smooth") { Description = "Temporal smoothing of each face's probabilities, 0 (off) to 0.95.", DefaultValueFactory = _ => 0.6 };
+        var maxFrames = new Option<int>("--max-frames") { Description = "Stop after N frames (0 = all; cameras run until Ctrl+C).", DefaultValueFactory = _ => 0 };
+        var command = new Command("video", "Recognize expressions in a video file or webcam stream, tracking faces across frames.")
+        {
+            source, model, output, csv, every, smooth, maxFrames,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            using var recognizer = EmotionRecognizer.Load(parse.GetValue(model));
+            var options = new VideoOptions
+            {
+                Every = parse.GetValue(every),
+                Smoothing = parse.GetValue(smooth),
+                OutputPath = parse.GetValue(output),
+                CsvPath = parse.GetValue(csv),
+                MaxFrames = parse.GetValue(maxFrames),
+            };
+            var src = parse.GetRequiredValue(source);
+            VideoSummary? summary = null;
+            var err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            if (err.Profile.Capabilities.Interactive)
+            {
+                err.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn()).Start(ctx =>
+                {
+                    var task = ctx.AddTask("frames", maxValue: 1);
+                    summary = VideoRecognition.Process(recognizer, src, options, (n, total) =>
+                    {
+                        task.MaxValue = total ?? n + 1;
+                        task.Value = n;
+                    }, ct);
+                });
+            }
+            else
+            {
+                summary = VideoRecognition.Process(recognizer, src, options, null, ct);
+            }
+            var s = summary!;
+            AnsiConsole.MarkupLineInterpolated(
+                $"{s.FramesRead} frames ({s.FramesAnalyzed} analysed), {s.FaceDetections} face detections, {s.Tracks} tracked faces; [bold]{s.FramesPerSecond:F1} FPS[/] achieved (source {s.SourceFps:F1} FPS)");
+            if (options.OutputPath != null) AnsiConsole.MarkupLineInterpolated($"annotated video: [bold]{options.OutputPath}[/]");
+            if (options.CsvPath != null) AnsiConsole.MarkupLineInterpolated($"per-frame CSV: [bold]{options.CsvPath}[/]");
+            return Task.FromResult(CliRunner.ExitOk);
+        });
+        return command;
+    }
+}

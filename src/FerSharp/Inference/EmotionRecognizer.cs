@@ -1,0 +1,177 @@
+using FerSharp.Data;
+using FerSharp.Models;
+using OpenCvSharp;
+
+namespace FerSharp.Inference;
+
+/// <summary>One face found in an image, with its expression.</summary>
+public sealed record FaceEmotion(FaceBox Box, string Emotion, float Confidence, IReadOnlyDictionary<string, float> Probabilities);
+
+public enum FaceDetectionMode
+{
+    /// <summary>Detect faces, except in images small enough to be a face crop already.</summary>
+    Auto,
+    /// <summary>Always run the face detector.</summary>
+    Always,
+    /// <summary>Treat the whole image as one face (<c>--no-detect</c>).</summary>
+    Never,
+}
+
+public sealed record RecognizerOptions
+{
+    public FaceDetectionMode Detection { get; init; } = FaceDetectionMode.Auto;
+    /// <summary>In Auto mode, images with both sides at most this are classified whole.</summary>
+    public int FaceCropMaxSide { get; init; } = 96;
+    /// <summary>Detected boxes are grown by this fraction on each side before cropping (FER2013 crops include forehead and chin).</summary>
+    public double Margin { get; init; } = 0.1;
+    /// <summary>Images declaring more pixels than this are refused before decoding.</summary>
+    public long MaxImagePixels { get; init; } = 50_000_000;
+    public HaarDetectorOptions Detector { get; init; } = new();
+}
+
+/// <summary>
+/// Finds every face in a photo and says its expression:
+/// <code>using var fer = EmotionRecognizer.Load(); var faces = fer.Recognize("photo.jpg");</code>
+/// Thread-safe: concurrent callers share the model and the detector.
+/// </summary>
+public sealed class EmotionRecognizer : IDisposable
+{
+    private readonly bool _ownsDetector;
+
+    public EmotionRecognizer(EmotionModel model, IFaceDetector? detector = null, RecognizerOptions? options = null)
+    {
+        Model = model ?? throw new ArgumentNullException(nameof(model));
+        Options = options ?? new RecognizerOptions();
+        _ownsDetector = detector == null;
+        Detector = detector ?? new HaarFaceDetector(Options.Detector);
+    }
+
+    /// <summary>Smaller images cannot hold a recognizable face.</summary>
+    public const int MinImageSide = 8;
+
+    public EmotionModel Model { get; }
+    public IFaceDetector Detector { get; }
+    public RecognizerOptions Options { get; }
+
+    /// <summary>Loads a model package, or with no path the default shipped model (see <see cref="ModelCatalog"/>).</summary>
+    public static EmotionRecognizer Load(string? modelPath = null, RecognizerOptions? options = null)
+    {
+        var path = modelPath ?? ModelCatalog.DefaultModelPath()
+            ?? throw new FileNotFoundException("no model given and no shipped model found under models/ (set FERSHARP_MODELS or pass a path)");
+        var model = EmotionModel.Load(path);
+        try
+        {
+            return new EmotionRecognizer(model, null, options);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    public IReadOnlyList<FaceEmotion> Recognize(string imagePath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(imagePath);
+        if (Directory.Exists(imagePath)) throw new ArgumentException($"{imagePath}: is a folder, not an image");
+        if (!File.Exists(imagePath)) throw new FileNotFoundException($"{imagePath}: no such file", imagePath);
+        return Recognize(File.ReadAllBytes(imagePath));
+    }
+
+    public IReadOnlyList<FaceEmotion> Recognize(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var ms = new MemoryStream();
+        stream.CopyTo(ms);
+        return Recognize(ms.ToArray());
+    }
+
+    public IReadOnlyList<FaceEmotion> Recognize(byte[] encodedImage)
+    {
+        using var image = Decode(encodedImage, Options.MaxImagePixels);
+        return Recognize(image);
+    }
+
+    /// <summary>Decodes an encoded image (BGR), refusing empty, undecodable and oversized input.</summary>
+    public static Mat Decode(byte[] encodedImage, long maxPixels = 50_000_000)
+    {
+        ArgumentNullException.ThrowIfNull(encodedImage);
+        ImageSafety.EnsureDecodable(encodedImage, maxPixels);
+        var image = Cv2.ImDecode(encodedImage, ImreadModes.Color);
+        if (image.Empty())
+        {
+            image.Dispose();
+            throw new InvalidDataException("not a readable image (unknown format or corrupt data)");
+        }
+        return image;
+    }
+
+    /// <summary>Faces in a BGR, BGRA or grayscale image.</summary>
+    public IReadOnlyList<FaceEmotion> Recognize(Mat image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.Empty()) throw new ArgumentException("the image is empty");
+        if (image.Width < MinImageSide || image.Height < MinImageSide)
+        {
+            throw new InvalidDataException($"image is {image.Width}x{image.Height} pixels, too small to hold a face (minimum {MinImageSide}x{MinImageSide})");
+        }
+        var boxes = FindFaces(image);
+        return Classify(image, boxes);
+    }
+
+    /// <summary>The face boxes <see cref="Recognize(Mat)"/> would classify.</summary>
+    public IReadOnlyList<FaceBox> FindFaces(Mat image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var whole = new FaceBox(0, 0, image.Width, image.Height);
+        return Options.Detection switch
+        {
+            FaceDetectionMode.Never => [whole],
+            FaceDetectionMode.Auto when image.Width <= Options.FaceCropMaxSide && image.Height <= Options.FaceCropMaxSide => [whole],
+            _ => Detector.Detect(image),
+        };
+    }
+
+    /// <summary>Classifies the given boxes of <paramref name="image"/> in one batch.</summary>
+    public IReadOnlyList<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(boxes);
+        if (boxes.Count == 0) return [];
+        var whole = boxes.Count == 1 && boxes[0] == new FaceBox(0, 0, image.Width, image.Height);
+        var crops = boxes.Select(b => CropFace(image, b, whole ? 0 : Options.Margin)).ToList();
+        var probabilities = Model.PredictProbabilities(crops);
+        var classes = Model.ClassNames;
+        var results = new List<FaceEmotion>(boxes.Count);
+        for (var i = 0; i < boxes.Count; i++)
+        {
+            var p = probabilities[i];
+            var best = 0;
+            for (var c = 1; c < p.Length; c++) if (p[c] > p[best]) best = c;
+            var dict = new Dictionary<string, float>(classes.Count);
+            for (var c = 0; c < classes.Count; c++) dict[classes[c]] = p[c];
+            results.Add(new FaceEmotion(boxes[i], classes[best], p[best], dict));
+        }
+        return results;
+    }
+
+    /// <summary>48x48 grayscale bytes of a box grown by <paramref name="margin"/>, clipped to the image.</summary>
+    public static byte[] CropFace(Mat image, FaceBox box, double margin)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var dx = (int)Math.Round(box.Width * margin);
+        var dy = (int)Math.Round(box.Height * margin);
+        var x0 = Math.Clamp(box.X - dx, 0, image.Width - 1);
+        var y0 = Math.Clamp(box.Y - dy, 0, image.Height - 1);
+        var x1 = Math.Clamp(box.X + box.Width + dx, x0 + 1, image.Width);
+        var y1 = Math.Clamp(box.Y + box.Height + dy, y0 + 1, image.Height);
+        using var roi = new Mat(image, new Rect(x0, y0, x1 - x0, y1 - y0));
+        return FaceImages.ToFaceBytes(roi);
+    }
+
+    public void Dispose()
+    {
+        if (_ownsDetector) Detector.Dispose();
+        Model.Dispose();
+    }
+}

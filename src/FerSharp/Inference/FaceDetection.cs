@@ -1,0 +1,97 @@
+using OpenCvSharp;
+
+namespace FerSharp.Inference;
+
+/// <summary>A face rectangle in image pixels.</summary>
+public readonly record struct FaceBox(int X, int Y, int Width, int Height)
+{
+    public int Area => Math.Max(0, Width) * Math.Max(0, Height);
+
+    /// <summary>Intersection over union: 1 for identical boxes, 0 for disjoint ones.</summary>
+    public double IoU(FaceBox other)
+    {
+        var x0 = Math.Max(X, other.X);
+        var y0 = Math.Max(Y, other.Y);
+        var x1 = Math.Min(X + Width, other.X + other.Width);
+        var y1 = Math.Min(Y + Height, other.Y + other.Height);
+        var intersection = Math.Max(0, x1 - x0) * Math.Max(0, y1 - y0);
+        var union = Area + other.Area - intersection;
+        return union <= 0 ? 0 : (double)intersection / union;
+    }
+
+    public Rect ToRect() => new(X, Y, Width, Height);
+}
+
+/// <summary>Finds faces in an image. Implementations must be safe to call from several threads.</summary>
+public interface IFaceDetector : IDisposable
+{
+    IReadOnlyList<FaceBox> Detect(Mat image);
+}
+
+/// <summary>Tuning of <see cref="HaarFaceDetector"/>.</summary>
+public sealed record HaarDetectorOptions
+{
+    public const string DefaultCascadePath = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml";
+
+    /// <summary>Cascade file; $FERSHARP_HAAR_CASCADE overrides the Debian <c>opencv-data</c> default.</summary>
+    public string CascadePath { get; init; } = Environment.GetEnvironmentVariable("FERSHARP_HAAR_CASCADE") ?? DefaultCascadePath;
+    public double ScaleFactor { get; init; } = 1.05;
+    public int MinNeighbors { get; init; } = 4;
+    /// <summary>Smallest face side as a fraction of the image's shorter side (and at least 24 px).</summary>
+    public double MinFaceFraction { get; init; } = 0.04;
+    /// <summary>Images whose longer side exceeds this are downscaled for detection (boxes are scaled back).</summary>
+    public int MaxDetectionSide { get; init; } = 960;
+}
+
+/// <summary>OpenCV's Haar frontal-face cascade, with histogram equalisation and downscaling of large images.</summary>
+public sealed class HaarFaceDetector : IFaceDetector
+{
+    private readonly CascadeClassifier _cascade;
+    private readonly HaarDetectorOptions _options;
+    private readonly object _gate = new(); // CascadeClassifier is not thread-safe
+
+    public HaarFaceDetector(HaarDetectorOptions? options = null)
+    {
+        _options = options ?? new HaarDetectorOptions();
+        if (!File.Exists(_options.CascadePath))
+        {
+            throw new FileNotFoundException(
+                $"{_options.CascadePath}: face detector cascade not found; install the Debian package 'opencv-data' (apt-get install opencv-data) or set FERSHARP_HAAR_CASCADE",
+                _options.CascadePath);
+        }
+        _cascade = new CascadeClassifier(_options.CascadePath);
+        if (_cascade.Empty())
+        {
+            _cascade.Dispose();
+            throw new InvalidDataException($"{_options.CascadePath}: not a valid OpenCV cascade file");
+        }
+    }
+
+    public IReadOnlyList<FaceBox> Detect(Mat image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.Empty()) return [];
+        using var gray = image.Channels() switch
+        {
+            1 => image.Clone(),
+            4 => image.CvtColor(ColorConversionCodes.BGRA2GRAY),
+            _ => image.CvtColor(ColorConversionCodes.BGR2GRAY),
+        };
+        var longer = Math.Max(gray.Width, gray.Height);
+        var scale = longer > _options.MaxDetectionSide ? (double)_options.MaxDetectionSide / longer : 1.0;
+        using var small = scale < 1 ? gray.Resize(new Size(), scale, scale, InterpolationFlags.Area) : gray.Clone();
+        Cv2.EqualizeHist(small, small);
+        var minSide = Math.Max(24, (int)(Math.Min(small.Width, small.Height) * _options.MinFaceFraction));
+        Rect[] found;
+        lock (_gate)
+        {
+            found = _cascade.DetectMultiScale(small, _options.ScaleFactor, _options.MinNeighbors, HaarDetectionTypes.ScaleImage, new Size(minSide, minSide));
+        }
+        return found
+            .Select(r => new FaceBox((int)Math.Round(r.X / scale), (int)Math.Round(r.Y / scale), (int)Math.Round(r.Width / scale), (int)Math.Round(r.Height / scale)))
+            .OrderBy(b => b.X).ThenBy(b => b.Y)
+            .ToList();
+    }
+
+    public void Dispose() => _cascade.Dispose();
+}
