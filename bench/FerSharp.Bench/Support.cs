@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Globalization;
+using FerSharp.Data;
+using OpenCvSharp;
+
+namespace FerSharp.Bench;
+
+internal static class Repo
+{
+    public static string Root
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "FerSharp.sln"))) return dir.FullName;
+            }
+            return Directory.GetCurrentDirectory();
+        }
+    }
+}
+
+internal sealed record Stats(double Median, double Min, double Max)
+{
+    public static Stats Of(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return new Stats(Math.Round(Percentile(sorted, 50), 2), Math.Round(sorted[0], 2), Math.Round(sorted[^1], 2));
+    }
+
+    public static double Percentile(double[] sorted, double p)
+    {
+        var rank = p / 100 * (sorted.Length - 1);
+        var lo = (int)Math.Floor(rank);
+        var hi = Math.Min(sorted.Length - 1, lo + 1);
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Median:N1} (min {Min:N1}, max {Max:N1})");
+}
+
+internal static class Timing
+{
+    /// <summary>Seconds per call of <paramref name="action"/>, <paramref name="runs"/> times after <paramref name="warmup"/> untimed calls.</summary>
+    public static double[] Measure(int runs, int warmup, Action action)
+    {
+        for (var i = 0; i < warmup; i++) action();
+        var times = new double[runs];
+        for (var i = 0; i < runs; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            action();
+            times[i] = watch.Elapsed.TotalSeconds;
+        }
+        return times;
+    }
+}
+
+internal sealed record MachineInfo(string Cpu, int Cores, double GHz, int FlopsPerCycle, double PeakGflops, string TorchSharp, string Dotnet)
+{
+    public static MachineInfo Read()
+    {
+        var cpuinfo = File.Exists("/proc/cpuinfo") ? File.ReadAllLines("/proc/cpuinfo") : [];
+        string Field(string name) => cpuinfo.FirstOrDefault(l => l.StartsWith(name, StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "";
+        var flags = Field("flags").Split(' ');
+        var mhz = double.TryParse(Field("cpu MHz"), NumberStyles.Float, CultureInfo.InvariantCulture, out var m) ? m : 2000;
+        // fp32 FLOPs per cycle per core: two FMA units x vector lanes x 2 (multiply + add)
+        var perCycle = flags.Contains("avx512f") ? 64 : flags.Contains("fma") && flags.Contains("avx2") ? 32 : flags.Contains("avx") ? 16 : 8;
+        var cores = Environment.ProcessorCount;
+        return new MachineInfo(Field("model name"), cores, Math.Round(mhz / 1000, 2), perCycle, Math.Round(cores * mhz / 1000 * perCycle, 1),
+            typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString() ?? "?", Environment.Version.ToString());
+    }
+}
+
+/// <summary>Test scenes built at run time from FER2013 faces scaled up onto a canvas (never saved).</summary>
+internal static class Scenes
+{
+    public static Mat Build(FaceDataset faces, int width, int height, int count, int shift = 0)
+    {
+        var canvas = new Mat(height, width, MatType.CV_8UC3, new Scalar(120, 130, 140));
+        var side = Math.Min(height / 2, width / (count + 1)) * 4 / 5;
+        for (var k = 0; k < count; k++)
+        {
+            using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, faces.Face(k).ToArray());
+            using var big = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
+            using var colour = big.CvtColor(ColorConversionCodes.GRAY2BGR);
+            var x = Math.Min(width - side - 1, 20 + k * (width / count) + shift % 10);
+            colour.CopyTo(canvas[new Rect(x, (height - side) / 2, side, side)]);
+        }
+        return canvas;
+    }
+}
