@@ -384,6 +384,23 @@ public class DataCliTests
     }
 
     [Fact]
+    public void Preview_augment_draws_a_grid_of_originals_and_variants()
+    {
+        using var dir = new TempDir();
+        var csv = dir.File("small.csv");
+        using (var writer = new StreamWriter(csv)) Fer2013CsvWriter.Write(writer, Synthetic.Patterns(2));
+        var png = dir.File("grid.png");
+        var result = Cli.Run("data", "preview-augment", csv, "--out", png, "--rows", "3", "--augment", "rotate=20,flip");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        using var image = OpenCvSharp.Cv2.ImRead(png);
+        Assert.Equal(4 + 8 * (96 + 4), image.Width); // original + 7 variants
+        Assert.Equal(28 + 3 * (96 + 4) + 4, image.Height);
+        var bad = Cli.Run("data", "preview-augment", csv, "--out", png, "--augment", "blur=3");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("unknown augment option 'blur'", bad.Stderr);
+    }
+
+    [Fact]
     public void Help_and_version_work()
     {
         var help = Cli.Run("--help");

@@ -14,6 +14,7 @@ internal static class DataCommands
         var data = new Command("data", "Inspect and convert FER2013 / FER+ datasets.");
         data.Subcommands.Add(Stats());
         data.Subcommands.Add(ExportImages());
+        data.Subcommands.Add(PreviewAugment());
         return data;
     }
 
@@ -99,6 +100,28 @@ internal static class DataCommands
                 AnsiConsole.MarkupLineInterpolated($"[yellow]  (and {report.Skipped.Count - 20} more)[/]");
             }
         }
+    }
+
+    private static Command PreviewAugment()
+    {
+        var path = new Argument<string>("data") { Description = "fer2013.csv(.gz), image folder or tar(.gz)." };
+        var output = new Option<string>("--out", "-o") { Description = "PNG to write.", DefaultValueFactory = _ => "augment-preview.png" };
+        var augment = new Option<string>("--augment") { Description = "Augmentation to show, as for 'fer train --augment'.", DefaultValueFactory = _ => Training.AugmentOptions.Seed.ToString() };
+        var rows = new Option<int>("--rows") { Description = "Faces (rows) to show.", DefaultValueFactory = _ => 6 };
+        var seed = new Option<long>("--seed") { Description = "Random seed.", DefaultValueFactory = _ => 1 };
+        var options = new DatasetOptions();
+        var command = new Command("preview-augment", "Draw a grid of faces and augmented versions of them (PNG).") { path, output, augment, rows, seed };
+        options.AddTo(command);
+        command.SetAction((parse, ct) =>
+        {
+            var dataset = options.Load(parse, parse.GetRequiredValue(path), ct);
+            var augmentOptions = Training.AugmentOptions.Parse(parse.GetValue(augment)!);
+            var png = Training.AugmentationPreview.Render(dataset, augmentOptions, Math.Max(1, parse.GetValue(rows)), seed: parse.GetValue(seed));
+            AtomicFile.WriteAllBytes(parse.GetValue(output)!, png);
+            AnsiConsole.MarkupLineInterpolated($"wrote {parse.GetValue(output)} ({augmentOptions})");
+            return Task.FromResult(CliRunner.ExitOk);
+        });
+        return command;
     }
 
     private static Command ExportImages()
