@@ -11,5 +11,6 @@ var root = new RootCommand("fer — facial expression recognition: train, evalua
     EvaluateCommand.Compare(),
     PredictCommand.Create(),
     PredictCommand.Video(),
+    ServeCommand.Create(),
 };
 return CliRunner.Run(root, args);

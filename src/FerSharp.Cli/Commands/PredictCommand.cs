@@ -138,21 +138,13 @@ internal static class PredictCommand
         var doc = results.Select(r => new Dictionary<string, object?>
         {
             ["file"] = r.File,
-            ["faces"] = r.Faces.Select(FaceJson).ToList(),
+            ["faces"] = FaceJson.Of(r.Faces),
             ["error"] = r.Error,
         }.Where(kv => kv.Key != "error" || kv.Value != null).ToDictionary(kv => kv.Key, kv => kv.Value));
         return JsonSerializer.Serialize(doc, CliJson.Indented);
     }
 
     private static string ToJson(List<FileResult> results) => ToJson(results.Select(r => (r.File, r.Faces, r.Error)));
-
-    public static object FaceJson(FaceEmotion f) => new
-    {
-        box = new { x = f.Box.X, y = f.Box.Y, width = f.Box.Width, height = f.Box.Height },
-        emotion = f.Emotion,
-        confidence = Math.Round(f.Confidence, 4),
-        probabilities = f.Probabilities.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value, 4)),
-    };
 
     private static string ToCsv(List<FileResult> results, IReadOnlyList<string> classes)
     {

@@ -1,0 +1,243 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using System.Reflection;
+using System.Text.Json;
+using FerSharp.Inference;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.Timeouts;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace FerSharp.Server;
+
+/// <summary>
+/// The HTTP API and web page: <c>POST /api/v1/recognize</c>, <c>GET /api/v1/model</c>, <c>GET /healthz</c>,
+/// WebSocket <c>/api/v1/stream</c> (JPEG frames in, faces out), OpenAPI at <c>/openapi/v1.json</c>, page at <c>/</c>.
+/// </summary>
+public static class FerServer
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Builds the app; the caller owns <paramref name="recognizer"/> when it passes one.</summary>
+    public static WebApplication Build(ServerOptions options, EmotionRecognizer? recognizer = null, Action<ILoggingBuilder>? logging = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
+        builder.Logging.ClearProviders();
+        if (logging != null) logging(builder.Logging);
+        else builder.Logging.AddJsonConsole(o => o.IncludeScopes = false);
+        // One structured line per request is enough; routing and result chatter go.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Information);
+        builder.Services.AddOpenApi();
+        builder.Services.AddRequestTimeouts(o => o.DefaultPolicy = new RequestTimeoutPolicy
+        {
+            Timeout = options.RequestTimeout,
+            TimeoutStatusCode = StatusCodes.Status504GatewayTimeout,
+        });
+        var ownsRecognizer = recognizer == null;
+        var fer = recognizer ?? EmotionRecognizer.Load(options.ModelPath);
+        builder.Services.AddSingleton(fer);
+        builder.Services.AddSingleton(new InferenceGate(options.MaxConcurrentInference, options.MaxQueuedInference));
+
+        var app = builder.Build();
+        if (ownsRecognizer) app.Lifetime.ApplicationStopped.Register(fer.Dispose);
+        app.UseExceptionHandler(errors => errors.Run(async context =>
+        {
+            // Never send stack traces; the log has them, keyed by the trace id we return.
+            var error = context.Features.Get<IExceptionHandlerFeature>()?.Error;
+            var (status, message) = error switch
+            {
+                BadHttpRequestException bad => (bad.StatusCode, bad.StatusCode == 413 ? TooLarge(options) : "bad request"),
+                _ => (StatusCodes.Status500InternalServerError, "internal error"),
+            };
+            context.Response.StatusCode = status;
+            await context.Response.WriteAsJsonAsync(new { error = message, trace_id = Activity.Current?.Id ?? context.TraceIdentifier }).ConfigureAwait(false);
+        }));
+        app.UseRequestTimeouts();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
+        app.MapOpenApi();
+
+        app.MapGet("/healthz", () => Results.Json(new { status = "ok" })).WithSummary("Liveness check.");
+        app.MapGet("/api/v1/model", (EmotionRecognizer r) => Results.Json(ModelInfo(r), Json)).WithSummary("The model in use.");
+        app.MapPost("/api/v1/recognize", (HttpContext context, EmotionRecognizer r, InferenceGate gate) => RecognizeAsync(context, r, gate, options))
+            .WithSummary("Faces and expressions in one image: multipart field 'image', or a raw image/* body.")
+            .DisableAntiforgery();
+        app.Map("/api/v1/stream", (HttpContext context, EmotionRecognizer r, InferenceGate gate, ILoggerFactory logs) => StreamAsync(context, r, gate, options, logs));
+        MapPage(app);
+        return app;
+    }
+
+    private static string TooLarge(ServerOptions options) => $"request body is over the {options.MaxBodyBytes / (1024 * 1024.0):0.#} MB limit";
+
+    public static object ModelInfo(EmotionRecognizer recognizer)
+    {
+        ArgumentNullException.ThrowIfNull(recognizer);
+        var m = recognizer.Model.Metadata;
+        return new
+        {
+            name = m.Name,
+            architecture = m.Architecture,
+            classes = m.ClassNames,
+            input_size = new[] { m.InputChannels, m.InputSize, m.InputSize },
+            parameters = m.Parameters,
+            metrics = m.Metrics,
+            fersharp_version = FerSharpInfo.Version,
+        };
+    }
+
+    private static async Task<IResult> RecognizeAsync(HttpContext context, EmotionRecognizer recognizer, InferenceGate gate, ServerOptions options)
+    {
+        var request = context.Request;
+        if (request.ContentLength > options.MaxBodyBytes)
+        {
+            return Error(StatusCodes.Status413PayloadTooLarge, TooLarge(options));
+        }
+        byte[] bytes;
+        if (request.HasFormContentType)
+        {
+            IFormCollection form;
+            try
+            {
+                form = await request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (InvalidDataException ex)
+            {
+                return Error(StatusCodes.Status400BadRequest, $"malformed multipart body: {ex.Message}");
+            }
+            var file = form.Files.GetFile("image");
+            if (file == null) return Error(StatusCodes.Status400BadRequest, "multipart body needs a file field named 'image'");
+            using var ms = new MemoryStream();
+            await file.CopyToAsync(ms, context.RequestAborted).ConfigureAwait(false);
+            bytes = ms.ToArray();
+        }
+        else if (request.ContentType is { } type && (type.StartsWith("image/", StringComparison.OrdinalIgnoreCase) || type.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase)))
+        {
+            using var ms = new MemoryStream();
+            await request.Body.CopyToAsync(ms, context.RequestAborted).ConfigureAwait(false);
+            bytes = ms.ToArray();
+        }
+        else
+        {
+            return Error(StatusCodes.Status415UnsupportedMediaType, "send the image as multipart/form-data field 'image' or as a raw body with an image/* content type");
+        }
+        var (status, body) = await RecognizeBytesAsync(recognizer, gate, bytes, context.RequestAborted).ConfigureAwait(false);
+        if (status == StatusCodes.Status503ServiceUnavailable) context.Response.Headers.RetryAfter = "1";
+        return Results.Json(body, Json, statusCode: status);
+    }
+
+    /// <summary>Shared by the HTTP and WebSocket paths: (status code, JSON body).</summary>
+    private static async Task<(int Status, object Body)> RecognizeBytesAsync(EmotionRecognizer recognizer, InferenceGate gate, byte[] bytes, CancellationToken ct)
+    {
+        using var lease = await gate.TryEnterAsync(ct).ConfigureAwait(false);
+        if (lease == null) return (StatusCodes.Status503ServiceUnavailable, new { error = "server busy: too many recognitions queued; retry shortly" });
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            using var image = EmotionRecognizer.Decode(bytes, recognizer.Options.MaxImagePixels);
+            var faces = await Task.Run(() => recognizer.Recognize(image), ct).ConfigureAwait(false);
+            return (StatusCodes.Status200OK, new
+            {
+                faces = FaceJson.Of(faces),
+                width = image.Width,
+                height = image.Height,
+                model = recognizer.Model.Metadata.Name,
+                elapsed_ms = Math.Round(watch.Elapsed.TotalMilliseconds, 1),
+            });
+        }
+        catch (InvalidDataException ex)
+        {
+            return (StatusCodes.Status400BadRequest, new { error = ex.Message });
+        }
+    }
+
+    private static IResult Error(int status, string message) => Results.Json(new { error = message }, Json, statusCode: status);
+
+    private static async Task StreamAsync(HttpContext context, EmotionRecognizer recognizer, InferenceGate gate, ServerOptions options, ILoggerFactory logs)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsJsonAsync(new { error = "this endpoint takes a WebSocket: send JPEG frames as binary messages" }).ConfigureAwait(false);
+            return;
+        }
+        // A stream lives longer than one request timeout.
+        context.Features.Get<IHttpRequestTimeoutFeature>()?.DisableTimeout();
+        var log = logs.CreateLogger("FerSharp.Server.Stream");
+        using var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+        var ct = context.RequestAborted;
+        var buffer = new byte[64 * 1024];
+        var frame = 0;
+        try
+        {
+            while (socket.State == WebSocketState.Open && !ct.IsCancellationRequested)
+            {
+                using var message = new MemoryStream();
+                WebSocketReceiveResult received;
+                var tooLarge = false;
+                do
+                {
+                    received = await socket.ReceiveAsync(buffer, ct).ConfigureAwait(false);
+                    if (received.MessageType == WebSocketMessageType.Close)
+                    {
+                        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None).ConfigureAwait(false);
+                        return;
+                    }
+                    if (message.Length + received.Count > options.MaxFrameBytes) tooLarge = true;
+                    else message.Write(buffer, 0, received.Count);
+                }
+                while (!received.EndOfMessage);
+                frame++;
+                object reply;
+                if (tooLarge)
+                {
+                    reply = new { frame, error = $"frame is over the {options.MaxFrameBytes / (1024 * 1024.0):0.#} MB limit" };
+                }
+                else if (received.MessageType != WebSocketMessageType.Binary)
+                {
+                    reply = new { frame, error = "send each frame as a binary message holding a JPEG or PNG image" };
+                }
+                else
+                {
+                    var (status, body) = await RecognizeBytesAsync(recognizer, gate, message.ToArray(), ct).ConfigureAwait(false);
+                    reply = status == 200 ? body : new { frame, error = JsonSerializer.SerializeToElement(body, Json).GetProperty("error").GetString() };
+                }
+                var json = JsonSerializer.SerializeToUtf8Bytes(reply, Json);
+                await socket.SendAsync(json, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException)
+        {
+            log.LogInformation("stream closed after {Frames} frames: {Reason}", frame, ex.Message);
+        }
+    }
+
+    private static void MapPage(WebApplication app)
+    {
+        var assembly = typeof(FerServer).Assembly;
+        foreach (var (route, file, type) in new[]
+                 {
+                     ("/", "index.html", "text/html; charset=utf-8"),
+                     ("/app.js", "app.js", "text/javascript; charset=utf-8"),
+                     ("/style.css", "style.css", "text/css; charset=utf-8"),
+                 })
+        {
+            var content = ReadResource(assembly, file);
+            app.MapGet(route, () => Results.Bytes(content, type)).ExcludeFromDescription();
+        }
+    }
+
+    private static byte[] ReadResource(Assembly assembly, string file)
+    {
+        var name = assembly.GetManifestResourceNames().Single(n => n.EndsWith("wwwroot." + file, StringComparison.Ordinal));
+        using var stream = assembly.GetManifestResourceStream(name)!;
+        using var ms = new MemoryStream();
+        stream.CopyTo(ms);
+        return ms.ToArray();
+    }
+}

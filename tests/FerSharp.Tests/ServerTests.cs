@@ -1,0 +1,257 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using FerSharp.Data;
+using FerSharp.Inference;
+using FerSharp.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Playwright;
+using OpenCvSharp;
+
+namespace FerSharp.Tests;
+
+/// <summary>A real server on a free loopback port, shared by the tests of a class.</summary>
+public sealed class ServerFixture : IAsyncLifetime
+{
+    public const long BodyLimit = 1024 * 1024;
+    private WebApplication? _app;
+
+    public EmotionRecognizer Recognizer { get; } = EmotionRecognizer.Load();
+    public Uri BaseUri { get; private set; } = null!;
+    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromMinutes(2) };
+
+    public async Task InitializeAsync()
+    {
+        _app = FerServer.Build(new ServerOptions { Urls = "http://127.0.0.1:0", MaxBodyBytes = BodyLimit }, Recognizer, logging: _ => { });
+        await _app.StartAsync();
+        BaseUri = new Uri(_app.Urls.First());
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_app != null) await _app.DisposeAsync();
+        Http.Dispose();
+        Recognizer.Dispose();
+    }
+}
+
+[Collection("torch")]
+public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private Uri Url(string path) => new(server.BaseUri, path);
+
+    private static byte[] FacePng() => FaceImages.EncodePng(Synthetic.Patterns(1, seed: 3).Face(2));
+
+    private static void AssertFaceSchema(JsonElement face)
+    {
+        var box = face.GetProperty("box");
+        foreach (var key in new[] { "x", "y", "width", "height" }) Assert.Equal(JsonValueKind.Number, box.GetProperty(key).ValueKind);
+        var probabilities = face.GetProperty("probabilities").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
+        Assert.Equal(EmotionClasses.Fer2013.Order(), probabilities.Keys.Order());
+        Assert.Equal(probabilities.MaxBy(p => p.Value).Key, face.GetProperty("emotion").GetString());
+        Assert.Equal(probabilities.Values.Max(), face.GetProperty("confidence").GetDouble(), 3);
+    }
+
+    [Fact]
+    public async Task Health_and_model_info()
+    {
+        var health = await server.Http.GetAsync(Url("/healthz"));
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.Contains("ok", await health.Content.ReadAsStringAsync());
+        using var model = JsonDocument.Parse(await server.Http.GetStringAsync(Url("/api/v1/model")));
+        Assert.Equal(server.Recognizer.Model.Metadata.Name, model.RootElement.GetProperty("name").GetString());
+        Assert.Equal(7, model.RootElement.GetProperty("classes").GetArrayLength());
+        Assert.Equal(48, model.RootElement.GetProperty("input_size")[2].GetInt32());
+        var openapi = await server.Http.GetStringAsync(Url("/openapi/v1.json"));
+        Assert.Contains("/api/v1/recognize", openapi);
+        var page = await server.Http.GetStringAsync(Url("/"));
+        Assert.Contains("<script src=\"/app.js\">", page);
+        Assert.DoesNotContain("http://cdn", page + await server.Http.GetStringAsync(Url("/app.js")), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Recognize_takes_multipart_or_a_raw_image_body()
+    {
+        using var form = new MultipartFormDataContent();
+        var file = new ByteArrayContent(FacePng());
+        file.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+        form.Add(file, "image", "face.png");
+        var multipart = await server.Http.PostAsync(Url("/api/v1/recognize"), form);
+        Assert.Equal(HttpStatusCode.OK, multipart.StatusCode);
+        using var a = JsonDocument.Parse(await multipart.Content.ReadAsStringAsync());
+        AssertFaceSchema(Assert.Single(a.RootElement.GetProperty("faces").EnumerateArray()));
+
+        var raw = new ByteArrayContent(FacePng());
+        raw.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+        var response = await server.Http.PostAsync(Url("/api/v1/recognize"), raw);
+        using var b = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal(a.RootElement.GetProperty("faces")[0].GetProperty("probabilities").GetRawText(),
+            b.RootElement.GetProperty("faces")[0].GetProperty("probabilities").GetRawText());
+    }
+
+    [SharedDataFact]
+    public async Task Recognize_finds_the_faces_of_a_photo_built_from_FER2013_faces()
+    {
+        var (image, truth) = FaceCanvas.Build([0, 1, 2], 900, 400, 150);
+        byte[] jpeg;
+        using (image) jpeg = image.ImEncode(".jpg");
+        var body = new ByteArrayContent(jpeg);
+        body.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
+        var response = await server.Http.PostAsync(Url("/api/v1/recognize"), body);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var faces = json.RootElement.GetProperty("faces").EnumerateArray().ToList();
+        Assert.True(faces.Count >= 2, $"{faces.Count} faces");
+        Assert.All(faces, AssertFaceSchema);
+        Assert.Equal(900, json.RootElement.GetProperty("width").GetInt32());
+    }
+
+    [Fact]
+    public async Task Bad_requests_get_json_errors_with_the_right_status_and_no_stack_trace()
+    {
+        async Task<(HttpStatusCode Status, string Body)> Post(HttpContent content)
+        {
+            var r = await server.Http.PostAsync(Url("/api/v1/recognize"), content);
+            return (r.StatusCode, await r.Content.ReadAsStringAsync());
+        }
+        var big = new ByteArrayContent(new byte[ServerFixture.BodyLimit + 1]);
+        big.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
+        var tooLarge = await Post(big);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.Status);
+        Assert.Contains("limit", JsonDocument.Parse(tooLarge.Body).RootElement.GetProperty("error").GetString());
+
+        var text = await Post(new StringContent("hello", Encoding.UTF8, "text/plain"));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, text.Status);
+
+        var corrupt = new ByteArrayContent("not really a png"u8.ToArray());
+        corrupt.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+        var bad = await Post(corrupt);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.Status);
+        Assert.Contains("not a readable image", bad.Body);
+
+        using var form = new MultipartFormDataContent { { new StringContent("x"), "other" } };
+        var missing = await Post(form);
+        Assert.Equal(HttpStatusCode.BadRequest, missing.Status);
+        Assert.Contains("'image'", JsonDocument.Parse(missing.Body).RootElement.GetProperty("error").GetString());
+
+        var broken = new ByteArrayContent("--nope\r\n"u8.ToArray());
+        broken.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data");
+        var malformed = await Post(broken);
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.Status);
+
+        foreach (var body in new[] { tooLarge.Body, text.Body, bad.Body, missing.Body, malformed.Body })
+        {
+            Assert.DoesNotContain("   at ", body);
+            Assert.Equal(JsonValueKind.String, JsonDocument.Parse(body).RootElement.GetProperty("error").ValueKind);
+        }
+    }
+
+    [Fact]
+    public async Task WebSocket_stream_answers_each_frame()
+    {
+        using var socket = new ClientWebSocket();
+        var ws = new UriBuilder(server.BaseUri) { Scheme = "ws", Path = "/api/v1/stream" }.Uri;
+        await socket.ConnectAsync(ws, CancellationToken.None);
+        async Task<JsonElement> Exchange(byte[] payload, WebSocketMessageType type)
+        {
+            await socket.SendAsync(payload, type, true, CancellationToken.None);
+            var buffer = new byte[1 << 16];
+            var result = await socket.ReceiveAsync(buffer, CancellationToken.None);
+            Assert.True(result.EndOfMessage);
+            return JsonDocument.Parse(buffer.AsMemory(0, result.Count)).RootElement.Clone();
+        }
+        for (var i = 0; i < 3; i++)
+        {
+            var reply = await Exchange(FacePng(), WebSocketMessageType.Binary);
+            AssertFaceSchema(Assert.Single(reply.GetProperty("faces").EnumerateArray()));
+        }
+        var error = await Exchange("hello"u8.ToArray(), WebSocketMessageType.Text);
+        Assert.Contains("binary", error.GetProperty("error").GetString());
+        var corrupt = await Exchange("nope"u8.ToArray(), WebSocketMessageType.Binary);
+        Assert.Contains("not a readable image", corrupt.GetProperty("error").GetString());
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task The_gate_refuses_work_beyond_its_queue()
+    {
+        using var gate = new InferenceGate(concurrency: 1, maxQueued: 1);
+        using var first = await gate.TryEnterAsync(CancellationToken.None);
+        Assert.NotNull(first);
+        var second = gate.TryEnterAsync(CancellationToken.None); // waits in the queue
+        Assert.Null(await gate.TryEnterAsync(CancellationToken.None)); // queue full
+        first!.Dispose();
+        using var granted = await second;
+        Assert.NotNull(granted);
+    }
+}
+
+/// <summary>The web page in Debian's Chromium, driven by Playwright, with a fake camera playing FER2013 faces.</summary>
+[Collection("torch")]
+public class WebPageTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private static string WriteY4m(string path, int frames)
+    {
+        const int width = 640, height = 480;
+        using var stream = File.Create(path);
+        stream.Write(Encoding.ASCII.GetBytes($"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n"));
+        for (var f = 0; f < frames; f++)
+        {
+            var (image, _) = FaceCanvas.Build([0, 1], width, height, 200, shiftX: f);
+            using (image)
+            using (var yuv = image.CvtColor(ColorConversionCodes.BGR2YUV_I420))
+            {
+                stream.Write("FRAME\n"u8);
+                yuv.GetArray(out byte[] planes);
+                stream.Write(planes);
+            }
+        }
+        return path;
+    }
+
+    [SharedDataFact]
+    public async Task Page_shows_live_expressions_from_the_camera_and_annotates_an_uploaded_photo()
+    {
+        Assert.True(File.Exists("/usr/bin/chromium"), "Debian chromium is needed (./test installs it)");
+        using var dir = new TempDir();
+        var y4m = WriteY4m(dir.File("camera.y4m"), 20);
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = "/usr/bin/chromium",
+            Headless = true,
+            Args =
+            [
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                $"--use-file-for-fake-video-capture={y4m}",
+            ],
+        });
+        var context = await browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
+        await context.GrantPermissionsAsync(["camera"]);
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(server.BaseUri.ToString());
+        await page.WaitForSelectorAsync("#model-info:not(:text('loading model…'))");
+        Assert.Contains(server.Recognizer.Model.Metadata.Name, await page.InnerTextAsync("#model-info"));
+
+        await page.ClickAsync("#start-camera");
+        var live = await page.WaitForSelectorAsync("#live-faces .face-label", new PageWaitForSelectorOptions { Timeout = 60_000 });
+        Assert.Contains((await live!.TextContentAsync())!.Trim(), EmotionClasses.Fer2013); // text, not innerText: CSS capitalises
+        await page.WaitForFunctionAsync("() => document.getElementById('fps').textContent !== '– FPS'");
+
+        var (photo, _) = FaceCanvas.Build([2, 3], 800, 400, 160);
+        var photoPath = dir.File("photo.jpg");
+        using (photo) Cv2.ImWrite(photoPath, photo);
+        await page.SetInputFilesAsync("#photo-input", photoPath);
+        var uploaded = await page.WaitForSelectorAsync("#photo-faces .face-label", new PageWaitForSelectorOptions { Timeout = 60_000 });
+        Assert.Contains((await uploaded!.TextContentAsync())!.Trim(), EmotionClasses.Fer2013);
+
+        // An artifact for people to look at (built from dataset faces: stays in the build output, never committed).
+        var artifacts = Path.Combine(AppContext.BaseDirectory, "artifacts");
+        Directory.CreateDirectory(artifacts);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(artifacts, "web-page.png"), FullPage = true });
+        Assert.True(new FileInfo(Path.Combine(artifacts, "web-page.png")).Length > 10_000);
+    }
+}
