@@ -163,6 +163,17 @@ else
         }
         results["video"] = rows;
     }
+    if (Wanted("server"))
+    {
+        using var scene = Scenes.Build(faces!, 640, 480, 1);
+        var jpeg = scene.ImEncode(".jpg");
+        var load = ServerLoad.RunAsync(recognizer, jpeg, [1, 4, 16], TimeSpan.FromSeconds(quick ? 8 : 20), quick ? 400 : 2000).GetAwaiter().GetResult();
+        foreach (var r in load)
+        {
+            AnsiConsole.MarkupLineInterpolated($"server {r.Clients,2} clients: {r.RequestsPerSecond} req/s, p50 {r.P50Ms} ms, p95 {r.P95Ms} ms, p99 {r.P99Ms} ms, {r.Errors} errors of {r.Requests}; working set {r.WorkingSetBeforeMb} -> {r.WorkingSetAfterMb} MB (peak {r.PeakWorkingSetMb})");
+        }
+        results["server"] = load;
+    }
 }
 
 var json = JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true });

@@ -71,6 +71,9 @@ public class TrainerTests
         var validation = Synthetic.Patterns(4, seed: 2, split: DataSplit.PublicTest);
         var options = Quick(3) with { Augment = "rotate=10,zoom=0.1,flip,erase=0.3", Schedule = LrScheduleKind.Cosine, WarmupEpochs = 1, Ema = 0.9 };
 
+        // Other threads of the process drawing from (and reseeding) libtorch's global generator, as
+        // parallel tests or a server do, must not change a run: every draw of a run is on its own generators.
+        using var noise = new GlobalRandomNoise();
         var straight = new Trainer(options, Path.Combine(dir.Path, "straight")) { DrawCurvesEachEpoch = false }.Fit(train, validation);
 
         var resumedDir = Path.Combine(dir.Path, "resumed");
@@ -304,7 +307,36 @@ public class ArchitectureTests
         var convs = profile.Layers.Where(l => l.Type == "Conv2d").Select(l => l.OutputShape[1]).ToArray();
         Assert.Equal(new long[] { 32, 64, 128, 128 }, convs);
         Assert.Equal(3, profile.Layers.Count(l => l.Type == "MaxPool2d"));
+        Assert.Equal(3, profile.Layers.Count(l => l.Type == "Dropout"));
         Assert.Equal(new long[] { 1024, 7 }, profile.Layers.Where(l => l.Type == "Linear").Select(l => l.OutputShape[1]));
         Assert.Equal(2_345_607, profile.Parameters);
+    }
+}
+
+/// <summary>Keeps drawing from and reseeding libtorch's process-wide generator on another thread until disposed.</summary>
+internal sealed class GlobalRandomNoise : IDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _task;
+
+    public GlobalRandomNoise()
+    {
+        _task = Task.Run(() =>
+        {
+            var seed = 1L;
+            while (!_stop.IsCancellationRequested)
+            {
+                torch.manual_seed(seed++);
+                using var drawn = torch.rand(64);
+                Thread.Sleep(1);
+            }
+        });
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _task.Wait();
+        _stop.Dispose();
     }
 }

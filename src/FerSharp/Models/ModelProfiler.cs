@@ -29,11 +29,11 @@ public static class ModelProfiler
             var layerName = name;
             var hook = leaf switch
             {
-                Conv2d or Linear or BatchNorm2d or BatchNorm1d or MaxPool2d or AdaptiveAvgPool2d or ReLU or Dropout or Dropout2d or Flatten =>
+                Conv2d or Linear or BatchNorm2d or BatchNorm1d or MaxPool2d or AdaptiveAvgPool2d or ReLU or SeededDropout or Flatten =>
                     leaf.register_forward_hook((m, input, output) =>
                     {
                         var parameters = m.parameters(recurse: false).Sum(p => p.numel());
-                        layers.Add(new LayerProfile(layerName, m.GetType().Name, output.shape, parameters, FlopsOf(m, input, output)));
+                        layers.Add(new LayerProfile(layerName, m is SeededDropout ? m.GetName() : m.GetType().Name, output.shape, parameters, FlopsOf(m, input, output)));
                         return output;
                     }),
                 _ => null,

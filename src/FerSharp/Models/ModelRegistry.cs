@@ -44,13 +44,13 @@ internal static class SeedCnn
     public static Module<Tensor, Tensor> Create(int classes) => Sequential(
         ("conv1", Conv2d(1, 32, 3)), ("relu1", ReLU()),
         ("conv2", Conv2d(32, 64, 3)), ("relu2", ReLU()),
-        ("pool1", MaxPool2d(2)), ("drop1", Dropout(0.25)),
+        ("pool1", MaxPool2d(2)), ("drop1", SeededLayers.Dropout(0.25)),
         ("conv3", Conv2d(64, 128, 3)), ("relu3", ReLU()),
         ("pool2", MaxPool2d(2)),
         ("conv4", Conv2d(128, 128, 3)), ("relu4", ReLU()),
-        ("pool3", MaxPool2d(2)), ("drop2", Dropout(0.25)),
+        ("pool3", MaxPool2d(2)), ("drop2", SeededLayers.Dropout(0.25)),
         ("flatten", Flatten()),
-        ("fc1", Linear(128 * 4 * 4, 1024)), ("relu5", ReLU()), ("drop3", Dropout(0.5)),
+        ("fc1", Linear(128 * 4 * 4, 1024)), ("relu5", ReLU()), ("drop3", SeededLayers.Dropout(0.5)),
         ("fc2", Linear(1024, classes)));
 }
 
@@ -71,14 +71,14 @@ internal static class VggBn
                 inChannels = channels;
             }
             layers.Add(($"b{block}_pool", MaxPool2d(2)));
-            layers.Add(($"b{block}_drop", Dropout2d(0.1 * block)));
+            layers.Add(($"b{block}_drop", SeededLayers.Dropout2d(0.1 * block)));
             block++;
         }
         layers.Add(("flatten", Flatten()));
         layers.Add(("fc1", Linear(256 * 3 * 3, 256, hasBias: false)));
         layers.Add(("fc1_bn", BatchNorm1d(256)));
         layers.Add(("fc1_relu", ReLU()));
-        layers.Add(("fc1_drop", Dropout(0.5)));
+        layers.Add(("fc1_drop", SeededLayers.Dropout(0.5)));
         layers.Add(("fc2", Linear(256, classes)));
         return Sequential(layers);
     }
@@ -128,7 +128,7 @@ internal static class ResNetSmall
         ("stage3_block2", new ResidualBlock("stage3_block2", 256, 256, 1)),
         ("pool", AdaptiveAvgPool2d(1)),
         ("flatten", Flatten()),
-        ("drop", Dropout(0.3)),
+        ("drop", SeededLayers.Dropout(0.3)),
         ("fc", Linear(256, classes)));
 }
 

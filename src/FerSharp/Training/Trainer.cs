@@ -69,8 +69,11 @@ public sealed class Trainer
 
         var classCount = train.ClassCount;
         var architecture = ModelRegistry.Get(_options.Architecture);
-        manual_seed(EpochSeed(0, 0)); // weight initialisation is part of the run's reproducibility
         using var model = architecture.Create(classCount);
+        using (var initGenerator = new Generator().manual_seed(EpochSeed(0, 0)))
+        {
+            SeededLayers.ResetParameters(model, initGenerator); // weight initialisation is part of the run's reproducibility
+        }
         using var ema = _options.Ema > 0 ? architecture.Create(classCount) : null;
         var optimizer = CreateOptimizer(model);
 
@@ -142,7 +145,8 @@ public sealed class Trainer
             }
             progress?.Report(new TrainingProgress(TrainingPhase.EpochStarted, epoch, _options.Epochs, 0, batches, 0, 0, 0));
             var epochWatch = Stopwatch.StartNew();
-            manual_seed(EpochSeed(epoch, 1));
+            using var dropoutGen = new Generator().manual_seed(EpochSeed(epoch, 1));
+            using var dropoutBinding = SeededLayers.BindDropout(model, dropoutGen);
             using var orderGen = new Generator().manual_seed(EpochSeed(epoch, 2));
             using var augmentGen = new Generator().manual_seed(EpochSeed(epoch, 3));
             using var order = randperm(train.Count, generator: orderGen);
