@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
+
 using FerSharp.Inference;
 using FerSharp.Server;
 

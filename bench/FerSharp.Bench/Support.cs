@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
+
 using FerSharp.Data;
+
 using OpenCvSharp;
 
 namespace FerSharp.Bench;

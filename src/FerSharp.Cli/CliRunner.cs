@@ -1,5 +1,7 @@
 using System.CommandLine;
+
 using FerSharp.Data;
+
 using Spectre.Console;
 
 namespace FerSharp.Cli;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+
 using FerSharp.Cli;
 using FerSharp.Cli.Commands;
 

@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Reflection;
 using System.Text.Json;
+
 using FerSharp.Inference;
+
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+
 using FerSharp.Data;
 using FerSharp.Evaluation;
 using FerSharp.Models;
@@ -96,8 +97,14 @@ public class EvaluationReportTests
     {
         var options = new TrainOptions
         {
-            Architecture = "vgg-bn", Epochs = 2, BatchSize = 32, LearningRate = 2e-3, Augment = "none",
-            Schedule = LrScheduleKind.None, EarlyStoppingPatience = 0, Seed = 3,
+            Architecture = "vgg-bn",
+            Epochs = 2,
+            BatchSize = 32,
+            LearningRate = 2e-3,
+            Augment = "none",
+            Schedule = LrScheduleKind.None,
+            EarlyStoppingPatience = 0,
+            Seed = 3,
         };
         var trainer = new Trainer(options, Path.Combine(dir.Path, "run")) { DrawCurvesEachEpoch = false };
         trainer.Fit(Synthetic.Patterns(16, seed: 1), Synthetic.Patterns(4, seed: 2, split: DataSplit.PublicTest));

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+
 using FerSharp.Data;
 
 namespace FerSharp.Tests;

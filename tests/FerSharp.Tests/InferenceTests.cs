@@ -1,6 +1,8 @@
 using System.Text.Json;
+
 using FerSharp.Data;
 using FerSharp.Inference;
+
 using OpenCvSharp;
 
 namespace FerSharp.Tests;
@@ -117,7 +119,7 @@ public class RecognizerTests
 
         string[] classes = ["happy", "sad"];
         var tracker = new FaceTracker(classes, smoothing: 0.5);
-        FaceEmotion Face(int x, float happy) => new(new FaceBox(x, 0, 50, 50), happy > 0.5 ? "happy" : "sad", Math.Max(happy, 1 - happy),
+        static FaceEmotion Face(int x, float happy) => new(new FaceBox(x, 0, 50, 50), happy > 0.5 ? "happy" : "sad", Math.Max(happy, 1 - happy),
             new Dictionary<string, float> { ["happy"] = happy, ["sad"] = 1 - happy });
         var first = tracker.Update([Face(0, 1f), Face(300, 0f)]);
         var second = tracker.Update([Face(305, 1f), Face(4, 1f)]); // both moved; order swapped

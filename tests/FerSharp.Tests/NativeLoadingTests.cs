@@ -1,6 +1,9 @@
 using System.Diagnostics;
+
 using FerSharp.Build;
+
 using TorchSharp;
+
 using static TorchSharp.torch;
 
 namespace FerSharp.Tests;

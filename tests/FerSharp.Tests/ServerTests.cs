@@ -3,11 +3,14 @@ using System.Net.Http.Headers;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
+
 using FerSharp.Data;
 using FerSharp.Inference;
 using FerSharp.Server;
+
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Playwright;
+
 using OpenCvSharp;
 
 namespace FerSharp.Tests;

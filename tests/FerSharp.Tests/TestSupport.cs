@@ -1,4 +1,5 @@
 using System.Diagnostics;
+
 using FerSharp.Data;
 
 namespace FerSharp.Tests;
@@ -60,8 +61,8 @@ public static class Synthetic
             for (var p = 0; p < face.Length; p++) face[p] = (byte)rng.Next(0, 90);
             var (cy, cx) = (label / 3 * 16 + rng.Next(0, 4), label % 3 * 16 + rng.Next(0, 4));
             for (var y = cy; y < cy + 12; y++)
-            for (var x = cx; x < cx + 12; x++)
-                face[y * 48 + x] = (byte)rng.Next(200, 256);
+                for (var x = cx; x < cx + 12; x++)
+                    face[y * 48 + x] = (byte)rng.Next(200, 256);
         }
         return new FaceDataset(EmotionClasses.Fer2013, pixels, labels, Enumerable.Repeat(split, count).ToArray());
     }

@@ -1,7 +1,9 @@
 using FerSharp.Data;
 using FerSharp.Models;
 using FerSharp.Training;
+
 using TorchSharp;
+
 using static TorchSharp.torch;
 
 namespace FerSharp.Tests;
@@ -131,8 +133,13 @@ public class TrainerTests
         var path = dir.File("last.ckpt");
         var state = new TrainingState
         {
-            Options = Quick(1), History = [], Schedule = new LrScheduleState(), Normalization = new Normalization(), ClassNames = EmotionClasses.Fer2013,
-            Epoch = 5, BestMonitored = double.NaN,
+            Options = Quick(1),
+            History = [],
+            Schedule = new LrScheduleState(),
+            Normalization = new Normalization(),
+            ClassNames = EmotionClasses.Fer2013,
+            Epoch = 5,
+            BestMonitored = double.NaN,
         };
         Checkpoint.Save(path, state, [1, 2, 3], null, [4, 5]);
         var good = File.ReadAllBytes(path);

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+
 using FerSharp.Data;
+
 using Spectre.Console;
 
 namespace FerSharp.Cli.Commands;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+
 using FerSharp.Data;
 
 namespace FerSharp.Cli.Commands;

@@ -1,8 +1,10 @@
 using System.CommandLine;
 using System.Text.Json;
+
 using FerSharp.Data;
 using FerSharp.Evaluation;
 using FerSharp.Models;
+
 using Spectre.Console;
 
 namespace FerSharp.Cli.Commands;

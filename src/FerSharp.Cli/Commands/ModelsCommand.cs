@@ -1,5 +1,7 @@
 using System.CommandLine;
+
 using FerSharp.Models;
+
 using Spectre.Console;
 
 namespace FerSharp.Cli.Commands;

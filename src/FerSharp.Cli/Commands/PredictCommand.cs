@@ -2,8 +2,11 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+
 using FerSharp.Inference;
+
 using OpenCvSharp;
+
 using Spectre.Console;
 
 namespace FerSharp.Cli.Commands;

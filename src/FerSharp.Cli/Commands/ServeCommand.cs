@@ -1,6 +1,9 @@
 using System.CommandLine;
+
 using FerSharp.Server;
+
 using Microsoft.AspNetCore.Builder;
+
 using Spectre.Console;
 
 namespace FerSharp.Cli.Commands;

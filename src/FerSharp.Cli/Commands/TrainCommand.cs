@@ -1,8 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
+
 using FerSharp.Data;
 using FerSharp.Models;
 using FerSharp.Training;
+
 using Spectre.Console;
 
 namespace FerSharp.Cli.Commands;
@@ -150,20 +152,47 @@ internal static class TrainPresets
         // The seed: Keras-tutorial CNN, Adam, batch 64, rotation/zoom/shift/flip; 30 epochs fit one session on 2 cores.
         ["seed"] = new TrainOptions
         {
-            Architecture = "seed-cnn", Epochs = 30, BatchSize = 64, Optimizer = OptimizerKind.Adam, LearningRate = 1e-3,
-            Schedule = LrScheduleKind.Plateau, PlateauPatience = 2, Augment = "rotate=10,zoom=0.1,shift=0.1,flip", EarlyStoppingPatience = 6,
+            Architecture = "seed-cnn",
+            Epochs = 30,
+            BatchSize = 64,
+            Optimizer = OptimizerKind.Adam,
+            LearningRate = 1e-3,
+            Schedule = LrScheduleKind.Plateau,
+            PlateauPatience = 2,
+            Augment = "rotate=10,zoom=0.1,shift=0.1,flip",
+            EarlyStoppingPatience = 6,
         },
         ["best"] = new TrainOptions
         {
-            Architecture = "vgg-bn", Epochs = 60, BatchSize = 64, Optimizer = OptimizerKind.Sgd, LearningRate = 0.05, WeightDecay = 5e-4,
-            Schedule = LrScheduleKind.Cosine, WarmupEpochs = 2, LabelSmoothing = 0.1, Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.4",
-            EarlyStoppingPatience = 0, Standardize = true, Ema = 0.999,
+            Architecture = "vgg-bn",
+            Epochs = 60,
+            BatchSize = 64,
+            Optimizer = OptimizerKind.Sgd,
+            LearningRate = 0.05,
+            WeightDecay = 5e-4,
+            Schedule = LrScheduleKind.Cosine,
+            WarmupEpochs = 2,
+            LabelSmoothing = 0.1,
+            Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.4",
+            EarlyStoppingPatience = 0,
+            Standardize = true,
+            Ema = 0.999,
         },
         ["realtime"] = new TrainOptions
         {
-            Architecture = "mini-xception", Epochs = 60, BatchSize = 64, Optimizer = OptimizerKind.AdamW, LearningRate = 3e-3, WeightDecay = 1e-4,
-            Schedule = LrScheduleKind.Cosine, WarmupEpochs = 2, LabelSmoothing = 0.1, Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.3",
-            EarlyStoppingPatience = 0, Standardize = true, Ema = 0.999,
+            Architecture = "mini-xception",
+            Epochs = 60,
+            BatchSize = 64,
+            Optimizer = OptimizerKind.AdamW,
+            LearningRate = 3e-3,
+            WeightDecay = 1e-4,
+            Schedule = LrScheduleKind.Cosine,
+            WarmupEpochs = 2,
+            LabelSmoothing = 0.1,
+            Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.3",
+            EarlyStoppingPatience = 0,
+            Standardize = true,
+            Ema = 0.999,
         },
     };
 

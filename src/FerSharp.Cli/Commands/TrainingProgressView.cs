@@ -1,5 +1,6 @@
 using FerSharp.Data;
 using FerSharp.Training;
+
 using Spectre.Console;
 
 namespace FerSharp.Cli.Commands;

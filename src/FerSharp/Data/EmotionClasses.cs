@@ -13,13 +13,24 @@ public static class EmotionClasses
 
     private static readonly Dictionary<string, string> Synonyms = new(StringComparer.OrdinalIgnoreCase)
     {
-        ["angry"] = "angry", ["anger"] = "angry", ["mad"] = "angry",
-        ["disgust"] = "disgust", ["disgusted"] = "disgust",
-        ["fear"] = "fear", ["fearful"] = "fear", ["afraid"] = "fear", ["scared"] = "fear",
-        ["happy"] = "happy", ["happiness"] = "happy", ["joy"] = "happy",
-        ["sad"] = "sad", ["sadness"] = "sad",
-        ["surprise"] = "surprise", ["surprised"] = "surprise",
-        ["neutral"] = "neutral", ["calm"] = "neutral",
+        ["angry"] = "angry",
+        ["anger"] = "angry",
+        ["mad"] = "angry",
+        ["disgust"] = "disgust",
+        ["disgusted"] = "disgust",
+        ["fear"] = "fear",
+        ["fearful"] = "fear",
+        ["afraid"] = "fear",
+        ["scared"] = "fear",
+        ["happy"] = "happy",
+        ["happiness"] = "happy",
+        ["joy"] = "happy",
+        ["sad"] = "sad",
+        ["sadness"] = "sad",
+        ["surprise"] = "surprise",
+        ["surprised"] = "surprise",
+        ["neutral"] = "neutral",
+        ["calm"] = "neutral",
         ["contempt"] = "contempt",
     };
 

@@ -1,7 +1,10 @@
 using System.Diagnostics;
+
 using FerSharp.Data;
 using FerSharp.Models;
+
 using TorchSharp;
+
 using static TorchSharp.torch;
 
 namespace FerSharp.Evaluation;

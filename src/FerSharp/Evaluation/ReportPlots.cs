@@ -1,5 +1,7 @@
 using FerSharp.Data;
+
 using OpenCvSharp;
+
 using ScottPlot;
 
 namespace FerSharp.Evaluation;
@@ -15,8 +17,8 @@ public static class ReportPlots
         var normalized = metrics.RowNormalized();
         var intensities = new double[k, k];
         for (var r = 0; r < k; r++)
-        for (var c = 0; c < k; c++)
-            intensities[r, c] = normalized[r][c];
+            for (var c = 0; c < k; c++)
+                intensities[r, c] = normalized[r][c];
 
         var plot = new Plot();
         var heatmap = plot.Add.Heatmap(intensities);
@@ -25,13 +27,13 @@ public static class ReportPlots
         // Heatmap cell (r, c) is centred at x = c, y = k - 1 - r: row 0 (first true class) is drawn at the top.
         heatmap.Extent = new CoordinateRect(0, k - 1, 0, k - 1); // ScottPlot places cell centres on the extent corners
         for (var r = 0; r < k; r++)
-        for (var c = 0; c < k; c++)
-        {
-            var text = plot.Add.Text($"{metrics.ConfusionMatrix[r][c]}\n{normalized[r][c]:P0}", c, k - 1 - r);
-            text.LabelAlignment = Alignment.MiddleCenter;
-            text.LabelFontSize = 13;
-            text.LabelFontColor = normalized[r][c] > 0.55 ? Colors.White : Colors.Black;
-        }
+            for (var c = 0; c < k; c++)
+            {
+                var text = plot.Add.Text($"{metrics.ConfusionMatrix[r][c]}\n{normalized[r][c]:P0}", c, k - 1 - r);
+                text.LabelAlignment = Alignment.MiddleCenter;
+                text.LabelFontSize = 13;
+                text.LabelFontColor = normalized[r][c] > 0.55 ? Colors.White : Colors.Black;
+            }
         var ticks = Enumerable.Range(0, k).Select(i => (double)i).ToArray();
         plot.Axes.Bottom.SetTicks(ticks, metrics.Classes.ToArray());
         plot.Axes.Left.SetTicks(ticks, metrics.Classes.Reverse().ToArray());

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+
 using FerSharp.Models;
 
 namespace FerSharp.Evaluation;
@@ -63,7 +64,12 @@ public static class ReportWriter
             ["classes"] = m.Classes,
             ["per_class"] = m.PerClass.ToDictionary(c => c.Name, c => new
             {
-                precision = c.Precision, recall = c.Recall, f1 = c.F1, support = c.Support, predicted = c.Predicted, predictable = c.Predictable,
+                precision = c.Precision,
+                recall = c.Recall,
+                f1 = c.F1,
+                support = c.Support,
+                predicted = c.Predicted,
+                predictable = c.Predictable,
             }),
             ["confusion_matrix"] = m.ConfusionMatrix,
             ["confusion_matrix_normalized"] = m.RowNormalized(),

@@ -1,4 +1,5 @@
 using FerSharp.Training;
+
 using ScottPlot;
 
 namespace FerSharp.Evaluation;

@@ -7,9 +7,14 @@ public static class Annotator
 {
     private static readonly Dictionary<string, Scalar> Colours = new(StringComparer.OrdinalIgnoreCase)
     {
-        ["angry"] = new Scalar(40, 40, 220), ["disgust"] = new Scalar(40, 140, 40), ["fear"] = new Scalar(160, 60, 160),
-        ["happy"] = new Scalar(40, 200, 240), ["sad"] = new Scalar(200, 120, 40), ["surprise"] = new Scalar(30, 150, 255),
-        ["neutral"] = new Scalar(170, 170, 170), ["contempt"] = new Scalar(110, 80, 60),
+        ["angry"] = new Scalar(40, 40, 220),
+        ["disgust"] = new Scalar(40, 140, 40),
+        ["fear"] = new Scalar(160, 60, 160),
+        ["happy"] = new Scalar(40, 200, 240),
+        ["sad"] = new Scalar(200, 120, 40),
+        ["surprise"] = new Scalar(30, 150, 255),
+        ["neutral"] = new Scalar(170, 170, 170),
+        ["contempt"] = new Scalar(110, 80, 60),
     };
 
     public static Scalar ColourOf(string emotion) => Colours.TryGetValue(emotion, out var c) ? c : new Scalar(0, 220, 0);

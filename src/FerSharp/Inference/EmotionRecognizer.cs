@@ -1,5 +1,6 @@
 using FerSharp.Data;
 using FerSharp.Models;
+
 using OpenCvSharp;
 
 namespace FerSharp.Inference;

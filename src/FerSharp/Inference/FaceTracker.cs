@@ -45,11 +45,11 @@ public sealed class FaceTracker
         ArgumentNullException.ThrowIfNull(detections);
         var pairs = new List<(double IoU, int Track, int Detection)>();
         for (var t = 0; t < _tracks.Count; t++)
-        for (var d = 0; d < detections.Count; d++)
-        {
-            var iou = _tracks[t].Box.IoU(detections[d].Box);
-            if (iou >= MinIoU) pairs.Add((iou, t, d));
-        }
+            for (var d = 0; d < detections.Count; d++)
+            {
+                var iou = _tracks[t].Box.IoU(detections[d].Box);
+                if (iou >= MinIoU) pairs.Add((iou, t, d));
+            }
         var trackFor = new int[detections.Count];
         Array.Fill(trackFor, -1);
         var usedTracks = new HashSet<int>();

@@ -1,8 +1,11 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
+
 using FerSharp.Data;
+
 using TorchSharp;
+
 using static TorchSharp.torch;
 
 namespace FerSharp.Models;

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+
 using static TorchSharp.torch;
 
 namespace FerSharp.Models;

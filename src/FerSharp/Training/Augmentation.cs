@@ -1,5 +1,7 @@
 using System.Globalization;
+
 using TorchSharp;
+
 using static TorchSharp.torch;
 
 namespace FerSharp.Training;

@@ -1,9 +1,13 @@
 using FerSharp.Data;
+
 using OpenCvSharp;
+
+using TorchSharp;
+
+using static TorchSharp.torch;
+
 using Scalar = OpenCvSharp.Scalar;
 using Size = OpenCvSharp.Size;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace FerSharp.Training;
 

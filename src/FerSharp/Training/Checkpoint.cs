@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+
 using FerSharp.Models;
 
 namespace FerSharp.Training;

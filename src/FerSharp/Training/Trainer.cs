@@ -1,11 +1,14 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
+
 using FerSharp.Data;
 using FerSharp.Evaluation;
 using FerSharp.Models;
+
 using TorchSharp;
 using TorchSharp.Modules;
+
 using static TorchSharp.torch;
 
 namespace FerSharp.Training;
