@@ -1,13 +1,15 @@
 // Benchmarks: training/inference throughput per architecture (with achieved GFLOP/s against the CPU's
 // fp32 peak), per-face latency of shipped models, photo pipeline latency and video FPS.
 // Every figure is the median of several timed runs after warm-up, with min and max.
-// Usage: bench/run [--quick] [--only training,latency,photo,video]
+// Usage: bench/run [--quick] [--only training,memory,latency,accuracy,photo,video,server]
+// A full run (no --only) also rewrites the generated section of docs/BENCHMARKS.md.
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 
 using FerSharp.Bench;
 using FerSharp.Data;
+using FerSharp.Evaluation;
 using FerSharp.Inference;
 using FerSharp.Models;
 using FerSharp.Training;
@@ -30,9 +32,14 @@ set_num_threads(Environment.ProcessorCount);
 AnsiConsole.MarkupLineInterpolated($"[bold]{machine.Cpu}[/], {machine.Cores} cores, {machine.GHz:F2} GHz, fp32 peak {machine.PeakGflops:F0} GFLOP/s; .NET {Environment.Version}, TorchSharp {machine.TorchSharp}");
 var results = new Dictionary<string, object> { ["machine"] = machine, ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), ["quick"] = quick };
 var runs = quick ? 3 : 5;
+var report = new Report();
+string F(double value, string format = "F1") => value.ToString(format, CultureInfo.InvariantCulture);
+string S(Stats stats) => $"{F(stats.Median)} ({F(stats.Min)}–{F(stats.Max)})";
 
 if (Wanted("training"))
 {
+    var trainTable = report.Section("Training throughput (synthetic batches, forward + backward + Adam step)", "architecture", "batch", "img/s", "GFLOP/s", "of fp32 peak");
+    var inferTable = report.Section("Inference throughput (no_grad, eval mode)", "architecture", "batch", "img/s", "GFLOP/s", "of fp32 peak");
     var rows = new List<object>();
     foreach (var arch in ModelRegistry.All)
     {
@@ -61,6 +68,7 @@ if (Wanted("training"))
             // forward + backward ≈ 3x the forward FLOPs
             var gflops = stats.Median * flops * 3 / 1e9;
             rows.Add(new { architecture = arch.Name, batch, images_per_second = stats, gflops = Math.Round(gflops, 1), peak_fraction = Math.Round(gflops / machine.PeakGflops, 3) });
+            trainTable.Add([arch.Name, $"{batch}", S(stats), F(gflops), F(gflops / machine.PeakGflops, "P0")]);
             AnsiConsole.MarkupLineInterpolated($"train {arch.Name,-14} batch {batch,3}: {stats} img/s, {gflops:F1} GFLOP/s ({gflops / machine.PeakGflops:P0} of peak)");
         }
         model.eval();
@@ -80,6 +88,7 @@ if (Wanted("training"))
                 var stats = Stats.Of(times.Select(t => reps * batch / t));
                 var gflops = stats.Median * flops / 1e9;
                 rows.Add(new { architecture = arch.Name, batch, inference = true, images_per_second = stats, gflops = Math.Round(gflops, 1), peak_fraction = Math.Round(gflops / machine.PeakGflops, 3) });
+                inferTable.Add([arch.Name, $"{batch}", S(stats), F(gflops), F(gflops / machine.PeakGflops, "P0")]);
                 AnsiConsole.MarkupLineInterpolated($"infer {arch.Name,-14} batch {batch,3}: {stats} img/s, {gflops:F1} GFLOP/s");
             }
         }
@@ -93,6 +102,7 @@ var shipped = ModelCatalog.ModelsDirectory() is { } modelsDir
 
 if (Wanted("latency"))
 {
+    var table = report.Section("Per-face classification latency (batch 1, one 48x48 face)", "model", "architecture", "median ms", "p99 ms", "min ms");
     var rows = new List<object>();
     foreach (var path in shipped)
     {
@@ -103,13 +113,81 @@ if (Wanted("latency"))
         var ms = samples.Select(t => t * 1000).Order().ToArray();
         var row = new { model = Path.GetFileName(path), median_ms = Math.Round(Stats.Percentile(ms, 50), 3), p99_ms = Math.Round(Stats.Percentile(ms, 99), 3), min_ms = Math.Round(ms[0], 3) };
         rows.Add(row);
+        table.Add([row.model, model.Metadata.Architecture, F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(row.min_ms, "F3")]);
         AnsiConsole.MarkupLineInterpolated($"latency {row.model}: median {row.median_ms} ms, p99 {row.p99_ms} ms per face (batch 1)");
     }
     results["latency"] = rows;
 }
 
+
+if (Wanted("memory"))
+{
+    // A real `fer train` process: the dataset in memory, augmentation, the model, the optimizer.
+    var cli = Path.Combine(Repo.Root, "src", "FerSharp.Cli", "bin", "Release", "net10.0", "fer.dll");
+    var data = Fer2013Dataset.FindSharedData();
+    if (!File.Exists(cli) || data == null)
+    {
+        AnsiConsole.MarkupLine("[yellow]memory benchmark skipped: it needs the built CLI and ../shared FER2013 data[/]");
+    }
+    else
+    {
+        var table = report.Section("Peak memory of training (`fer train`, real FER2013 in memory, 1 epoch on the first 2,048 faces)", "architecture", "batch", "peak resident MB (VmHWM)");
+        var rows = new List<object>();
+        var runDir = Directory.CreateTempSubdirectory("fersharp-bench-train");
+        try
+        {
+            foreach (var arch in ModelRegistry.All.Select(a => a.Name))
+            {
+                var (exit, peakMb, output) = ChildMemory.Run("dotnet", [cli, "train", "--arch", arch, "--epochs", "1", "--limit", "2048", "--batch-size", "64",
+                    "--data", data, "--runs-dir", runDir.FullName, "--name", arch], TimeSpan.FromMinutes(5));
+                if (exit != 0)
+                {
+                    AnsiConsole.MarkupLineInterpolated($"[red]fer train --arch {arch} failed ({exit}):[/] {output}");
+                    continue;
+                }
+                rows.Add(new { architecture = arch, batch = 64, peak_mb = peakMb });
+                table.Add([arch, "64", F(peakMb, "F0")]);
+                AnsiConsole.MarkupLineInterpolated($"memory: fer train --arch {arch}: peak {peakMb:F0} MB resident");
+            }
+        }
+        finally
+        {
+            runDir.Delete(recursive: true);
+        }
+        results["training_memory"] = rows;
+    }
+}
+
 var facesPath = Fer2013Dataset.FindSharedData();
-FaceDataset? faces = facesPath == null ? null : Fer2013Dataset.Load(facesPath, new DatasetLoadOptions { Splits = [DataSplit.PrivateTest] });
+FaceDataset? testFaces = facesPath == null ? null : Fer2013Dataset.Load(facesPath, new DatasetLoadOptions { Splits = [DataSplit.PublicTest, DataSplit.PrivateTest] });
+var faces = testFaces?.Subset(DataSplit.PrivateTest);
+
+if (Wanted("accuracy"))
+{
+    if (testFaces == null || shipped.Count == 0)
+    {
+        AnsiConsole.MarkupLine("[yellow]accuracy table skipped: it needs ../shared FER2013 data and a shipped model[/]");
+    }
+    else
+    {
+        var table = report.Section("Accuracy of the shipped models on FER2013 (the same numbers as `fer evaluate`)", "model", "PrivateTest", "PrivateTest + flip TTA", "PrivateTest + crops TTA", "PublicTest", "macro F1 (PrivateTest)");
+        var rows = new List<object>();
+        foreach (var path in shipped)
+        {
+            using var model = EmotionModel.Load(path);
+            if (!model.ClassNames.SequenceEqual(EmotionClasses.Fer2013)) continue; // FER+ models are scored on FER+ labels, not here
+            var flip = Evaluator.Evaluate(model, faces!, new EvaluationOptions { Tta = TtaMode.Flip }, "PrivateTest");
+            var crops = Evaluator.Evaluate(model, faces!, new EvaluationOptions { Tta = TtaMode.Crops, CompareWithoutTta = false }, "PrivateTest");
+            var pub = Evaluator.Evaluate(model, testFaces.Subset(DataSplit.PublicTest), new EvaluationOptions(), "PublicTest");
+            var plain = flip.WithoutTta!;
+            var row = new { model = Path.GetFileName(path), private_test = plain.Accuracy, private_test_flip = flip.Metrics.Accuracy, private_test_crops = crops.Metrics.Accuracy, public_test = pub.Metrics.Accuracy, macro_f1 = plain.MacroF1 };
+            rows.Add(row);
+            table.Add([row.model, F(row.private_test, "P2"), F(row.private_test_flip, "P2"), F(row.private_test_crops, "P2"), F(row.public_test, "P2"), F(row.macro_f1, "F3")]);
+            AnsiConsole.MarkupLineInterpolated($"accuracy {row.model}: PrivateTest {row.private_test:P2} (flip {row.private_test_flip:P2}, crops {row.private_test_crops:P2}), PublicTest {row.public_test:P2}");
+        }
+        results["accuracy"] = rows;
+    }
+}
 if ((Wanted("photo") || Wanted("video")) && (faces == null || shipped.Count == 0))
 {
     AnsiConsole.MarkupLine("[yellow]photo/video benchmarks skipped: they need ../shared FER2013 faces and a shipped model[/]");
@@ -119,6 +197,7 @@ else
     using var recognizer = EmotionRecognizer.Load();
     if (Wanted("photo"))
     {
+        var table = report.Section("Photo pipeline (decode excluded: detect + crop + classify), shipped default model", "image", "faces (detected)", "median ms", "p99 ms", "min–max ms");
         var rows = new List<object>();
         foreach (var (w, h) in new[] { (640, 480), (1920, 1080) })
             foreach (var n in new[] { 1, 5 })
@@ -129,12 +208,14 @@ else
                 var ms = samples.Select(t => t * 1000).Order().ToArray();
                 var row = new { size = $"{w}x{h}", faces = n, detected = found, median_ms = Math.Round(Stats.Percentile(ms, 50), 2), p99_ms = Math.Round(Stats.Percentile(ms, 99), 2), min_ms = Math.Round(ms[0], 2), max_ms = Math.Round(ms[^1], 2) };
                 rows.Add(row);
+                table.Add([row.size, $"{n} ({found})", F(row.median_ms), F(row.p99_ms), $"{F(row.min_ms)}–{F(row.max_ms)}"]);
                 AnsiConsole.MarkupLineInterpolated($"photo {row.size} with {n} face(s) ({found} detected): median {row.median_ms} ms (min {row.min_ms}, max {row.max_ms})");
             }
         results["photo"] = rows;
     }
     if (Wanted("video"))
     {
+        var table = report.Section("Video end to end (MJPEG decode + detect + classify + track), shipped default model", "video", "faces", "frames", "FPS");
         var rows = new List<object>();
         var dir = Directory.CreateTempSubdirectory("fersharp-bench");
         try
@@ -159,6 +240,7 @@ else
                 }
                 var stats = Stats.Of(fps);
                 rows.Add(new { size = $"{w}x{h}", faces = n, frames, fps = stats });
+                table.Add([$"{w}x{h}", $"{n}", $"{frames}", S(stats)]);
                 AnsiConsole.MarkupLineInterpolated($"video {w}x{h} with {n} face(s): {stats} FPS end to end (decode + detect + classify + track)");
             }
         }
@@ -173,8 +255,10 @@ else
         using var scene = Scenes.Build(faces!, 640, 480, 1);
         var jpeg = scene.ImEncode(".jpg");
         var load = ServerLoad.RunAsync(recognizer, jpeg, [1, 4, 16], TimeSpan.FromSeconds(quick ? 8 : 20), quick ? 400 : 2000).GetAwaiter().GetResult();
+        var table = report.Section("Server under load (loopback, POST /api/v1/recognize, 640x480 JPEG with one face)", "clients", "requests (errors)", "req/s", "p50 ms", "p95 ms", "p99 ms", "working set MB before → after (peak)");
         foreach (var r in load)
         {
+            table.Add([$"{r.Clients}", $"{r.Requests} ({r.Errors})", F(r.RequestsPerSecond), F(r.P50Ms), F(r.P95Ms), F(r.P99Ms), $"{F(r.WorkingSetBeforeMb, "F0")} → {F(r.WorkingSetAfterMb, "F0")} ({F(r.PeakWorkingSetMb, "F0")})"]);
             AnsiConsole.MarkupLineInterpolated($"server {r.Clients,2} clients: {r.RequestsPerSecond} req/s, p50 {r.P50Ms} ms, p95 {r.P95Ms} ms, p99 {r.P99Ms} ms, {r.Errors} errors of {r.Requests}; working set {r.WorkingSetBeforeMb} -> {r.WorkingSetAfterMb} MB (peak {r.PeakWorkingSetMb})");
         }
         results["server"] = load;
@@ -186,3 +270,14 @@ var resultsPath = Path.Combine(outDir, "results.json");
 File.WriteAllText(resultsPath + ".tmp", json);
 File.Move(resultsPath + ".tmp", resultsPath, overwrite: true);
 AnsiConsole.MarkupLineInterpolated($"wrote {resultsPath}");
+report.PrintSummary();
+if (only == null)
+{
+    var docs = Path.Combine(Repo.Root, "docs", "BENCHMARKS.md");
+    Report.WriteInto(docs, report.ToMarkdown(machine, "bench/run" + (quick ? " --quick" : ""), (string)results["date"]));
+    AnsiConsole.MarkupLineInterpolated($"updated the generated section of {docs}");
+}
+else
+{
+    AnsiConsole.MarkupLine("[grey]--only: docs/BENCHMARKS.md left as it is (a partial run would drop the other sections)[/]");
+}

@@ -1,5 +1,7 @@
 using System.CommandLine;
 
+using FerSharp.Data;
+using FerSharp.Evaluation;
 using FerSharp.Models;
 
 using Spectre.Console;
@@ -59,7 +61,9 @@ internal static class ModelsCommand
         var target = new Argument<string>("destination") { Description = "Destination folder (e.g. models/fer2013-seed)." };
         var name = new Option<string?>("--name") { Description = "Name recorded in model.json (default: the destination folder's name)." };
         var fp32 = new Option<bool>("--float32") { Description = "Keep float32 weights (default stores float16: half the size)." };
-        var command = new Command("ship", "Copy a model package for shipping: float16 weights, new name, checksum.") { source, target, name, fp32 };
+        var testData = new Option<string?>("--test-data") { Description = "FER2013 data to score the shipped copy on (PublicTest/PrivateTest, with and without TTA; recorded in model.json). Default: ../shared/data/fer2013/fer2013.csv.gz when present." };
+        var noTest = new Option<bool>("--no-test") { Description = "Do not score the shipped copy." };
+        var command = new Command("ship", "Copy a model package for shipping: float16 weights, new name, checksum, test-set accuracy.") { source, target, name, fp32, testData, noTest };
         command.SetAction(parse =>
         {
             using var model = EmotionModel.Load(parse.GetRequiredValue(source));
@@ -68,6 +72,22 @@ internal static class ModelsCommand
             model.Save(destination, float16: !parse.GetValue(fp32));
             var size = new FileInfo(Path.Combine(destination, model.Metadata.WeightsFile)).Length;
             AnsiConsole.MarkupLineInterpolated($"wrote {destination} ({model.Metadata.WeightsDtype}, {size / 1e6:F1} MB)");
+            if (parse.GetValue(noTest)) return CliRunner.ExitOk;
+            var dataPath = parse.GetValue(testData) ?? Fer2013Dataset.FindSharedData();
+            if (dataPath == null)
+            {
+                AnsiConsole.MarkupLine("[yellow]no FER2013 data found (pass --test-data): test-set accuracy not recorded[/]");
+                return CliRunner.ExitOk;
+            }
+            // Score what was written (float16 weights included), so the recorded numbers are the package's own.
+            using var shipped = EmotionModel.Load(destination);
+            var data = Fer2013Dataset.Load(dataPath, new DatasetLoadOptions { Splits = [DataSplit.PublicTest, DataSplit.PrivateTest] });
+            var metrics = TestSetMetrics.Measure(shipped, data);
+            shipped.UpdateMetadata(m => m with { Metrics = new Dictionary<string, double>(m.Metrics.Concat(metrics).GroupBy(p => p.Key).Select(g => g.Last())) });
+            shipped.Save(destination, float16: shipped.Metadata.WeightsDtype == "float16");
+            var table = new Table().Border(TableBorder.Rounded).AddColumn("metric").AddColumn("value");
+            foreach (var (key, value) in metrics) table.AddRow(key, key.Contains("f1", StringComparison.Ordinal) ? $"{value:F3}" : $"{value:P2}");
+            AnsiConsole.Write(table);
             return CliRunner.ExitOk;
         });
         return command;

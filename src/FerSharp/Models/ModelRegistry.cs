@@ -20,7 +20,7 @@ public static class ModelRegistry
             "VGG-style: four blocks of two 3x3 Conv+BN+ReLU (32-64-128-256 channels) + MaxPool, FC256+BN+Dropout, FC.",
             VggBn.Create),
         new("resnet-small",
-            "Small pre-activation-free ResNet: stem Conv64, residual stages 64-128-256 (2 blocks each), global average pool, FC.",
+            "Small ResNet: stem Conv32, residual stages 32-64-128 (2 basic blocks each, BN), global average pool, dropout, FC.",
             ResNetSmall.Create),
         new("mini-xception",
             "Compact real-time net in the spirit of mini-Xception: depthwise-separable residual blocks, global average pool (~150k params).",
@@ -117,20 +117,22 @@ internal sealed class ResidualBlock : Module<Tensor, Tensor>
 
 internal static class ResNetSmall
 {
+    // Widths 32-64-128 rather than ResNet-18's 64-128-256: at 48x48 the wide version costs ~1.9 GFLOPs
+    // per face (about 25 img/s of training on 2 cores); this one is ~4x cheaper.
     public static Module<Tensor, Tensor> Create(int classes) => Sequential(
-        ("stem_conv", Conv2d(1, 64, 3, padding: 1, bias: false)),
-        ("stem_bn", BatchNorm2d(64)),
+        ("stem_conv", Conv2d(1, 32, 3, padding: 1, bias: false)),
+        ("stem_bn", BatchNorm2d(32)),
         ("stem_relu", ReLU()),
-        ("stage1_block1", new ResidualBlock("stage1_block1", 64, 64, 1)),
-        ("stage1_block2", new ResidualBlock("stage1_block2", 64, 64, 1)),
-        ("stage2_block1", new ResidualBlock("stage2_block1", 64, 128, 2)),
-        ("stage2_block2", new ResidualBlock("stage2_block2", 128, 128, 1)),
-        ("stage3_block1", new ResidualBlock("stage3_block1", 128, 256, 2)),
-        ("stage3_block2", new ResidualBlock("stage3_block2", 256, 256, 1)),
+        ("stage1_block1", new ResidualBlock("stage1_block1", 32, 32, 1)),
+        ("stage1_block2", new ResidualBlock("stage1_block2", 32, 32, 1)),
+        ("stage2_block1", new ResidualBlock("stage2_block1", 32, 64, 2)),
+        ("stage2_block2", new ResidualBlock("stage2_block2", 64, 64, 1)),
+        ("stage3_block1", new ResidualBlock("stage3_block1", 64, 128, 2)),
+        ("stage3_block2", new ResidualBlock("stage3_block2", 128, 128, 1)),
         ("pool", AdaptiveAvgPool2d(1)),
         ("flatten", Flatten()),
         ("drop", SeededLayers.Dropout(0.3)),
-        ("fc", Linear(256, classes)));
+        ("fc", Linear(128, classes)));
 }
 
 /// <summary>Depthwise-separable convolution: a per-channel 3x3 followed by a 1x1 mixing channels.</summary>
