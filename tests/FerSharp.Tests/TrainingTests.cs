@@ -71,7 +71,7 @@ public class TrainerTests
         using var dir = new TempDir();
         var train = Synthetic.Patterns(12, seed: 1);
         var validation = Synthetic.Patterns(4, seed: 2, split: DataSplit.PublicTest);
-        var options = Quick(3) with { Augment = "rotate=10,zoom=0.1,flip,erase=0.3", Schedule = LrScheduleKind.Cosine, WarmupEpochs = 1, Ema = 0.9 };
+        var options = Quick(3) with { Augment = "rotate=10,zoom=0.1,flip,erase=0.3,mixup=0.2,cutmix=1", Schedule = LrScheduleKind.Cosine, WarmupEpochs = 1, Ema = 0.9 };
 
         // Other threads of the process drawing from (and reseeding) libtorch's global generator, as
         // parallel tests or a server do, must not change a run: every draw of a run is on its own generators.
@@ -267,8 +267,77 @@ public class AugmentationTests
         Assert.Equal("rotate=15,zoom=0.1,shift=0.1,flip", options.ToString());
         Assert.Equal(options, AugmentOptions.Parse(options.ToString()));
         Assert.True(AugmentOptions.Parse("none").IsIdentity);
+        var mixing = AugmentOptions.Parse("flip,mixup=0.2,cutmix=1");
+        Assert.Equal("flip,mixup=0.2,cutmix=1", mixing.ToString());
+        Assert.True(AugmentOptions.Parse("mixup=0.4").MixesBatch);
+        Assert.False(AugmentOptions.Parse("mixup=0.4").HasImageTransforms);
         Assert.Contains("unknown augment option 'blur'", Assert.Throws<ArgumentException>(() => AugmentOptions.Parse("blur=2")).Message);
         Assert.Contains("non-negative", Assert.Throws<ArgumentException>(() => AugmentOptions.Parse("rotate=-3")).Message);
+    }
+}
+
+public class BatchMixingTests
+{
+    // Image i is the constant (i + 1) / 10 and its target is class i one-hot, so every mixed pixel and
+    // target can be traced back to the two images it came from.
+    private static (Tensor Images, Tensor Targets) Constants(int batch)
+    {
+        var images = arange(1, batch + 1, dtype: ScalarType.Float32).div(10).view(batch, 1, 1, 1).expand(batch, 1, 48, 48).contiguous();
+        var targets = nn.functional.one_hot(arange(batch, dtype: ScalarType.Int64), batch).to(ScalarType.Float32);
+        return (images, targets);
+    }
+
+    [Fact]
+    public void Mixup_blends_images_and_targets_in_the_same_proportion()
+    {
+        var (images, targets) = Constants(6);
+        var (mixed, mixedTargets, lambda) = BatchMixing.Apply(images, targets, AugmentOptions.Parse("mixup=0.4"), new Random(3));
+        Assert.InRange(lambda, 0, 1);
+        Assert.True(mixedTargets.sum(1).allclose(ones(6), atol: 1e-6));
+        // Each mixed image is constant and equals the target-weighted mean of the source constants.
+        var expected = mixedTargets.matmul(arange(1, 7, dtype: ScalarType.Float32).div(10));
+        Assert.True(mixed.view(6, -1).amin(1).allclose(expected, atol: 1e-5));
+        Assert.True(mixed.view(6, -1).amax(1).allclose(expected, atol: 1e-5));
+        Assert.Equal(0.35f, images.mean().item<float>(), 5); // inputs untouched
+    }
+
+    [Fact]
+    public void Cutmix_label_share_equals_the_share_of_pasted_pixels()
+    {
+        var (images, targets) = Constants(8);
+        var random = new Random(5);
+        for (var trial = 0; trial < 5; trial++)
+        {
+            var (mixed, mixedTargets, lambda) = BatchMixing.Apply(images, targets, AugmentOptions.Parse("cutmix=1"), random);
+            for (var i = 0; i < 8; i++)
+            {
+                var own = (i + 1) / 10f;
+                var ownShare = mixed[i].eq(own).to(ScalarType.Float32).mean().item<float>();
+                var partnerIsSelf = mixedTargets[i, i].item<float>() > 0.9999f;
+                if (!partnerIsSelf)
+                {
+                    Assert.Equal(lambda, ownShare, 5);
+                    Assert.Equal(lambda, mixedTargets[i, i].item<float>(), 5);
+                }
+            }
+            Assert.True(mixedTargets.sum(1).allclose(ones(8), atol: 1e-6));
+        }
+    }
+
+    [Fact]
+    public void Beta_samples_lie_in_the_unit_interval_with_mean_one_half()
+    {
+        var random = new Random(11);
+        foreach (var alpha in new[] { 0.2, 1.0, 2.0 })
+        {
+            var samples = Enumerable.Range(0, 4000).Select(_ => BatchMixing.SampleBeta(random, alpha)).ToArray();
+            Assert.All(samples, x => Assert.InRange(x, 0, 1));
+            Assert.InRange(samples.Average(), 0.48, 0.52);
+            // Var(Beta(a, a)) = 1 / (4 (2a + 1)): small alpha pushes samples to the ends.
+            var variance = samples.Select(x => (x - 0.5) * (x - 0.5)).Average();
+            var expected = 1 / (4 * (2 * alpha + 1));
+            Assert.InRange(variance, expected * 0.9, expected * 1.1);
+        }
     }
 }
 

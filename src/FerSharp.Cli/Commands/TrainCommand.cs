@@ -28,7 +28,7 @@ internal static class TrainCommand
         var warmup = new Option<double>("--warmup") { Description = "Linear warm-up epochs.", DefaultValueFactory = _ => 0 };
         var plateauPatience = new Option<int>("--plateau-patience") { Description = "Epochs without improvement before the plateau schedule lowers the rate.", DefaultValueFactory = _ => 3 };
         var smoothing = new Option<double>("--label-smoothing") { Description = "Label smoothing (0..1).", DefaultValueFactory = _ => 0 };
-        var augment = new Option<string>("--augment") { Description = "Augmentation, e.g. rotate=15,zoom=0.1,shift=0.1,flip,erase=0.5 or none.", DefaultValueFactory = _ => AugmentOptions.Seed.ToString() };
+        var augment = new Option<string>("--augment") { Description = "Augmentation, e.g. rotate=15,zoom=0.1,shift=0.1,flip,erase=0.5,mixup=0.2,cutmix=1 or none.", DefaultValueFactory = _ => AugmentOptions.Seed.ToString() };
         var monitor = new Option<string>("--monitor") { Description = "val_accuracy or val_loss: drives best checkpoint, early stopping, plateau.", DefaultValueFactory = _ => "val_accuracy" };
         var patience = new Option<int>("--patience") { Description = "Early stopping patience in epochs (0 = off).", DefaultValueFactory = _ => 8 };
         var standardize = new Option<bool>("--standardize") { Description = "Standardize inputs with the training set's mean/std (else just scale to [0,1])." };

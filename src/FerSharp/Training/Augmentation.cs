@@ -20,15 +20,25 @@ public sealed record AugmentOptions
     public double Shift { get; init; }
     /// <summary>Probability of random erasing (a rectangle of 2-20% of the area set to noise).</summary>
     public double Erase { get; init; }
+    /// <summary>Mixup: blend each image (and its target) with another of the batch, weight ~ Beta(α, α); 0 = off.</summary>
+    public double Mixup { get; init; }
+    /// <summary>CutMix: paste a box of another image of the batch, area share ~ Beta(α, α); 0 = off. With mixup too, each batch picks one.</summary>
+    public double CutMix { get; init; }
 
     public static AugmentOptions None { get; } = new();
 
     /// <summary>The seed recipe: rotation 10°, zoom 0.1, horizontal flip (Keras ImageDataGenerator style).</summary>
     public static AugmentOptions Seed { get; } = new() { RotateDegrees = 10, Zoom = 0.1, Flip = true, Shift = 0.1 };
 
-    public bool IsIdentity => RotateDegrees == 0 && Zoom == 0 && !Flip && Shift == 0 && Erase == 0;
+    public bool IsIdentity => !HasImageTransforms && !MixesBatch;
 
-    /// <summary>Parses <c>rotate=15,zoom=0.1,flip,shift=0.1,erase=0.5</c>, or <c>none</c>.</summary>
+    /// <summary>Per-image transforms (warp, flip, erase), applied by <see cref="Augmentation.Apply"/>.</summary>
+    public bool HasImageTransforms => RotateDegrees != 0 || Zoom != 0 || Flip || Shift != 0 || Erase != 0;
+
+    /// <summary>Batch-level mixing (mixup/CutMix), applied by <see cref="BatchMixing.Apply"/> where targets are at hand.</summary>
+    public bool MixesBatch => Mixup > 0 || CutMix > 0;
+
+    /// <summary>Parses <c>rotate=15,zoom=0.1,flip,shift=0.1,erase=0.5,mixup=0.2,cutmix=1</c>, or <c>none</c>.</summary>
     public static AugmentOptions Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -56,7 +66,9 @@ public sealed record AugmentOptions
                 "shift" => result with { Shift = Math.Min(Value(), 0.5) },
                 "erase" => result with { Erase = Math.Min(Value(), 1) },
                 "flip" => result with { Flip = kv.Length < 2 || Value() > 0 },
-                _ => throw new ArgumentException($"unknown augment option '{key}': expected rotate, zoom, shift, flip, erase"),
+                "mixup" => result with { Mixup = Value() },
+                "cutmix" => result with { CutMix = Value() },
+                _ => throw new ArgumentException($"unknown augment option '{key}': expected rotate, zoom, shift, flip, erase, mixup, cutmix"),
             };
         }
         return result;
@@ -72,6 +84,8 @@ public sealed record AugmentOptions
         if (Shift > 0) parts.Add(string.Create(inv, $"shift={Shift}"));
         if (Flip) parts.Add("flip");
         if (Erase > 0) parts.Add(string.Create(inv, $"erase={Erase}"));
+        if (Mixup > 0) parts.Add(string.Create(inv, $"mixup={Mixup}"));
+        if (CutMix > 0) parts.Add(string.Create(inv, $"cutmix={CutMix}"));
         return string.Join(',', parts);
     }
 }
@@ -89,7 +103,7 @@ public static class Augmentation
     {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.IsIdentity)
+        if (!options.HasImageTransforms)
         {
             return images.alias();
         }

@@ -152,6 +152,7 @@ public sealed class Trainer
             using var dropoutBinding = SeededLayers.BindDropout(model, dropoutGen);
             using var orderGen = new Generator().manual_seed(EpochSeed(epoch, 2));
             using var augmentGen = new Generator().manual_seed(EpochSeed(epoch, 3));
+            var mixRandom = new Random(unchecked((int)EpochSeed(epoch, 4)));
             using var order = randperm(train.Count, generator: orderGen);
             model.train();
             double lossSum = 0;
@@ -172,8 +173,12 @@ public sealed class Trainer
                 var index = order.narrow(0, start, end - start);
                 var scaled = trainX.index_select(0, index).to(ScalarType.Float32).div_(255f);
                 var augmented = Augmentation.Apply(scaled, augment, augmentGen);
-                var input = Preprocessing.NormalizeScaled(augmented, state.Normalization);
                 var target = SmoothTargets(trainTargets.index_select(0, index), classCount);
+                if (augment.MixesBatch)
+                {
+                    (augmented, target, _) = BatchMixing.Apply(augmented, target, augment, mixRandom);
+                }
+                var input = Preprocessing.NormalizeScaled(augmented, state.Normalization);
                 var logits = model.forward(input);
                 var loss = SoftCrossEntropy(logits, target);
                 optimizer.zero_grad();
