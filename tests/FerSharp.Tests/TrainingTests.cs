@@ -44,6 +44,21 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Ema_weights_follow_the_model_early_in_a_run_instead_of_the_random_start()
+    {
+        // With a fixed 0.999 decay the validated (EMA) weights would still be ~98% random after these
+        // ~20 steps; the warm-up makes them track the model, so they learn the task as the model does.
+        using var dir = new TempDir();
+        var trainer = new Trainer(Quick(4) with { Ema = 0.999 }, Path.Combine(dir.Path, "run")) { DrawCurvesEachEpoch = false };
+        var result = trainer.Fit(Synthetic.Patterns(24, seed: 1), Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest));
+        Assert.True(result.History.Max(h => h.ValAccuracy) >= 0.9,
+            $"EMA validation accuracy stayed at {string.Join(", ", result.History.Select(h => h.ValAccuracy))}");
+        Assert.Equal(0.1, Trainer.EmaDecayAt(0.999, 0), 6);
+        Assert.Equal(0.999, Trainer.EmaDecayAt(0.999, 100_000), 6);
+        Assert.True(Trainer.EmaDecayAt(0.999, 449) < 0.99);
+    }
+
+    [Fact]
     public void Seed_cnn_trains_and_its_package_reloads_with_identical_outputs()
     {
         using var dir = new TempDir();
