@@ -3,6 +3,11 @@
 
 FERSHARP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+# libtorch allocates and frees activation buffers of several MB on every batch; glibc's default hands
+# them back to the kernel each time (mmap/munmap, page faults). Keeping them in the heap cut system time
+# by two thirds and sped up training here (docs/DECISIONS.md, "CPU speed"). A user's own setting wins;
+# GLIBC_TUNABLES= (empty) measures the glibc default.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=268435456}"
 
 fersharp_say() { printf '%s\n' "fer-setup: $*" >&2; }
 
