@@ -1,7 +1,7 @@
 // Benchmarks: training/inference throughput per architecture (with achieved GFLOP/s against the CPU's
 // fp32 peak), per-face latency of shipped models, photo pipeline latency and video FPS.
 // Every figure is the median of several timed runs after warm-up, with min and max.
-// Usage: bench/run [--quick] [--only training,memory,latency,accuracy,photo,video,server]
+// Usage: bench/run [--quick] [--only training,memory,latency,accuracy,detector,photo,video,server]
 // A full run (no --only) also rewrites the generated section of docs/BENCHMARKS.md.
 using System.Diagnostics;
 using System.Globalization;
@@ -188,6 +188,30 @@ if (Wanted("accuracy"))
         results["accuracy"] = rows;
     }
 }
+if (Wanted("detector") && faces != null)
+{
+    var table = report.Section("Face detector: speed against recall (640x480 scenes, one FER2013 PrivateTest face of 80-200 px each; found = IoU ≥ 0.4)",
+        "settings", "scale factor", "min neighbours", "detection side", "found", "false detections", "median ms", "p90 ms");
+    var scenes = DetectorStudy.Scenes(faces, quick ? 150 : 400);
+    var variants = new DetectorStudy.Variant[]
+    {
+        new("photo (default)", new HaarDetectorOptions()),
+        new("video (fer video)", HaarDetectorOptions.Video),
+        new("scale 1.1", new HaarDetectorOptions { ScaleFactor = 1.1 }),
+        new("scale 1.1, 640 px", new HaarDetectorOptions { ScaleFactor = 1.1, MaxDetectionSide = 640 }),
+        new("scale 1.2, 640 px", new HaarDetectorOptions { ScaleFactor = 1.2, MaxDetectionSide = 640 }),
+    };
+    var rows = new List<object>();
+    foreach (var variant in variants)
+    {
+        var r = DetectorStudy.Run(variant, scenes);
+        rows.Add(r);
+        table.Add([r.Variant, F(r.ScaleFactor, "F2"), $"{r.MinNeighbors}", $"{r.MaxSide}", $"{r.Found}/{r.Faces}", $"{r.FalseDetections}", F(r.MedianMs), F(r.P90Ms)]);
+        AnsiConsole.MarkupLineInterpolated($"detector {r.Variant}: found {r.Found}/{r.Faces}, {r.FalseDetections} false, median {r.MedianMs} ms (p90 {r.P90Ms})");
+    }
+    foreach (var (scene, _) in scenes) scene.Dispose();
+    results["detector"] = rows;
+}
 if ((Wanted("photo") || Wanted("video")) && (faces == null || shipped.Count == 0))
 {
     AnsiConsole.MarkupLine("[yellow]photo/video benchmarks skipped: they need ../shared FER2013 faces and a shipped model[/]");
@@ -216,7 +240,9 @@ else
     }
     if (Wanted("video"))
     {
-        var table = report.Section("Video end to end (MJPEG decode + detect + classify + track), shipped default model", "video", "faces", "frames", "FPS");
+        // As `fer video` runs by default: the fast detector settings.
+        using var videoRecognizer = EmotionRecognizer.Load(null, new RecognizerOptions { Detector = HaarDetectorOptions.Video });
+        var table = report.Section("Video end to end (MJPEG decode + detect + classify + track; `fer video` defaults: fast detection), shipped default model", "video", "faces", "frames", "FPS");
         var rows = new List<object>();
         var dir = Directory.CreateTempSubdirectory("fersharp-bench");
         try
@@ -236,7 +262,7 @@ else
                 var fps = new List<double>();
                 for (var r = 0; r < runs; r++)
                 {
-                    var summary = VideoRecognition.Process(recognizer, clip);
+                    var summary = VideoRecognition.Process(videoRecognizer, clip);
                     fps.Add(summary.FramesPerSecond);
                 }
                 var stats = Stats.Of(fps);

@@ -109,3 +109,55 @@ internal static class Scenes
         return canvas;
     }
 }
+
+/// <summary>
+/// Detector speed against recall: 640x480 scenes each holding one FER2013 test face at a known, random
+/// place and size, so the settings used for live video can be chosen by measurement.
+/// </summary>
+internal static class DetectorStudy
+{
+    public sealed record Variant(string Name, HaarDetectorOptions Options);
+
+    public sealed record Result(string Variant, double ScaleFactor, int MinNeighbors, int MaxSide, int Faces, int Found, int FalseDetections, double MedianMs, double P90Ms);
+
+    public static IReadOnlyList<(Mat Scene, FaceBox Truth)> Scenes(FaceDataset faces, int count)
+    {
+        var scenes = new List<(Mat, FaceBox)>();
+        for (var i = 0; i < count; i++)
+        {
+            var random = new Random(i);
+            var side = random.Next(80, 201);
+            var x = random.Next(0, 640 - side);
+            var y = random.Next(0, 480 - side);
+            var canvas = new Mat(480, 640, MatType.CV_8UC3, new Scalar(90 + random.Next(80), 90 + random.Next(80), 90 + random.Next(80)));
+            using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, faces.Face(i % faces.Count).ToArray());
+            using var big = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
+            using var colour = big.CvtColor(ColorConversionCodes.GRAY2BGR);
+            colour.CopyTo(canvas[new Rect(x, y, side, side)]);
+            scenes.Add((canvas, new FaceBox(x, y, side, side)));
+        }
+        return scenes;
+    }
+
+    public static Result Run(Variant variant, IReadOnlyList<(Mat Scene, FaceBox Truth)> scenes)
+    {
+        using var detector = new HaarFaceDetector(variant.Options);
+        detector.Detect(scenes[0].Scene); // warm-up
+        var ms = new List<double>();
+        int found = 0, falseDetections = 0;
+        foreach (var (scene, truth) in scenes)
+        {
+            var watch = Stopwatch.StartNew();
+            var boxes = detector.Detect(scene);
+            ms.Add(watch.Elapsed.TotalMilliseconds);
+            var hit = boxes.Any(b => b.IoU(truth) >= 0.4);
+            if (hit) found++;
+            falseDetections += boxes.Count(b => b.IoU(truth) < 0.4);
+        }
+        ms.Sort();
+        var o = variant.Options;
+        return new Result(variant.Name, o.ScaleFactor, o.MinNeighbors, o.MaxDetectionSide, scenes.Count, found, falseDetections,
+            Math.Round(Stats.Percentile([.. ms], 50), 2), Math.Round(Stats.Percentile([.. ms], 90), 2));
+    }
+}
+

@@ -257,6 +257,11 @@ public class PredictCliTests
 
         var every = Cli.Run("video", video, "--every", "5");
         Assert.Contains($"{frames} frames (3 analysed)", every.Stdout);
+        // The photo detector settings on request, the same faces; an unknown setting is refused.
+        var accurate = Cli.Run("video", video, "--detection", "accurate", "--csv", dir.File("accurate.csv"));
+        Assert.True(accurate.ExitCode == 0, accurate.Stderr);
+        Assert.InRange(File.ReadAllLines(dir.File("accurate.csv")).Length - 1, expectedRows * 0.9, expectedRows * 1.1);
+        Assert.NotEqual(0, Cli.Run("video", video, "--detection", "sloppy").ExitCode);
         var camera = Cli.Run("video", "camera:7");
         Assert.Equal(2, camera.ExitCode);
         Assert.Contains("camera 7 could not be opened", camera.Stderr);
