@@ -1,3 +1,5 @@
+using FerSharp.Inference;
+
 namespace FerSharp.Server;
 
 /// <summary>Settings of <c>fer serve</c>.</summary>
@@ -15,4 +17,6 @@ public sealed record ServerOptions
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Largest WebSocket frame (one JPEG).</summary>
     public int MaxFrameBytes { get; init; } = 4 * 1024 * 1024;
+    /// <summary>Face detector settings for the live WebSocket stream (the fast video settings by default).</summary>
+    public HaarDetectorOptions StreamDetector { get; init; } = HaarDetectorOptions.Video;
 }

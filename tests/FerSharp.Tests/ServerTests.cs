@@ -112,6 +112,39 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         Assert.Equal(900, json.RootElement.GetProperty("width").GetInt32());
     }
 
+    private static async Task<int> StreamedFaceCount(Uri baseUri, byte[] jpeg)
+    {
+        using var socket = new ClientWebSocket();
+        await socket.ConnectAsync(new UriBuilder(baseUri) { Scheme = "ws", Path = "/api/v1/stream" }.Uri, CancellationToken.None);
+        await socket.SendAsync(jpeg, WebSocketMessageType.Binary, true, CancellationToken.None);
+        var buffer = new byte[1 << 16];
+        var result = await socket.ReceiveAsync(buffer, CancellationToken.None);
+        using var reply = JsonDocument.Parse(buffer.AsMemory(0, result.Count));
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+        return reply.RootElement.GetProperty("faces").GetArrayLength();
+    }
+
+    [SharedDataFact]
+    public async Task Stream_frames_go_through_the_stream_detector_settings()
+    {
+        var (image, _) = FaceCanvas.Build([0, 1, 2], 640, 480, 150);
+        byte[] jpeg;
+        using (image) jpeg = image.ImEncode(".jpg");
+        var upload = new ByteArrayContent(jpeg);
+        upload.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
+        using var uploaded = JsonDocument.Parse(await (await server.Http.PostAsync(Url("/api/v1/recognize"), upload)).Content.ReadAsStringAsync());
+        var uploadFaces = uploaded.RootElement.GetProperty("faces").GetArrayLength();
+        Assert.True(uploadFaces >= 2, $"{uploadFaces} faces in the upload");
+        // The default (fast) live settings find the same faces in this frame.
+        Assert.Equal(uploadFaces, await StreamedFaceCount(server.BaseUri, jpeg));
+
+        // A stream detector that only looks for faces filling the frame finds none, so the stream really uses it.
+        await using var strict = FerServer.Build(new ServerOptions { Urls = "http://127.0.0.1:0", StreamDetector = new HaarDetectorOptions { MinFaceFraction = 0.95 } },
+            server.Recognizer, logging: _ => { });
+        await strict.StartAsync();
+        Assert.Equal(0, await StreamedFaceCount(new Uri(strict.Urls.First()), jpeg));
+    }
+
     [Fact]
     public async Task Bad_requests_get_json_errors_with_the_right_status_and_no_stack_trace()
     {
