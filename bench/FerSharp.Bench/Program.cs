@@ -22,6 +22,32 @@ using TorchSharp;
 
 using static TorchSharp.torch;
 
+const string Usage = "usage: bench/run [--quick] [--threads N] [--only training,memory,latency,accuracy,detector,photo,video,server]";
+string[] sections = ["training", "memory", "latency", "accuracy", "detector", "photo", "video", "server"];
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(Usage);
+    Console.WriteLine("A full run (no --only, no --threads) rewrites bench/results.json and the generated section of docs/BENCHMARKS.md.");
+    return 0;
+}
+// A mistyped option must not start a half-hour run that then rewrites the published results.
+for (var i = 0; i < args.Length; i++)
+{
+    var arg = args[i];
+    var bad = arg switch
+    {
+        "--quick" => null,
+        "--threads" => i + 1 < args.Length && int.TryParse(args[++i], CultureInfo.InvariantCulture, out var n) && n > 0 ? null : "--threads needs a positive number",
+        "--only" => i + 1 < args.Length && args[++i].Split(',').All(sections.Contains) ? null : $"--only takes a comma-separated list of: {string.Join(", ", sections)}",
+        _ => $"unknown argument '{arg}'",
+    };
+    if (bad != null)
+    {
+        Console.Error.WriteLine($"bench: {bad}");
+        Console.Error.WriteLine(Usage);
+        return 2;
+    }
+}
 var quick = args.Contains("--quick");
 var onlyIndex = Array.IndexOf(args, "--only");
 var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1].Split(',').ToHashSet() : null;
@@ -312,3 +338,4 @@ else
 {
     AnsiConsole.MarkupLine("[grey]--only/--threads: docs/BENCHMARKS.md left as it is (it holds the full run with default settings)[/]");
 }
+return 0;
