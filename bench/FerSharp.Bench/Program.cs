@@ -250,7 +250,7 @@ else
     var sceneFaces = Scenes.DetectableFaces(faces!, recognizer, 5);
     if (Wanted("photo"))
     {
-        var table = report.Section("Photo pipeline (decode excluded: detect + crop + classify), shipped default model", "image", "faces (detected)", "median ms", "p99 ms", "min–max ms");
+        var table = report.Section($"Photo pipeline (decode excluded: detect + crop + classify), shipped default model ({recognizer.Model.Metadata.Name})", "image", "faces (detected)", "median ms", "p99 ms", "min–max ms");
         var rows = new List<object>();
         foreach (var (w, h) in new[] { (640, 480), (1920, 1080) })
             foreach (var n in new[] { 1, 5 })
@@ -270,7 +270,7 @@ else
     {
         // As `fer video` runs by default: the fast detector settings.
         using var videoRecognizer = EmotionRecognizer.Load(null, new RecognizerOptions { Detector = HaarDetectorOptions.Video });
-        var table = report.Section("Video end to end (MJPEG decode + detect + classify + track; `fer video` defaults: fast detection), shipped default model", "video", "faces", "frames", "FPS");
+        var table = report.Section($"Video end to end (MJPEG decode + detect + classify + track; `fer video` defaults: fast detection), shipped default model ({videoRecognizer.Model.Metadata.Name})", "video", "faces", "frames", "FPS");
         var rows = new List<object>();
         var dir = Directory.CreateTempSubdirectory("fersharp-bench");
         try
