@@ -30,17 +30,36 @@ if (args.Contains("--help") || args.Contains("-h"))
     Console.WriteLine("A full run (no --only, no --threads) rewrites bench/results.json and the generated section of docs/BENCHMARKS.md.");
     return 0;
 }
-// A mistyped option must not start a half-hour run that then rewrites the published results.
+// One pass reads and checks the options: a mistyped one must not start a half-hour run that then
+// rewrites the published results.
+var quick = false;
+HashSet<string>? only = null;
+int? threadOption = null;
 for (var i = 0; i < args.Length; i++)
 {
-    var arg = args[i];
-    var bad = arg switch
+    string? bad = null;
+    switch (args[i])
     {
-        "--quick" => null,
-        "--threads" => i + 1 < args.Length && int.TryParse(args[++i], CultureInfo.InvariantCulture, out var n) && n > 0 ? null : "--threads needs a positive number",
-        "--only" => i + 1 < args.Length && args[++i].Split(',').All(sections.Contains) ? null : $"--only takes a comma-separated list of: {string.Join(", ", sections)}",
-        _ => $"unknown argument '{arg}'",
-    };
+        case "--quick":
+            quick = true;
+            break;
+        case "--threads" when i + 1 < args.Length && int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out var n) && n > 0:
+            threadOption = n;
+            i++;
+            break;
+        case "--threads":
+            bad = "--threads needs a positive number";
+            break;
+        case "--only" when i + 1 < args.Length && args[i + 1].Split(',').All(sections.Contains):
+            only = args[++i].Split(',').ToHashSet();
+            break;
+        case "--only":
+            bad = $"--only takes a comma-separated list of: {string.Join(", ", sections)}";
+            break;
+        default:
+            bad = $"unknown argument '{args[i]}'";
+            break;
+    }
     if (bad != null)
     {
         Console.Error.WriteLine($"bench: {bad}");
@@ -48,14 +67,10 @@ for (var i = 0; i < args.Length; i++)
         return 2;
     }
 }
-var quick = args.Contains("--quick");
-var onlyIndex = Array.IndexOf(args, "--only");
-var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1].Split(',').ToHashSet() : null;
 bool Wanted(string part) => only == null || only.Contains(part);
 var outDir = Path.Combine(Repo.Root, "bench");
 var machine = MachineInfo.Read();
-var threadsIndex = Array.IndexOf(args, "--threads");
-var threads = threadsIndex >= 0 && threadsIndex + 1 < args.Length ? int.Parse(args[threadsIndex + 1], CultureInfo.InvariantCulture) : Environment.ProcessorCount;
+var threads = threadOption ?? Environment.ProcessorCount;
 set_num_threads(threads);
 AnsiConsole.MarkupLineInterpolated($"[bold]{machine.Cpu}[/], {threads} libtorch threads on {machine.Cores} cores, {machine.GHz:F2} GHz, fp32 peak {machine.PeakGflops:F0} GFLOP/s; .NET {Environment.Version}, TorchSharp {machine.TorchSharp}");
 var results = new Dictionary<string, object> { ["machine"] = machine, ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), ["quick"] = quick, ["threads"] = threads };
@@ -322,7 +337,7 @@ else
 
 var json = JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true });
 // bench/results.json and docs/BENCHMARKS.md describe the same full run; partial runs go to bench/out/.
-var fullRun = only == null && threadsIndex < 0;
+var fullRun = only == null && threadOption == null;
 var resultsPath = Path.Combine(fullRun ? outDir : Directory.CreateDirectory(Path.Combine(outDir, "out")).FullName, "results.json");
 File.WriteAllText(resultsPath + ".tmp", json);
 File.Move(resultsPath + ".tmp", resultsPath, overwrite: true);
