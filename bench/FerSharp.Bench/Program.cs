@@ -160,6 +160,29 @@ if (Wanted("latency"))
         AnsiConsole.MarkupLineInterpolated($"latency {row.model}: median {row.median_ms} ms, p99 {row.p99_ms} ms per face (batch 1)");
     }
     results["latency"] = rows;
+
+    // The same for every registered architecture with fresh weights (cost depends only on the shape), so
+    // a real-time design can be judged before it is trained; network forward only, no pre/post-processing.
+    var archTable = report.Section("Architecture latency (batch 1, untrained weights, network forward only)", "architecture", "MFLOPs", "median ms", "p99 ms");
+    var archRows = new List<object>();
+    foreach (var architecture in ModelRegistry.All)
+    {
+        using var network = architecture.Create(EmotionClasses.Fer2013.Count);
+        network.eval();
+        var flops = ModelProfiler.Profile(network).Flops;
+        using var input = rand(1, 1, 48, 48);
+        var samples = Timing.Measure(quick ? 200 : 1000, warmup: 20, () =>
+        {
+            using var noGrad = no_grad();
+            using var output = network.call(input);
+        });
+        var ms = samples.Select(t => t * 1000).Order().ToArray();
+        var row = new { architecture = architecture.Name, mflops = Math.Round(flops / 1e6, 1), median_ms = Math.Round(Stats.Percentile(ms, 50), 3), p99_ms = Math.Round(Stats.Percentile(ms, 99), 3) };
+        archRows.Add(row);
+        archTable.Add([row.architecture, F(row.mflops, "F1"), F(row.median_ms, "F3"), F(row.p99_ms, "F3")]);
+        AnsiConsole.MarkupLineInterpolated($"latency {row.architecture} (untrained): median {row.median_ms} ms, p99 {row.p99_ms} ms");
+    }
+    results["architecture_latency"] = archRows;
 }
 
 

@@ -129,6 +129,30 @@ public class TrainerTests
     }
 
     [Fact]
+    public void A_finished_cosine_run_can_be_extended_by_a_warm_restart_but_not_by_rewriting_its_past()
+    {
+        using var dir = new TempDir();
+        var run = Path.Combine(dir.Path, "run");
+        var (train, validation) = (Synthetic.Patterns(4), Synthetic.Patterns(2, split: DataSplit.PublicTest));
+        var first = Quick(2) with { Schedule = LrScheduleKind.Cosine, WarmupEpochs = 1 };
+        new Trainer(first, run) { DrawCurvesEachEpoch = false }.Fit(train, validation);
+
+        var ex = Assert.Throws<ArgumentException>(() => new Trainer(first with { Epochs = 4, WarmupEpochs = 0.5 }, run).Fit(train, validation, resume: true));
+        Assert.Contains("different options", ex.Message);
+        // Stretching the one cosine cycle over 4 epochs would change the rates epochs 1-2 were trained with.
+        ex = Assert.Throws<ArgumentException>(() => new Trainer(first with { Epochs = 4 }, run).Fit(train, validation, resume: true));
+        Assert.Contains("already trained", ex.Message);
+        Assert.Contains("--restart-at 2", ex.Message);
+
+        var restarted = first with { Epochs = 4, RestartAt = "2", RestartLrFactor = 0.5 };
+        var extended = new Trainer(restarted, run) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true);
+        Assert.Equal(4, extended.History.Count);
+        // One batch per epoch, logged at the epoch's start: epoch 3 begins the restart's warm-up, epoch 4 its peak.
+        Assert.Equal(restarted.LearningRate * 0.5, extended.History[3].LearningRate, 9);
+        Assert.True(extended.History[3].LearningRate > extended.History[2].LearningRate, "the restart should raise the rate again");
+    }
+
+    [Fact]
     public void Early_stopping_stops_when_the_monitored_metric_stalls()
     {
         using var dir = new TempDir();
@@ -372,6 +396,26 @@ public class LrScheduleTests
         foreach (var acc in new[] { 0.5, 0.6, 0.6, 0.6 }) state = LrSchedule.AfterEpoch(plateau, state, acc);
         Assert.Equal(0.05, LrSchedule.At(plateau, state, 4), 9);
     }
+
+    [Fact]
+    public void Warm_restarts_start_new_cosine_cycles_and_leave_the_first_cycle_unchanged()
+    {
+        var single = new TrainOptions { LearningRate = 0.1, Epochs = 10, WarmupEpochs = 2, Schedule = LrScheduleKind.Cosine, MinLearningRate = 0 };
+        var restarted = single with { Epochs = 20, RestartAt = "10", RestartLrFactor = 0.5 };
+        restarted.Validate();
+        var fresh = new LrScheduleState();
+        Assert.True(LrSchedule.SameUpTo(single, restarted, 10), "the first cycle must be the original 10-epoch schedule");
+        Assert.False(LrSchedule.SameUpTo(single, restarted, 11));
+        Assert.Equal(0.025, LrSchedule.At(restarted, fresh, 11), 9); // half-way through the second cycle's warm-up
+        Assert.Equal(0.05, LrSchedule.At(restarted, fresh, 12), 9);  // second peak = 0.1 * 0.5
+        Assert.Equal(0.025, LrSchedule.At(restarted, fresh, 16), 9); // cosine mid-point of epochs 12..20
+        Assert.Equal(0, LrSchedule.At(restarted, fresh, 20), 9);
+
+        Assert.Throws<ArgumentException>(() => (single with { RestartAt = "10" }).Validate());       // not before the last epoch
+        Assert.Throws<ArgumentException>(() => (restarted with { RestartAt = "1" }).Validate());     // cycle shorter than warm-up
+        Assert.Throws<ArgumentException>(() => (restarted with { RestartAt = "ten" }).Validate());
+        Assert.Throws<ArgumentException>(() => (restarted with { Schedule = LrScheduleKind.Plateau }).Validate());
+    }
 }
 
 public class ArchitectureTests
@@ -381,6 +425,7 @@ public class ArchitectureTests
     [InlineData("vgg-bn")]
     [InlineData("resnet-small")]
     [InlineData("mini-xception")]
+    [InlineData("fast-cnn")]
     public void Every_architecture_maps_a_batch_of_faces_to_class_logits(string name)
     {
         using var scope = NewDisposeScope();

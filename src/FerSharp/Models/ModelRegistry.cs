@@ -25,6 +25,9 @@ public static class ModelRegistry
         new("mini-xception",
             "Compact real-time net in the spirit of mini-Xception: depthwise-separable residual blocks, global average pool (~150k params).",
             MiniXception.Create),
+        new("fast-cnn",
+            "Real-time net for batch-1 CPU latency: one 3x3 Conv+BN+ReLU per resolution (32-64-128-256) + MaxPool, dropout, FC; dense convolutions only (~0.7M params).",
+            FastCnn.Create),
     ];
 
     public static IReadOnlyList<Architecture> All => Known;
@@ -55,26 +58,40 @@ internal static class SeedCnn
         ("fc2", Linear(1024, classes)));
 }
 
+internal static class ConvLayers
+{
+    /// <summary>
+    /// VGG-style stages on a 1-channel input: per width, <paramref name="convsPerStage"/> x (3x3 Conv + BN + ReLU),
+    /// 2x2 MaxPool, then the stage's dropout if any. Layer names (<c>b{stage}_conv{i}</c>, <c>_bn</c>, <c>_relu</c>,
+    /// <c>_pool</c>, <c>_drop</c>; no index with one conv per stage) are the keys of saved weights.
+    /// </summary>
+    public static List<(string, Module<Tensor, Tensor>)> PooledStages(int[] widths, int convsPerStage, Func<int, Module<Tensor, Tensor>>? dropout)
+    {
+        var layers = new List<(string, Module<Tensor, Tensor>)>();
+        long inChannels = 1;
+        for (var stage = 1; stage <= widths.Length; stage++)
+        {
+            for (var i = 1; i <= convsPerStage; i++)
+            {
+                var suffix = convsPerStage == 1 ? "" : $"{i}";
+                // No conv bias: the batch norm after it supplies one.
+                layers.Add(($"b{stage}_conv{suffix}", Conv2d(inChannels, widths[stage - 1], 3, padding: 1, bias: false)));
+                layers.Add(($"b{stage}_bn{suffix}", BatchNorm2d(widths[stage - 1])));
+                layers.Add(($"b{stage}_relu{suffix}", ReLU()));
+                inChannels = widths[stage - 1];
+            }
+            layers.Add(($"b{stage}_pool", MaxPool2d(2)));
+            if (dropout != null) layers.Add(($"b{stage}_drop", dropout(stage)));
+        }
+        return layers;
+    }
+}
+
 internal static class VggBn
 {
     public static Module<Tensor, Tensor> Create(int classes)
     {
-        var layers = new List<(string, Module<Tensor, Tensor>)>();
-        var inChannels = 1;
-        var block = 1;
-        foreach (var channels in new[] { 32, 64, 128, 256 })
-        {
-            for (var i = 1; i <= 2; i++)
-            {
-                layers.Add(($"b{block}_conv{i}", Conv2d(inChannels, channels, 3, padding: 1, bias: false)));
-                layers.Add(($"b{block}_bn{i}", BatchNorm2d(channels)));
-                layers.Add(($"b{block}_relu{i}", ReLU()));
-                inChannels = channels;
-            }
-            layers.Add(($"b{block}_pool", MaxPool2d(2)));
-            layers.Add(($"b{block}_drop", SeededLayers.Dropout2d(0.1 * block)));
-            block++;
-        }
+        var layers = ConvLayers.PooledStages([32, 64, 128, 256], convsPerStage: 2, stage => SeededLayers.Dropout2d(0.1 * stage));
         layers.Add(("flatten", Flatten()));
         layers.Add(("fc1", Linear(256 * 3 * 3, 256, hasBias: false)));
         layers.Add(("fc1_bn", BatchNorm1d(256)));
@@ -182,4 +199,23 @@ internal static class MiniXception
         ("head_conv", Conv2d(192, classes, 3, padding: 1)),
         ("pool", AdaptiveAvgPool2d(1)),
         ("flatten", Flatten()));
+}
+
+/// <summary>
+/// Built for latency at batch 1 rather than for FLOPs: libtorch's CPU depthwise convolutions and every
+/// extra small op cost more per FLOP than a dense 3x3 convolution, so this net uses few, dense layers
+/// (one per resolution) and pools early; mini-xception has a third of its FLOPs but is slower per face.
+/// </summary>
+internal static class FastCnn
+{
+    public static Module<Tensor, Tensor> Create(int classes)
+    {
+        var layers = ConvLayers.PooledStages([32, 64, 128, 256], convsPerStage: 1, dropout: null);
+        layers.Add(("flatten", Flatten()));
+        layers.Add(("drop", SeededLayers.Dropout(0.4)));
+        layers.Add(("fc1", Linear(256 * 3 * 3, 128)));
+        layers.Add(("fc1_relu", ReLU()));
+        layers.Add(("fc2", Linear(128, classes)));
+        return Sequential(layers);
+    }
 }

@@ -14,24 +14,62 @@ public static class LrSchedule
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(state);
+        if (options.Schedule == LrScheduleKind.Cosine)
+        {
+            return CosineAt(options, epochProgress);
+        }
         var baseLr = options.LearningRate;
         if (options.WarmupEpochs > 0 && epochProgress < options.WarmupEpochs)
         {
-            return baseLr * Math.Max(0.01, epochProgress / options.WarmupEpochs);
+            return Warmup(baseLr, epochProgress, options.WarmupEpochs);
         }
-        return options.Schedule switch
-        {
-            LrScheduleKind.Cosine => CosineAt(options, epochProgress),
-            LrScheduleKind.Plateau => Math.Max(options.MinLearningRate, baseLr * state.PlateauScale),
-            _ => baseLr,
-        };
+        return options.Schedule == LrScheduleKind.Plateau
+            ? Math.Max(options.MinLearningRate, baseLr * state.PlateauScale)
+            : baseLr;
     }
 
+    /// <summary>
+    /// Cosine annealing in cycles (SGDR): a cycle starts at 0 and at each epoch of <see cref="TrainOptions.RestartAt"/>,
+    /// warms up, then decays from its peak to the minimum at the cycle's end. Cycle k peaks at
+    /// lr * <see cref="TrainOptions.RestartLrFactor"/>^k. With no restarts this is one warm-up + cosine over all epochs.
+    /// </summary>
     private static double CosineAt(TrainOptions options, double epochProgress)
     {
-        var span = Math.Max(1e-9, options.Epochs - options.WarmupEpochs);
-        var t = Math.Clamp((epochProgress - options.WarmupEpochs) / span, 0, 1);
-        return options.MinLearningRate + (options.LearningRate - options.MinLearningRate) * 0.5 * (1 + Math.Cos(Math.PI * t));
+        var starts = options.RestartEpochs;
+        var cycle = starts.Count(s => s <= epochProgress);
+        double cycleStart = cycle == 0 ? 0 : starts[cycle - 1];
+        double cycleEnd = cycle < starts.Count ? starts[cycle] : options.Epochs;
+        var peak = options.LearningRate * Math.Pow(options.RestartLrFactor, cycle);
+        var local = epochProgress - cycleStart;
+        if (options.WarmupEpochs > 0 && local < options.WarmupEpochs)
+        {
+            return Warmup(peak, local, options.WarmupEpochs);
+        }
+        var span = Math.Max(1e-9, cycleEnd - cycleStart - options.WarmupEpochs);
+        var t = Math.Clamp((local - options.WarmupEpochs) / span, 0, 1);
+        return options.MinLearningRate + (peak - options.MinLearningRate) * 0.5 * (1 + Math.Cos(Math.PI * t));
+    }
+
+    private static double Warmup(double peak, double progress, double warmupEpochs) =>
+        peak * Math.Max(0.01, progress / warmupEpochs);
+
+    /// <summary>
+    /// Whether <paramref name="a"/> and <paramref name="b"/> give the same rate throughout the first
+    /// <paramref name="epochs"/> epochs (sampled finely), i.e. whether a run trained under <paramref name="a"/>
+    /// can continue under <paramref name="b"/> as if it had used <paramref name="b"/> from the start.
+    /// </summary>
+    public static bool SameUpTo(TrainOptions a, TrainOptions b, int epochs)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        const int samplesPerEpoch = 64;
+        for (var i = 0; i < epochs * samplesPerEpoch; i++)
+        {
+            var at = (double)i / samplesPerEpoch;
+            var (x, y) = (At(a, new LrScheduleState(), at), At(b, new LrScheduleState(), at));
+            if (Math.Abs(x - y) > 1e-12 * Math.Max(1, Math.Abs(x))) return false;
+        }
+        return true;
     }
 
     /// <summary>Feeds one epoch's monitored value to the plateau logic.</summary>

@@ -31,6 +31,10 @@ public sealed record TrainOptions
     public bool Nesterov { get; init; } = true;
     public LrScheduleKind Schedule { get; init; } = LrScheduleKind.Plateau;
     public double WarmupEpochs { get; init; }
+    /// <summary>Cosine schedule only: epochs at which a new cosine cycle starts (warm restarts), e.g. "40" or "40,80".</summary>
+    public string? RestartAt { get; init; }
+    /// <summary>Each restarted cycle peaks at the previous cycle's peak times this factor.</summary>
+    public double RestartLrFactor { get; init; } = 1;
     public double PlateauFactor { get; init; } = 0.5;
     public int PlateauPatience { get; init; } = 3;
     public double MinLearningRate { get; init; } = 1e-6;
@@ -47,6 +51,9 @@ public sealed record TrainOptions
     public double Ema { get; init; }
 
     [JsonIgnore]
+    public IReadOnlyList<int> RestartEpochs => ParseRestarts(RestartAt);
+
+    [JsonIgnore]
     public AugmentOptions AugmentOptions => AugmentOptions.Parse(Augment);
 
     public void Validate()
@@ -59,5 +66,30 @@ public sealed record TrainOptions
         if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException("label smoothing must be in [0, 1)");
         if (Monitor is not ("val_accuracy" or "val_loss")) throw new ArgumentException("monitor must be val_accuracy or val_loss");
         if (Ema is < 0 or >= 1) throw new ArgumentException("EMA decay must be in [0, 1)");
+        if (RestartLrFactor is <= 0 or > 1) throw new ArgumentException("restart learning-rate factor must be in (0, 1]");
+        var restarts = RestartEpochs;
+        if (restarts.Count > 0)
+        {
+            if (Schedule != LrScheduleKind.Cosine) throw new ArgumentException("restarts need the cosine schedule");
+            var previous = 0.0;
+            foreach (var start in restarts)
+            {
+                if (start - previous <= WarmupEpochs || start >= Epochs)
+                {
+                    throw new ArgumentException($"restart at epoch {start}: restarts must increase, leave each cycle longer than the warm-up ({WarmupEpochs}) and come before the last epoch ({Epochs})");
+                }
+                previous = start;
+            }
+        }
+    }
+
+    private static int[] ParseRestarts(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return [];
+        return text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(part => int.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) && epoch > 0
+                ? epoch
+                : throw new ArgumentException($"restart epochs: '{part}' is not a positive whole number (expected e.g. 40 or 40,80)"))
+            .ToArray();
     }
 }

@@ -84,7 +84,7 @@ public sealed class Trainer
         if (resume && File.Exists(LastCheckpointPath))
         {
             var (saved, modelBytes, emaBytes, optimizerBytes) = Checkpoint.Load(LastCheckpointPath);
-            CheckResumable(saved.Options);
+            CheckResumable(saved.Options, saved.Epoch);
             if (!saved.ClassNames.SequenceEqual(train.ClassNames))
             {
                 throw new ArgumentException($"{LastCheckpointPath}: checkpoint classes ({string.Join(",", saved.ClassNames)}) differ from the data's");
@@ -258,12 +258,19 @@ public sealed class Trainer
             elapsedBefore + totalWatch.Elapsed.TotalSeconds);
     }
 
-    private void CheckResumable(TrainOptions saved)
+    private void CheckResumable(TrainOptions saved, int epochsDone)
     {
-        // Only the epoch budget may change on resume; anything else would silently make a different run.
-        if (saved with { Epochs = _options.Epochs } != _options)
+        // The epoch budget may change on resume, and so may the warm restarts as long as the epochs already
+        // trained keep their learning rates (so the run stays one that could have been made uninterrupted);
+        // anything else would silently make a different run.
+        var extended = saved with { Epochs = _options.Epochs, RestartAt = _options.RestartAt, RestartLrFactor = _options.RestartLrFactor };
+        if (extended != _options)
         {
-            throw new ArgumentException($"{LastCheckpointPath}: the run was started with different options; resume with the same options (only --epochs may change)");
+            throw new ArgumentException($"{LastCheckpointPath}: the run was started with different options; resume with the same options (only --epochs, --restart-at and --restart-lr-factor may change)");
+        }
+        if (!LrSchedule.SameUpTo(saved, _options, epochsDone))
+        {
+            throw new ArgumentException($"{LastCheckpointPath}: these options would change the learning rate of the {epochsDone} epochs already trained (a cosine schedule stretches with --epochs); to train longer, add a warm restart at epoch {epochsDone} or later: --restart-at {epochsDone}");
         }
     }
 
