@@ -414,6 +414,7 @@ public class LrScheduleTests
         Assert.Throws<ArgumentException>(() => (single with { RestartAt = "10" }).Validate());       // not before the last epoch
         Assert.Throws<ArgumentException>(() => (restarted with { RestartAt = "1" }).Validate());     // cycle shorter than warm-up
         Assert.Throws<ArgumentException>(() => (restarted with { RestartAt = "ten" }).Validate());
+        Assert.Empty((restarted with { RestartAt = "none" }).RestartEpochs);
         Assert.Throws<ArgumentException>(() => (restarted with { Schedule = LrScheduleKind.Plateau }).Validate());
     }
 }

@@ -26,7 +26,7 @@ internal static class TrainCommand
         var noNesterov = new Option<bool>("--no-nesterov") { Description = "Plain momentum instead of Nesterov for SGD." };
         var schedule = new Option<LrScheduleKind>("--schedule") { Description = "None, Plateau (halve after --plateau-patience bad epochs) or Cosine.", DefaultValueFactory = _ => LrScheduleKind.Plateau };
         var warmup = new Option<double>("--warmup") { Description = "Linear warm-up epochs.", DefaultValueFactory = _ => 0 };
-        var restartAt = new Option<string?>("--restart-at") { Description = "Cosine only: warm restarts, epochs where a new cosine cycle starts (e.g. 40 or 40,80); a finished run can be extended this way with --resume." };
+        var restartAt = new Option<string?>("--restart-at") { Description = "Cosine only: warm restarts, epochs where a new cosine cycle starts (e.g. 40 or 40,80; none = one cycle); a finished run can be extended this way with --resume." };
         var restartFactor = new Option<double>("--restart-lr-factor") { Description = "Peak rate of each restarted cycle relative to the previous one.", DefaultValueFactory = _ => 1 };
         var plateauPatience = new Option<int>("--plateau-patience") { Description = "Epochs without improvement before the plateau schedule lowers the rate.", DefaultValueFactory = _ => 3 };
         var smoothing = new Option<double>("--label-smoothing") { Description = "Label smoothing (0..1).", DefaultValueFactory = _ => 0 };

@@ -31,7 +31,7 @@ public sealed record TrainOptions
     public bool Nesterov { get; init; } = true;
     public LrScheduleKind Schedule { get; init; } = LrScheduleKind.Plateau;
     public double WarmupEpochs { get; init; }
-    /// <summary>Cosine schedule only: epochs at which a new cosine cycle starts (warm restarts), e.g. "40" or "40,80".</summary>
+    /// <summary>Cosine schedule only: epochs at which a new cosine cycle starts (warm restarts), e.g. "40" or "40,80"; null or "none" = one cycle.</summary>
     public string? RestartAt { get; init; }
     /// <summary>Each restarted cycle peaks at the previous cycle's peak times this factor.</summary>
     public double RestartLrFactor { get; init; } = 1;
@@ -76,7 +76,7 @@ public sealed record TrainOptions
             {
                 if (start - previous <= WarmupEpochs || start >= Epochs)
                 {
-                    throw new ArgumentException($"restart at epoch {start}: restarts must increase, leave each cycle longer than the warm-up ({WarmupEpochs}) and come before the last epoch ({Epochs})");
+                    throw new ArgumentException($"restart at epoch {start}: restarts must increase, leave each cycle longer than the warm-up ({WarmupEpochs}) and come before the last epoch ({Epochs}); for a single cosine cycle use --restart-at none");
                 }
                 previous = start;
             }
@@ -85,7 +85,7 @@ public sealed record TrainOptions
 
     private static int[] ParseRestarts(string? text)
     {
-        if (string.IsNullOrWhiteSpace(text)) return [];
+        if (string.IsNullOrWhiteSpace(text) || text.Trim().Equals("none", StringComparison.OrdinalIgnoreCase)) return [];
         return text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
             .Select(part => int.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) && epoch > 0
                 ? epoch
