@@ -187,18 +187,20 @@ internal static class TrainPresets
             Standardize = true,
             Ema = 0.999,
         },
+        // Candidate for fer2013-realtime: fast-cnn (about 1 ms per face at batch 1 on 2 cores, untrained), the
+        // best preset's recipe with lighter erasing for the smaller network. Not yet trained to the end.
         ["realtime"] = new TrainOptions
         {
-            Architecture = "mini-xception",
+            Architecture = "fast-cnn",
             Epochs = 60,
             BatchSize = 64,
-            Optimizer = OptimizerKind.AdamW,
-            LearningRate = 3e-3,
-            WeightDecay = 1e-4,
+            Optimizer = OptimizerKind.Sgd,
+            LearningRate = 0.05,
+            WeightDecay = 5e-4,
             Schedule = LrScheduleKind.Cosine,
             WarmupEpochs = 2,
             LabelSmoothing = 0.1,
-            Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.3",
+            Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.25",
             EarlyStoppingPatience = 0,
             Standardize = true,
             Ema = 0.999,
