@@ -146,15 +146,20 @@ var shipped = ModelCatalog.ModelsDirectory() is { } modelsDir
 if (Wanted("latency"))
 {
     var table = report.Section("Per-face classification latency (batch 1, one 48x48 face)", "model", "architecture", "median ms", "p99 ms", "min ms");
+    // Milliseconds per call: median, p99, min, rounded as reported.
+    (double Median, double P99, double Min) Latency(Action call)
+    {
+        var ms = Timing.Measure(quick ? 200 : 1000, warmup: 20, call).Select(t => t * 1000).Order().ToArray();
+        return (Math.Round(Stats.Percentile(ms, 50), 3), Math.Round(Stats.Percentile(ms, 99), 3), Math.Round(ms[0], 3));
+    }
     var rows = new List<object>();
     foreach (var path in shipped)
     {
         using var model = EmotionModel.Load(path);
         var face = new byte[FaceDataset.PixelsPerImage];
         new Random(1).NextBytes(face);
-        var samples = Timing.Measure(quick ? 200 : 1000, warmup: 20, () => model.PredictProbabilities([face]));
-        var ms = samples.Select(t => t * 1000).Order().ToArray();
-        var row = new { model = Path.GetFileName(path), median_ms = Math.Round(Stats.Percentile(ms, 50), 3), p99_ms = Math.Round(Stats.Percentile(ms, 99), 3), min_ms = Math.Round(ms[0], 3) };
+        var (median, p99, min) = Latency(() => model.PredictProbabilities([face]));
+        var row = new { model = Path.GetFileName(path), median_ms = median, p99_ms = p99, min_ms = min };
         rows.Add(row);
         table.Add([row.model, model.Metadata.Architecture, F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(row.min_ms, "F3")]);
         AnsiConsole.MarkupLineInterpolated($"latency {row.model}: median {row.median_ms} ms, p99 {row.p99_ms} ms per face (batch 1)");
@@ -171,13 +176,12 @@ if (Wanted("latency"))
         network.eval();
         var flops = ModelProfiler.Profile(network).Flops;
         using var input = rand(1, 1, 48, 48);
-        var samples = Timing.Measure(quick ? 200 : 1000, warmup: 20, () =>
+        var (median, p99, _) = Latency(() =>
         {
             using var noGrad = no_grad();
             using var output = network.call(input);
         });
-        var ms = samples.Select(t => t * 1000).Order().ToArray();
-        var row = new { architecture = architecture.Name, mflops = Math.Round(flops / 1e6, 1), median_ms = Math.Round(Stats.Percentile(ms, 50), 3), p99_ms = Math.Round(Stats.Percentile(ms, 99), 3) };
+        var row = new { architecture = architecture.Name, mflops = Math.Round(flops / 1e6, 1), median_ms = median, p99_ms = p99 };
         archRows.Add(row);
         archTable.Add([row.architecture, F(row.mflops, "F1"), F(row.median_ms, "F3"), F(row.p99_ms, "F3")]);
         AnsiConsole.MarkupLineInterpolated($"latency {row.architecture} (untrained): median {row.median_ms} ms, p99 {row.p99_ms} ms");
