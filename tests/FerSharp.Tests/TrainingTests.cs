@@ -153,6 +153,37 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Init_from_a_package_starts_from_its_weights_and_normalization()
+    {
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(24, seed: 1);
+        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
+        var teacher = new Trainer(Quick(4) with { Standardize = true }, Path.Combine(dir.Path, "teacher")) { DrawCurvesEachEpoch = false };
+        var taught = teacher.Fit(train, validation);
+        Assert.True(taught.BestMonitored >= 0.9, $"the starting model did not learn the task ({taught.BestMonitored})");
+
+        // With a learning rate too small to learn anything in one epoch, only the starting weights decide
+        // the score: the package's run keeps its accuracy, a random start stays near chance.
+        var still = Quick(1) with { Optimizer = OptimizerKind.Sgd, LearningRate = 1e-7, Momentum = 0 };
+        var fromPackage = new Trainer(still with { InitFrom = teacher.ModelPath }, Path.Combine(dir.Path, "continued")) { DrawCurvesEachEpoch = false }
+            .Fit(train, validation);
+        var fromScratch = new Trainer(still, Path.Combine(dir.Path, "scratch")) { DrawCurvesEachEpoch = false }.Fit(train, validation);
+        Assert.True(fromPackage.History[0].ValAccuracy >= 0.9, $"init-from run scored {fromPackage.History[0].ValAccuracy}");
+        Assert.True(fromScratch.History[0].ValAccuracy < 0.6, $"random start scored {fromScratch.History[0].ValAccuracy}");
+
+        using var source = EmotionModel.Load(teacher.ModelPath);
+        using var continued = EmotionModel.Load(fromPackage.ModelPath);
+        Assert.Equal(source.Metadata.Normalization, continued.Metadata.Normalization);
+        Assert.Equal(teacher.ModelPath, continued.Metadata.Training!.InitFrom);
+
+        var wrongArch = Assert.Throws<ArgumentException>(() => new Trainer(still with { Architecture = "fast-cnn", InitFrom = teacher.ModelPath },
+            Path.Combine(dir.Path, "wrong")).Fit(train, validation));
+        Assert.Contains("'vgg-bn' network", wrongArch.Message);
+        Assert.Throws<FileNotFoundException>(() => new Trainer(still with { InitFrom = Path.Combine(dir.Path, "nowhere") },
+            Path.Combine(dir.Path, "missing")).Fit(train, validation));
+    }
+
+    [Fact]
     public void Early_stopping_stops_when_the_monitored_metric_stalls()
     {
         using var dir = new TempDir();

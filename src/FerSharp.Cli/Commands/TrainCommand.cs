@@ -43,12 +43,13 @@ internal static class TrainCommand
         var name = new Option<string?>("--name", "-n") { Description = "Run name (folder under --runs-dir). Default: <arch>-<timestamp>." };
         var runsDir = new Option<string>("--runs-dir") { Description = "Where run folders go.", DefaultValueFactory = _ => "runs" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --name from its last checkpoint." };
+        var initFrom = new Option<string?>("--init-from") { Description = "Start from the weights of a model package (same --arch and classes) instead of random ones: continue training a shipped model, or fine-tune it on other data. The package's input normalization is kept." };
         var dataOptions = new DatasetOptions();
 
         var command = new Command("train", "Train a CNN on FER2013 (or FER+) with augmentation, early stopping and checkpoints.")
         {
             data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
-            augment, monitor, patience, standardize, ema, seed, threads, limit, valSplit, valFraction, name, runsDir, resume,
+            augment, monitor, patience, standardize, ema, seed, threads, limit, valSplit, valFraction, name, runsDir, resume, initFrom,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
@@ -80,10 +81,16 @@ internal static class TrainCommand
                 Standardize = parse.GetValue(standardize) || baseOptions.Standardize,
                 Ema = Pick(ema, baseOptions.Ema),
                 Seed = Pick(seed, baseOptions.Seed),
+                InitFrom = parse.GetValue(initFrom) ?? baseOptions.InitFrom,
             };
             options = options with { Augment = AugmentOptions.Parse(options.Augment).ToString() };
             options.Validate();
             TorchSharp.torch.set_num_threads(Math.Max(1, parse.GetValue(threads)));
+            if (options.InitFrom is { } initPath && !parse.GetValue(resume))
+            {
+                // Fail on a missing or mismatched package now, not after the minute of loading data.
+                Trainer.LoadInitialPackage(initPath, options.Architecture).Dispose();
+            }
 
             var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData()
                 ?? throw new UserFacingException("no dataset given: pass --data <fer2013.csv(.gz) | image folder> (or set FERSHARP_DATA)");

@@ -49,6 +49,8 @@ public sealed record TrainOptions
     public long Seed { get; init; } = 42;
     /// <summary>Exponential moving average of weights (decay per step); 0 disables.</summary>
     public double Ema { get; init; }
+    /// <summary>Model package whose weights (and input normalization) start the run instead of a random initialisation.</summary>
+    public string? InitFrom { get; init; }
 
     [JsonIgnore]
     public IReadOnlyList<int> RestartEpochs => ParseRestarts(RestartAt);

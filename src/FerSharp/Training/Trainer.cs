@@ -30,7 +30,7 @@ public sealed record TrainingResult(
 /// </summary>
 public sealed class Trainer
 {
-    private readonly TrainOptions _options;
+    private TrainOptions _options;
     private readonly string _runDirectory;
 
     public Trainer(TrainOptions options, string runDirectory)
@@ -84,6 +84,8 @@ public sealed class Trainer
         if (resume && File.Exists(LastCheckpointPath))
         {
             var (saved, modelBytes, emaBytes, optimizerBytes) = Checkpoint.Load(LastCheckpointPath);
+            // The starting weights are in the checkpoint now; the run keeps the package it was started from.
+            _options = _options with { InitFrom = saved.Options.InitFrom };
             CheckResumable(saved.Options, saved.Epoch);
             if (!saved.ClassNames.SequenceEqual(train.ClassNames))
             {
@@ -108,6 +110,11 @@ public sealed class Trainer
             {
                 throw new IOException($"{_runDirectory} already holds a run; pass --resume to continue it or choose another --name");
             }
+            var normalization = _options.Standardize ? ComputeNormalization(train) : new Normalization();
+            if (_options.InitFrom is { } initFrom)
+            {
+                normalization = LoadInitialWeights(model, initFrom, train.ClassNames);
+            }
             ema?.load_state_dict(model.state_dict());
             state = new TrainingState
             {
@@ -115,7 +122,7 @@ public sealed class Trainer
                 History = [],
                 BestMonitored = double.NaN,
                 Schedule = new LrScheduleState(),
-                Normalization = _options.Standardize ? ComputeNormalization(train) : new Normalization(),
+                Normalization = normalization,
                 ClassNames = train.ClassNames,
                 Dataset = Fingerprint(train),
             };
@@ -272,6 +279,41 @@ public sealed class Trainer
         {
             throw new ArgumentException($"{LastCheckpointPath}: these options would change the learning rate of the {epochsDone} epochs already trained (a cosine schedule stretches with --epochs); to train longer, add a warm restart at epoch {epochsDone} or later: --restart-at {epochsDone}");
         }
+    }
+
+    /// <summary>
+    /// Copies a package's weights into the fresh network. The package's input normalization is returned and
+    /// kept for the run, because the loaded weights only make sense on inputs scaled the way they were trained.
+    /// </summary>
+    private Normalization LoadInitialWeights(nn.Module<Tensor, Tensor> model, string path, IReadOnlyList<string> classNames)
+    {
+        using var package = LoadInitialPackage(path, _options.Architecture);
+        if (!package.ClassNames.SequenceEqual(classNames))
+        {
+            throw new ArgumentException($"{path}: --init-from package predicts {string.Join(",", package.ClassNames)} but the data has {string.Join(",", classNames)}");
+        }
+        using (no_grad())
+        {
+            var source = package.Network.state_dict();
+            foreach (var (name, target) in model.state_dict())
+            {
+                target.copy_(source[name]);
+            }
+        }
+        Log($"initial weights from {path} ({package.Metadata.Name}, {package.Metadata.Epochs} epochs); input normalization mean {package.Metadata.Normalization.Mean} std {package.Metadata.Normalization.Std}");
+        return package.Metadata.Normalization;
+    }
+
+    /// <summary>Loads the package named by <see cref="TrainOptions.InitFrom"/>, checking it holds <paramref name="architecture"/>.</summary>
+    public static EmotionModel LoadInitialPackage(string path, string architecture)
+    {
+        var package = EmotionModel.Load(path);
+        if (package.Metadata.Architecture != architecture)
+        {
+            package.Dispose();
+            throw new ArgumentException($"{path}: --init-from package is a '{package.Metadata.Architecture}' network but this run trains '{architecture}'; pass --arch {package.Metadata.Architecture}");
+        }
+        return package;
     }
 
     private long EpochSeed(int epoch, int stream) => unchecked(_options.Seed * 1_000_003L + epoch * 7919L + stream);
