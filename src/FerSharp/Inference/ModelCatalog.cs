@@ -5,7 +5,7 @@ public static class ModelCatalog
 {
     /// <summary>
     /// Preferred shipped models. The default should be the most accurate model that meets the real-time goal
-    /// (1 ms per face at batch 1 on 2 cores); none does yet (fer2013-realtime measures about 1.9 ms, see
+    /// (1 ms per face at batch 1 on 2 cores); none does yet (fer2013-realtime measures about 1.2 ms, see
     /// models/README.md), so the most accurate comes first and the faster one is a choice by <c>--model</c>.
     /// </summary>
     public static IReadOnlyList<string> DefaultOrder { get; } = ["fer2013-best", "fer2013-realtime", "fer2013-seed"];
