@@ -175,6 +175,7 @@ public class TrainerTests
         using var continued = EmotionModel.Load(fromPackage.ModelPath);
         Assert.Equal(source.Metadata.Normalization, continued.Metadata.Normalization);
         Assert.Equal(teacher.ModelPath, continued.Metadata.Training!.InitFrom);
+        Assert.Contains($"initial weights from {teacher.ModelPath}", File.ReadAllText(Path.Combine(dir.Path, "continued", "log.txt")));
 
         var wrongArch = Assert.Throws<ArgumentException>(() => new Trainer(still with { Architecture = "fast-cnn", InitFrom = teacher.ModelPath },
             Path.Combine(dir.Path, "wrong")).Fit(train, validation));

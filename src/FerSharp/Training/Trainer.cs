@@ -102,13 +102,15 @@ public sealed class Trainer
         }
         else
         {
+            if (!resume && File.Exists(LastCheckpointPath))
+            {
+                throw new IOException($"{_runDirectory} already holds a run; pass --resume to continue it or choose another --name");
+            }
+            // A new run starts a new log; only what this run does goes in it, from here on.
+            File.Delete(LogPath);
             if (resume)
             {
                 Log($"--resume: no checkpoint at {LastCheckpointPath}; starting a new run");
-            }
-            else if (File.Exists(LastCheckpointPath))
-            {
-                throw new IOException($"{_runDirectory} already holds a run; pass --resume to continue it or choose another --name");
             }
             var normalization = _options.Standardize ? ComputeNormalization(train) : new Normalization();
             if (_options.InitFrom is { } initFrom)
@@ -126,7 +128,6 @@ public sealed class Trainer
                 ClassNames = train.ClassNames,
                 Dataset = Fingerprint(train),
             };
-            File.Delete(LogPath);
             Log($"new run: {_options.Architecture}, {train.Count} training / {validation.Count} validation faces, {get_num_threads()} threads");
         }
         AtomicFile.WriteAllText(Path.Combine(_runDirectory, "config.json"), JsonSerializer.Serialize(_options, ModelMetadata.JsonOptions));
