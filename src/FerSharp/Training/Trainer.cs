@@ -112,11 +112,9 @@ public sealed class Trainer
             {
                 Log($"--resume: no checkpoint at {LastCheckpointPath}; starting a new run");
             }
-            var normalization = _options.Standardize ? ComputeNormalization(train) : new Normalization();
-            if (_options.InitFrom is { } initFrom)
-            {
-                normalization = LoadInitialWeights(model, initFrom, train.ClassNames);
-            }
+            var normalization = _options.InitFrom is { } initFrom
+                ? LoadInitialWeights(model, initFrom, train.ClassNames)
+                : _options.Standardize ? ComputeNormalization(train) : new Normalization();
             ema?.load_state_dict(model.state_dict());
             state = new TrainingState
             {
@@ -293,14 +291,7 @@ public sealed class Trainer
         {
             throw new ArgumentException($"{path}: --init-from package predicts {string.Join(",", package.ClassNames)} but the data has {string.Join(",", classNames)}");
         }
-        using (no_grad())
-        {
-            var source = package.Network.state_dict();
-            foreach (var (name, target) in model.state_dict())
-            {
-                target.copy_(source[name]);
-            }
-        }
+        model.load_state_dict(package.Network.state_dict());
         Log($"initial weights from {path} ({package.Metadata.Name}, {package.Metadata.Epochs} epochs); input normalization mean {package.Metadata.Normalization.Mean} std {package.Metadata.Normalization.Std}");
         return package.Metadata.Normalization;
     }
@@ -309,12 +300,10 @@ public sealed class Trainer
     public static EmotionModel LoadInitialPackage(string path, string architecture)
     {
         var package = EmotionModel.Load(path);
-        if (package.Metadata.Architecture != architecture)
-        {
-            package.Dispose();
-            throw new ArgumentException($"{path}: --init-from package is a '{package.Metadata.Architecture}' network but this run trains '{architecture}'; pass --arch {package.Metadata.Architecture}");
-        }
-        return package;
+        var found = package.Metadata.Architecture;
+        if (found == architecture) return package;
+        package.Dispose();
+        throw new ArgumentException($"{path}: --init-from package is a '{found}' network but this run trains '{architecture}'; pass --arch {found}");
     }
 
     private long EpochSeed(int epoch, int stream) => unchecked(_options.Seed * 1_000_003L + epoch * 7919L + stream);
