@@ -482,6 +482,88 @@ public class ArchitectureTests
     }
 }
 
+public class FoldedNetworkTests
+{
+    /// <summary>A network of the architecture with random weights and batch norms far from their 1/0 start.</summary>
+    private static nn.Module<Tensor, Tensor> Randomized(string name, long seed)
+    {
+        var network = ModelRegistry.Create(name, 7);
+        using var generator = new Generator((ulong)seed);
+        SeededLayers.ResetParameters(network, generator);
+        using (no_grad())
+        {
+            foreach (var norm in network.modules().OfType<TorchSharp.Modules.BatchNorm>())
+            {
+                norm.weight!.uniform_(0.5, 2.0, generator);
+                norm.bias!.uniform_(-0.5, 0.5, generator);
+                norm.running_mean!.uniform_(-0.3, 0.3, generator);
+                norm.running_var!.uniform_(0.2, 3.0, generator);
+            }
+        }
+        network.eval();
+        return network;
+    }
+
+    [Theory]
+    [InlineData("seed-cnn", 0)]
+    [InlineData("vgg-bn", 9)]      // eight convolutions and fc1
+    [InlineData("resnet-small", 1)] // the stem; the residual blocks run as they are
+    [InlineData("mini-xception", 2)]
+    [InlineData("fast-cnn", 4)]
+    public void Folding_batch_norms_leaves_every_architectures_outputs_unchanged(string name, int expectedFolds)
+    {
+        using var scope = NewDisposeScope();
+        using var network = Randomized(name, 11);
+        using var folded = FoldedNetwork.TryCreate(network);
+        Assert.NotNull(folded);
+        Assert.Equal(expectedFolds, folded.FoldedBatchNorms);
+        using var generator = new Generator(5);
+        var input = randn([4, 1, 48, 48], generator: generator);
+        var before = input.clone();
+        using var noGrad = no_grad();
+        var expected = network.forward(input);
+        var actual = folded.Forward(input);
+        Assert.Equal(expected.shape, actual.shape);
+        var worst = (expected - actual).abs().max().item<float>();
+        var magnitude = expected.abs().max().item<float>();
+        Assert.True(worst <= 1e-4f * Math.Max(1f, magnitude), $"{name}: folded output differs by {worst} (outputs up to {magnitude})");
+        Assert.True(input.allclose(before, rtol: 0, atol: 0), "the caller's input was modified");
+    }
+
+    [Fact]
+    public void A_leading_relu_never_works_in_place_on_the_callers_input()
+    {
+        using var scope = NewDisposeScope();
+        using var network = nn.Sequential(("relu", nn.ReLU()), ("fc", nn.Linear(4, 2)));
+        network.eval();
+        using var folded = FoldedNetwork.TryCreate(network)!;
+        var input = tensor(new float[] { -1, 2, -3, 4 }).reshape(1, 4);
+        var output = folded.Forward(input);
+        Assert.Equal(new float[] { -1, 2, -3, 4 }, input.data<float>().ToArray());
+        Assert.True(output.allclose(network.forward(input)));
+    }
+
+    [Fact]
+    public void A_model_that_has_predicted_still_saves_its_original_weights()
+    {
+        using var dir = new TempDir();
+        using var scope = NewDisposeScope();
+        var metadata = new ModelMetadata { Name = "t", Architecture = "fast-cnn", ClassNames = EmotionClasses.Fer2013 };
+        using var generator = new Generator(3);
+        using var faces = randint(0, 256, [5, 1, 48, 48], dtype: ScalarType.Byte, generator: generator);
+        using var model = new EmotionModel(metadata, Randomized("fast-cnn", 2));
+        using var unfolded = nn.functional.softmax(model.Network.forward(model.Preprocess(faces)), 1);
+        using var predicted = model.PredictProbabilities(faces);
+        Assert.True(predicted.allclose(unfolded, rtol: 1e-4, atol: 1e-6), "folded predictions differ from the network's own");
+
+        model.Save(dir.Path);
+        using var reloaded = EmotionModel.Load(dir.Path);
+        Assert.Equal(model.Network.state_dict().Keys.Order(), reloaded.Network.state_dict().Keys.Order());
+        using var again = reloaded.PredictProbabilities(faces);
+        Assert.True(again.allclose(predicted, rtol: 0, atol: 1e-6), "the saved package predicts differently");
+    }
+}
+
 /// <summary>Keeps drawing from and reseeding libtorch's process-wide generator on another thread until disposed.</summary>
 internal sealed class GlobalRandomNoise : IDisposable
 {

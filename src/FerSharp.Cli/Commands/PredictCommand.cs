@@ -253,7 +253,7 @@ internal static class PredictCommand
             }
             var s = summary!;
             AnsiConsole.MarkupLineInterpolated(
-                $"{s.FramesRead} frames ({s.FramesAnalyzed} analysed), {s.FaceDetections} face detections, {s.Tracks} tracked faces; [bold]{s.FramesPerSecond:F1} FPS[/] achieved (source {s.SourceFps:F1} FPS)");
+                $"{s.FramesRead} frames ({s.FramesAnalyzed} analysed), {s.FaceDetections} face detections, {s.Tracks} tracked faces; [bold]{s.FramesPerSecond:F1} FPS[/] achieved (source {s.SourceFps:F1} FPS); model {recognizer.Model.Metadata.Name}");
             if (options.OutputPath != null) AnsiConsole.MarkupLineInterpolated($"annotated video: [bold]{options.OutputPath}[/]");
             if (options.CsvPath != null) AnsiConsole.MarkupLineInterpolated($"per-frame CSV: [bold]{options.CsvPath}[/]");
             return Task.FromResult(CliRunner.ExitOk);

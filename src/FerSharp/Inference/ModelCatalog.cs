@@ -4,9 +4,11 @@ namespace FerSharp.Inference;
 public static class ModelCatalog
 {
     /// <summary>
-    /// Preferred shipped models. The default should be the most accurate model that meets the real-time goal
-    /// (1 ms per face at batch 1 on 2 cores); none does yet (fer2013-realtime measures about 1.2 ms, see
-    /// models/README.md), so the most accurate comes first and the faster one is a choice by <c>--model</c>.
+    /// Preferred shipped models, most accurate first. fer2013-realtime meets the real-time goal of 1 ms per
+    /// face on a quiet host but is less accurate, and in a photo or video frame classification is a small
+    /// part of the time next to decoding and face detection (models/README.md, docs/DECISIONS.md), so the
+    /// default favours accuracy and the fast model is a choice by <c>--model</c>. The chosen model is
+    /// reported: <c>EmotionRecognizer.Model.Metadata.Name</c>, printed by <c>fer predict</c>.
     /// </summary>
     public static IReadOnlyList<string> DefaultOrder { get; } = ["fer2013-best", "fer2013-realtime", "fer2013-seed"];
 

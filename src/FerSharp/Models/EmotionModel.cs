@@ -17,6 +17,8 @@ namespace FerSharp.Models;
 public sealed class EmotionModel : IDisposable
 {
     private readonly object _gate = new();
+    private FoldedNetwork? _inference;
+    private bool _inferenceBuilt;
 
     public EmotionModel(ModelMetadata metadata, nn.Module<Tensor, Tensor> network)
     {
@@ -26,6 +28,12 @@ public sealed class EmotionModel : IDisposable
     }
 
     public ModelMetadata Metadata { get; private set; }
+
+    /// <summary>
+    /// The trained network, as saved. Predictions run through a copy with batch norms folded into the
+    /// layers before them (<see cref="FoldedNetwork"/>), made at the first prediction: change the weights
+    /// only before predicting (training wraps its network here just to save it).
+    /// </summary>
     public nn.Module<Tensor, Tensor> Network { get; }
     public IReadOnlyList<string> ClassNames => Metadata.ClassNames;
     public string? Path { get; private set; }
@@ -167,8 +175,29 @@ public sealed class EmotionModel : IDisposable
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             using var input = Preprocess(faces);
-            return nn.functional.softmax(Network.forward(input), 1).MoveToOuterDisposeScope();
+            return nn.functional.softmax(ForwardLocked(input), 1).MoveToOuterDisposeScope();
         }
+    }
+
+    /// <summary>Logits [B, classes] for an already pre-processed float input (see <see cref="Preprocess"/>), as in eval mode.</summary>
+    public Tensor Forward(Tensor preprocessed)
+    {
+        ArgumentNullException.ThrowIfNull(preprocessed);
+        lock (_gate)
+        {
+            using var noGrad = no_grad();
+            return ForwardLocked(preprocessed);
+        }
+    }
+
+    private Tensor ForwardLocked(Tensor input)
+    {
+        if (!_inferenceBuilt)
+        {
+            _inference = FoldedNetwork.TryCreate(Network);
+            _inferenceBuilt = true;
+        }
+        return _inference is { } folded ? folded.Forward(input) : Network.forward(input);
     }
 
     /// <summary>Probabilities for faces given as 48x48 byte images, one row per face.</summary>
@@ -192,7 +221,15 @@ public sealed class EmotionModel : IDisposable
         return Enumerable.Range(0, faces.Count).Select(i => values.AsSpan(i * classes, classes).ToArray()).ToArray();
     }
 
-    public void Dispose() => Network.Dispose();
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _inference?.Dispose();
+            _inference = null;
+            Network.Dispose();
+        }
+    }
 
     internal static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 }

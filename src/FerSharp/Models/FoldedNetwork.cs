@@ -1,0 +1,155 @@
+using TorchSharp;
+using TorchSharp.Modules;
+
+using static TorchSharp.torch;
+
+namespace FerSharp.Models;
+
+/// <summary>
+/// An inference-only view of a trained <see cref="TorchSharp.Modules.Sequential"/> network in which each
+/// batch norm that directly follows a convolution or linear layer is folded into that layer's weights,
+/// and dropout layers are left out. In eval mode a batch norm is an affine map per channel, so
+/// <c>bn(conv(x)) = conv'(x)</c> with <c>W' = W·γ/√(var+ε)</c> and <c>b' = (b − mean)·γ/√(var+ε) + β</c>:
+/// the same output with one pass over the activations fewer, which matters at batch 1 where each small op
+/// costs about as much as the arithmetic. ReLUs run in place on the intermediate results. (Moving each ReLU after the max-pool that follows it,
+/// which gives the same result on a quarter of the values, was measured slower in libtorch 2.10.)
+/// </summary>
+/// <remarks>
+/// The folded weights are snapshots: the view must be rebuilt if the network's parameters change.
+/// Layers it cannot fold (residual blocks, anything not directly followed by a batch norm) are borrowed and
+/// called as they are; only the folded tensors belong to this object.
+/// </remarks>
+public sealed class FoldedNetwork : IDisposable
+{
+    private delegate Tensor Step(Tensor input, bool inputIsOwned);
+
+    private readonly IReadOnlyList<Step> _steps;
+    private readonly List<Tensor> _ownedTensors;
+
+    private FoldedNetwork(IReadOnlyList<Step> steps, List<Tensor> ownedTensors, int foldedBatchNorms)
+    {
+        _steps = steps;
+        _ownedTensors = ownedTensors;
+        FoldedBatchNorms = foldedBatchNorms;
+    }
+
+    /// <summary>How many batch-norm layers were folded away.</summary>
+    public int FoldedBatchNorms { get; }
+
+    /// <summary>
+    /// The folded view of <paramref name="network"/>, or null when it is not a <c>Sequential</c> (nothing to walk).
+    /// The network must be in eval mode when predictions are made; the view always behaves as in eval mode.
+    /// </summary>
+    public static FoldedNetwork? TryCreate(nn.Module<Tensor, Tensor> network)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        if (network is not Sequential sequential) return null;
+        var layers = sequential.children().ToList();
+        var steps = new List<Step>();
+        var owned = new List<Tensor>();
+        var folded = 0;
+        using var noGrad = no_grad();
+        for (var i = 0; i < layers.Count; i++)
+        {
+            var layer = layers[i];
+            var next = i + 1 < layers.Count ? layers[i + 1] as BatchNorm : null;
+            if (next != null && TryFold(layer, next, owned) is { } fused)
+            {
+                steps.Add(fused);
+                folded++;
+                i++; // the batch norm is part of the fused step
+            }
+            else if (layer is SeededDropout or Dropout or Dropout2d)
+            {
+                // Identity at inference.
+            }
+            else if (layer is ReLU)
+            {
+                // In place on an intermediate result this step allocates nothing; never on the caller's input.
+                steps.Add((x, isOwned) => isOwned ? ReluInPlace(x) : nn.functional.relu(x));
+            }
+            else if (layer is nn.Module<Tensor, Tensor> module)
+            {
+                steps.Add((x, _) => module.call(x));
+            }
+            else
+            {
+                foreach (var tensor in owned) tensor.Dispose();
+                return null;
+            }
+        }
+        return new FoldedNetwork(steps, owned, folded);
+    }
+
+    /// <summary>Logits for an already pre-processed float input, as the network's own forward would give in eval mode.</summary>
+    public Tensor Forward(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        using var noGrad = no_grad();
+        var x = input;
+        var owned = false;
+        foreach (var step in _steps)
+        {
+            var y = step(x, owned);
+            if (owned && !ReferenceEquals(x, y)) x.Dispose();
+            x = y;
+            owned = true;
+        }
+        return owned ? x : x.alias();
+    }
+
+    public void Dispose()
+    {
+        foreach (var tensor in _ownedTensors) tensor.Dispose();
+        _ownedTensors.Clear();
+    }
+
+    /// <summary>ReLU on a tensor this view owns; the handle <c>relu_</c> may return in its place is the one kept.</summary>
+    private static Tensor ReluInPlace(Tensor owned)
+    {
+        var result = owned.relu_();
+        if (!ReferenceEquals(result, owned)) owned.Dispose();
+        return result;
+    }
+
+    private static Step? TryFold(nn.Module layer, BatchNorm norm, List<Tensor> owned)
+    {
+        if (norm.weight is null || norm.bias is null || norm.running_mean is null || norm.running_var is null) return null;
+        switch (layer)
+        {
+            case Conv2d conv when !conv.transposed && conv.padding_mode == PaddingModes.Zeros
+                                  && conv.padding_type is null && conv.padding is { } padding:
+                {
+                    var (weight, bias) = Fold(conv.weight!, conv.bias, norm, owned);
+                    var stride = conv.stride;
+                    var dilation = conv.dilation;
+                    var groups = conv.groups;
+                    return (x, _) => nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups);
+                }
+            case Linear linear:
+                {
+                    var (weight, bias) = Fold(linear.weight!, linear.bias, norm, owned);
+                    return (x, _) => nn.functional.linear(x, weight, bias);
+                }
+            default:
+                return null;
+        }
+    }
+
+    private static (Tensor Weight, Tensor Bias) Fold(Tensor weight, Tensor? bias, BatchNorm norm, List<Tensor> owned)
+    {
+        using var scope = NewDisposeScope();
+        var scale = norm.weight!.div(norm.running_var!.add(norm.eps).sqrt());
+        var perOutput = new long[weight.dim()];
+        Array.Fill(perOutput, 1L);
+        perOutput[0] = -1;
+        var foldedWeight = weight.mul(scale.view(perOutput)).contiguous();
+        var shift = bias is null ? norm.running_mean!.neg() : bias.sub(norm.running_mean!);
+        var foldedBias = shift.mul(scale).add(norm.bias!);
+        // Detached: the view outlives whatever scope the first prediction happens to run in.
+        var result = (foldedWeight.DetachFromDisposeScope(), foldedBias.DetachFromDisposeScope());
+        owned.Add(result.Item1);
+        owned.Add(result.Item2);
+        return result;
+    }
+}
