@@ -21,7 +21,7 @@ namespace FerSharp.Models;
 /// </remarks>
 public sealed class FoldedNetwork : IDisposable
 {
-    private delegate Tensor Step(Tensor input, bool inputIsOwned);
+    private delegate Tensor Step(Tensor input);
 
     private readonly IReadOnlyList<Step> _steps;
     private readonly List<Tensor> _ownedTensors;
@@ -48,6 +48,9 @@ public sealed class FoldedNetwork : IDisposable
         var steps = new List<Step>();
         var owned = new List<Tensor>();
         var folded = 0;
+        // Whether the current result lives in memory this view allocated, so a ReLU may overwrite it: not
+        // the caller's input, nor a view of it (a leading Flatten), nor whatever an unknown module returns.
+        var fresh = false;
         using var noGrad = no_grad();
         for (var i = 0; i < layers.Count; i++)
         {
@@ -56,6 +59,7 @@ public sealed class FoldedNetwork : IDisposable
             if (next != null && TryFold(layer, next, owned) is { } fused)
             {
                 steps.Add(fused);
+                fresh = true;
                 folded++;
                 i++; // the batch norm is part of the fused step
             }
@@ -65,12 +69,15 @@ public sealed class FoldedNetwork : IDisposable
             }
             else if (layer is ReLU)
             {
-                // In place on an intermediate result this step allocates nothing; never on the caller's input.
-                steps.Add((x, isOwned) => isOwned ? ReluInPlace(x) : nn.functional.relu(x));
+                // In place on a result this view allocated, the step allocates nothing.
+                steps.Add(fresh ? ReluInPlace : x => nn.functional.relu(x));
+                fresh = true;
             }
             else if (layer is nn.Module<Tensor, Tensor> module)
             {
-                steps.Add((x, _) => module.call(x));
+                steps.Add(module.call);
+                // Flatten returns a view, as fresh as its input; these others always allocate their output.
+                fresh = layer is Flatten ? fresh : layer is Conv2d or Linear or MaxPool2d or AdaptiveAvgPool2d or BatchNorm or ResidualBlock or SeparableBlock;
             }
             else
             {
@@ -90,7 +97,7 @@ public sealed class FoldedNetwork : IDisposable
         var owned = false;
         foreach (var step in _steps)
         {
-            var y = step(x, owned);
+            var y = step(x);
             if (owned && !ReferenceEquals(x, y)) x.Dispose();
             x = y;
             owned = true;
@@ -124,12 +131,12 @@ public sealed class FoldedNetwork : IDisposable
                     var stride = conv.stride;
                     var dilation = conv.dilation;
                     var groups = conv.groups;
-                    return (x, _) => nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups);
+                    return x => nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups);
                 }
             case Linear linear:
                 {
                     var (weight, bias) = Fold(linear.weight!, linear.bias, norm, owned);
-                    return (x, _) => nn.functional.linear(x, weight, bias);
+                    return x => nn.functional.linear(x, weight, bias);
                 }
             default:
                 return null;
