@@ -11,8 +11,9 @@ namespace FerSharp.Models;
 /// and dropout layers are left out. In eval mode a batch norm is an affine map per channel, so
 /// <c>bn(conv(x)) = conv'(x)</c> with <c>W' = W·γ/√(var+ε)</c> and <c>b' = (b − mean)·γ/√(var+ε) + β</c>:
 /// the same output with one pass over the activations fewer, which matters at batch 1 where each small op
-/// costs about as much as the arithmetic. ReLUs run in place on the intermediate results. (Moving each ReLU after the max-pool that follows it,
-/// which gives the same result on a quarter of the values, was measured slower in libtorch 2.10.)
+/// costs about as much as the arithmetic. ReLUs run in place on intermediate results this view allocated.
+/// (Moving each ReLU after the max-pool that follows it, which gives the same result on a quarter of the
+/// values, was measured slower in libtorch 2.10.)
 /// </summary>
 /// <remarks>
 /// The folded weights are snapshots: the view must be rebuilt if the network's parameters change.
@@ -70,7 +71,8 @@ public sealed class FoldedNetwork : IDisposable
             else if (layer is ReLU)
             {
                 // In place on a result this view allocated, the step allocates nothing.
-                steps.Add(fresh ? ReluInPlace : x => nn.functional.relu(x));
+                // Forward disposes the input handle if relu_ hands back a new one for the same memory.
+                steps.Add(fresh ? x => x.relu_() : x => nn.functional.relu(x));
                 fresh = true;
             }
             else if (layer is nn.Module<Tensor, Tensor> module)
@@ -109,14 +111,6 @@ public sealed class FoldedNetwork : IDisposable
     {
         foreach (var tensor in _ownedTensors) tensor.Dispose();
         _ownedTensors.Clear();
-    }
-
-    /// <summary>ReLU on a tensor this view owns; the handle <c>relu_</c> may return in its place is the one kept.</summary>
-    private static Tensor ReluInPlace(Tensor owned)
-    {
-        var result = owned.relu_();
-        if (!ReferenceEquals(result, owned)) owned.Dispose();
-        return result;
     }
 
     private static Step? TryFold(nn.Module layer, BatchNorm norm, List<Tensor> owned)
