@@ -94,6 +94,7 @@ public static class FerServer
             classes = m.ClassNames,
             input_size = new[] { m.InputChannels, m.InputSize, m.InputSize },
             parameters = m.Parameters,
+            flip_averaging = m.FlipAveraging,
             metrics = m.Metrics,
             fersharp_version = FerSharpInfo.Version,
         };

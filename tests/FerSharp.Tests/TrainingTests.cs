@@ -152,15 +152,22 @@ public class TrainerTests
         Assert.True(extended.History[3].LearningRate > extended.History[2].LearningRate, "the restart should raise the rate again");
     }
 
+    /// <summary>The synthetic task and a vgg-bn package (standardized inputs) that has learned it.</summary>
+    private static (FaceDataset Train, FaceDataset Validation, Trainer Teacher) LearnedTask(TempDir dir)
+    {
+        var train = Synthetic.Patterns(24, seed: 1);
+        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
+        var teacher = new Trainer(Quick(4) with { Standardize = true }, Path.Combine(dir.Path, "teacher")) { DrawCurvesEachEpoch = false };
+        var result = teacher.Fit(train, validation);
+        Assert.True(result.BestMonitored >= 0.9, $"the starting model did not learn the task ({result.BestMonitored})");
+        return (train, validation, teacher);
+    }
+
     [Fact]
     public void Init_from_a_package_starts_from_its_weights_and_normalization()
     {
         using var dir = new TempDir();
-        var train = Synthetic.Patterns(24, seed: 1);
-        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
-        var teacher = new Trainer(Quick(4) with { Standardize = true }, Path.Combine(dir.Path, "teacher")) { DrawCurvesEachEpoch = false };
-        var taught = teacher.Fit(train, validation);
-        Assert.True(taught.BestMonitored >= 0.9, $"the starting model did not learn the task ({taught.BestMonitored})");
+        var (train, validation, teacher) = LearnedTask(dir);
 
         // With a learning rate too small to learn anything in one epoch, only the starting weights decide
         // the score: the package's run keeps its accuracy, a random start stays near chance.
@@ -182,6 +189,102 @@ public class TrainerTests
         Assert.Contains("'vgg-bn' network", wrongArch.Message);
         Assert.Throws<FileNotFoundException>(() => new Trainer(still with { InitFrom = Path.Combine(dir.Path, "nowhere") },
             Path.Combine(dir.Path, "missing")).Fit(train, validation));
+    }
+
+    [Fact]
+    public void A_distilled_run_learns_the_teachers_answers_not_its_own_labels()
+    {
+        using var dir = new TempDir();
+        var (train, validation, teacher) = LearnedTask(dir);
+
+        // The student's own labels are all wrong (shifted by one class); only the teacher knows the task.
+        var wrong = new FaceDataset(train.ClassNames, train.Pixels.ToArray(), train.Labels.Select(l => (l + 1) % train.ClassCount).ToArray(),
+            Enumerable.Repeat(DataSplit.Training, train.Count).ToArray());
+        var student = Quick(4) with { Architecture = "fast-cnn", Teacher = teacher.ModelPath, DistillWeight = 1, DistillTemperature = 2 };
+        var taught = new Trainer(student, Path.Combine(dir.Path, "taught")) { DrawCurvesEachEpoch = false }.Fit(wrong, validation);
+        var untaught = new Trainer(student with { Teacher = null }, Path.Combine(dir.Path, "untaught")) { DrawCurvesEachEpoch = false }.Fit(wrong, validation);
+        Assert.True(taught.BestMonitored >= 0.9, $"the distilled student scored {taught.BestMonitored}");
+        Assert.True(untaught.History[^1].ValAccuracy < 0.3, $"the student without a teacher scored {untaught.History[^1].ValAccuracy}");
+        Assert.Contains($"teacher {teacher.ModelPath}", File.ReadAllText(Path.Combine(dir.Path, "taught", "log.txt")));
+        using (var package = EmotionModel.Load(taught.ModelPath))
+        {
+            Assert.Equal(teacher.ModelPath, package.Metadata.Training!.Teacher);
+        }
+
+        var mismatched = Synthetic.Patterns(4);
+        FaceDataset FerPlus(DataSplit split) => new(EmotionClasses.FerPlus, mismatched.Pixels.ToArray(), mismatched.Labels.ToArray(),
+            Enumerable.Repeat(split, mismatched.Count).ToArray());
+        var ex = Assert.Throws<ArgumentException>(() => new Trainer(student, Path.Combine(dir.Path, "ferplus")).Fit(FerPlus(DataSplit.Training), FerPlus(DataSplit.PublicTest)));
+        Assert.Contains("--teacher", ex.Message);
+    }
+
+    [Fact]
+    public void Distillation_loss_is_the_label_loss_at_weight_0_and_flat_where_the_student_matches_the_teacher()
+    {
+        using var scope = NewDisposeScope();
+        var logits = randn(5, 7, generator: new Generator().manual_seed(3)).requires_grad_();
+        var teacherLogits = randn(5, 7, generator: new Generator().manual_seed(4));
+        var target = nn.functional.one_hot(tensor(new long[] { 0, 1, 2, 3, 4 }), 7).to(ScalarType.Float32);
+        Assert.Equal(Trainer.SoftCrossEntropy(logits, target).item<float>(),
+            Trainer.DistillationLoss(logits, target, teacherLogits, 0, 4).item<float>(), 5);
+
+        var matching = teacherLogits.clone().requires_grad_();
+        var atMinimum = Trainer.DistillationLoss(matching, target, teacherLogits, 1, 4);
+        Assert.Equal(0, atMinimum.item<float>(), 5);
+        atMinimum.backward();
+        Assert.True(matching.grad!.abs().max().item<float>() < 1e-6, "the soft term should be at its minimum where student = teacher");
+        Trainer.DistillationLoss(logits, target, teacherLogits, 1, 4).backward();
+        Assert.True(logits.grad!.abs().max().item<float>() > 1e-3, "a student unlike its teacher should get a gradient");
+    }
+
+    [Fact]
+    public void A_chain_starts_each_stage_from_the_previous_best_package_and_resumes_where_it_stopped()
+    {
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(24, seed: 1);
+        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
+        // Stage 2 cannot learn anything at this rate: it scores well only if it starts from stage 1's weights.
+        var still = Quick(1) with { Optimizer = OptimizerKind.Sgd, LearningRate = 1e-7, Momentum = 0 };
+        var chain = new TrainingChain([Quick(4) with { Standardize = true }, still], Path.Combine(dir.Path, "chain"));
+        var results = chain.Fit(train, validation);
+        Assert.Equal(2, results.Count);
+        Assert.True(results[0].BestMonitored >= 0.9, $"stage 1 scored {results[0].BestMonitored}");
+        Assert.True(results[1].History[0].ValAccuracy >= 0.9, $"stage 2 scored {results[1].History[0].ValAccuracy}");
+        Assert.Equal(Path.Combine(chain.StageDirectory(1), "model"), chain.ModelPath);
+        Assert.Equal(results[1].ModelPath, chain.ModelPath);
+        using (var final = EmotionModel.Load(chain.ModelPath))
+        {
+            Assert.Equal(Path.Combine(chain.StageDirectory(0), "model"), final.Metadata.Training!.InitFrom);
+        }
+
+        // Resuming a finished chain trains nothing; a third stage added later starts from the second.
+        var again = chain.Fit(train, validation, resume: true);
+        Assert.Equal(results.Select(r => r.History.Count), again.Select(r => r.History.Count));
+        var longer = new TrainingChain([Quick(4) with { Standardize = true }, still, still], chain.RunDirectory).Fit(train, validation, resume: true);
+        Assert.Equal([4, 1, 1], longer.Select(r => r.History.Count));
+        Assert.Contains("initial weights from " + Path.Combine(chain.StageDirectory(1), "model"),
+            File.ReadAllText(Path.Combine(chain.RunDirectory, "stage3", "log.txt")));
+        Assert.Throws<IOException>(() => chain.Fit(train, validation));
+        var single = new Trainer(Quick(1), Path.Combine(dir.Path, "single")) { DrawCurvesEachEpoch = false };
+        single.Fit(train, validation);
+        var ex = Assert.Throws<IOException>(() => new TrainingChain([Quick(1)], single.RunDirectory).Fit(train, validation, resume: true));
+        Assert.Contains("single run", ex.Message);
+    }
+
+    [Fact]
+    public void The_best_and_realtime_presets_end_with_the_recipe_of_the_shipped_packages()
+    {
+        var models = Inference.ModelCatalog.ModelsDirectory() ?? throw new DirectoryNotFoundException("models/ not found");
+        foreach (var (preset, package) in new[] { ("best", "fer2013-best"), ("realtime", "fer2013-realtime"), ("seed", "fer2013-seed") })
+        {
+            using var shipped = EmotionModel.Load(Path.Combine(models, package));
+            var stages = TrainPresets.Get(preset).Stages;
+            Assert.Equal(shipped.Metadata.Training! with { InitFrom = null }, stages[^1]);
+            Assert.Equal(stages.Count > 1, shipped.Metadata.Training!.InitFrom != null);
+            Assert.True(shipped.Metadata.Epochs <= stages[^1].Epochs, $"{package} trained more epochs than its preset");
+        }
+        var ex = Assert.Throws<ArgumentException>(() => TrainPresets.Get("fastest"));
+        Assert.Contains("best", ex.Message);
     }
 
     [Fact]
@@ -547,15 +650,22 @@ public class FoldedNetworkTests
         Assert.True(output.allclose(network.forward(input)));
     }
 
+    private static Tensor RandomFaces(int count, ulong seed)
+    {
+        using var generator = new Generator(seed);
+        return randint(0, 256, [count, 1, 48, 48], dtype: ScalarType.Byte, generator: generator);
+    }
+
+    private static EmotionModel UntrainedFastCnn(long seed) =>
+        new(new ModelMetadata { Name = "t", Architecture = "fast-cnn", ClassNames = EmotionClasses.Fer2013 }, Randomized("fast-cnn", seed));
+
     [Fact]
     public void A_model_that_has_predicted_still_saves_its_original_weights()
     {
         using var dir = new TempDir();
         using var scope = NewDisposeScope();
-        var metadata = new ModelMetadata { Name = "t", Architecture = "fast-cnn", ClassNames = EmotionClasses.Fer2013 };
-        using var generator = new Generator(3);
-        using var faces = randint(0, 256, [5, 1, 48, 48], dtype: ScalarType.Byte, generator: generator);
-        using var model = new EmotionModel(metadata, Randomized("fast-cnn", 2));
+        using var faces = RandomFaces(5, seed: 3);
+        using var model = UntrainedFastCnn(seed: 2);
         using var unfolded = nn.functional.softmax(model.Network.forward(model.Preprocess(faces)), 1);
         using var predicted = model.PredictProbabilities(faces);
         Assert.True(predicted.allclose(unfolded, rtol: 1e-4, atol: 1e-6), "folded predictions differ from the network's own");
@@ -565,6 +675,28 @@ public class FoldedNetworkTests
         Assert.Equal(model.Network.state_dict().Keys.Order(), reloaded.Network.state_dict().Keys.Order());
         using var again = reloaded.PredictProbabilities(faces);
         Assert.True(again.allclose(predicted, rtol: 0, atol: 1e-6), "the saved package predicts differently");
+    }
+
+    [Fact]
+    public void A_flip_averaging_package_predicts_the_mean_of_the_face_and_its_mirror()
+    {
+        using var dir = new TempDir();
+        using var scope = NewDisposeScope();
+        using var faces = RandomFaces(3, seed: 5);
+        using var mirrored = faces.flip(3);
+        using var single = UntrainedFastCnn(seed: 4);
+        var expected = single.PredictProbabilities(faces).add(single.PredictProbabilities(mirrored)).div(2);
+        Assert.False(single.PredictProbabilities(faces).allclose(expected, rtol: 0, atol: 1e-4), "the random network should not be mirror-symmetric already");
+
+        single.Save(dir.Path);
+        using var loaded = EmotionModel.Load(dir.Path);
+        loaded.UpdateMetadata(m => m with { FlipAveraging = true });
+        loaded.Save(dir.Path);
+        using var averaging = EmotionModel.Load(dir.Path);
+        Assert.True(averaging.Metadata.FlipAveraging);
+        Assert.True(averaging.PredictProbabilities(faces).allclose(expected, rtol: 1e-4, atol: 1e-6), "not the mean of the two views");
+        Assert.True(averaging.PredictProbabilities(mirrored).allclose(expected, rtol: 1e-4, atol: 1e-6), "a face and its mirror should get the same answer");
+        Assert.True(averaging.PredictProbabilities(faces.narrow(0, 1, 1)).allclose(expected.narrow(0, 1, 1), rtol: 1e-4, atol: 1e-6), "batch of one");
     }
 }
 

@@ -15,7 +15,7 @@ internal static class TrainCommand
     public static Command Create()
     {
         var data = new Option<string?>("--data", "-d") { Description = "fer2013.csv(.gz), image folder or tar(.gz). Default: ../shared/data/fer2013/fer2013.csv.gz or $FERSHARP_DATA." };
-        var preset = new Option<string?>("--preset") { Description = "Start from a named recipe: " + string.Join(", ", TrainPresets.Names) + ". Explicit options override it." };
+        var preset = new Option<string?>("--preset") { Description = "A named recipe: " + string.Join("; ", TrainPresets.List.Select(p => $"{p.Name} = {p.Description}")) + ". A preset of several stages runs them all in <run>/stage1, stage2, …, each from the previous one's best package; explicit recipe options (--epochs, --lr, …) override the first stage and make it a single run." };
         var arch = new Option<string>("--arch", "-a") { Description = "Architecture (see 'fer models').", DefaultValueFactory = _ => "seed-cnn" };
         var epochs = new Option<int>("--epochs", "-e") { Description = "Maximum epochs.", DefaultValueFactory = _ => 40 };
         var batch = new Option<int>("--batch-size", "-b") { Description = "Batch size.", DefaultValueFactory = _ => 64 };
@@ -44,12 +44,21 @@ internal static class TrainCommand
         var runsDir = new Option<string>("--runs-dir") { Description = "Where run folders go.", DefaultValueFactory = _ => "runs" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --name from its last checkpoint." };
         var initFrom = new Option<string?>("--init-from") { Description = "Start from the weights of a model package (same --arch and classes) instead of random ones: continue training a shipped model, or fine-tune it on other data. The package's input normalization is kept." };
+        var teacher = new Option<string?>("--teacher") { Description = "Knowledge distillation: also learn the softened predictions of this model package (any architecture, same classes) on each augmented batch, e.g. a small network from models/fer2013-best." };
+        var distillWeight = new Option<double>("--distill-weight") { Description = "With --teacher: share of the loss given to the teacher's predictions (0..1).", DefaultValueFactory = _ => 0.5 };
+        var distillTemperature = new Option<double>("--distill-temperature") { Description = "With --teacher: softmax temperature of the distillation term.", DefaultValueFactory = _ => 4 };
         var dataOptions = new DatasetOptions();
+        Option[] recipeOptions =
+        [
+            arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
+            augment, monitor, patience, standardize, ema, seed, initFrom, teacher, distillWeight, distillTemperature,
+        ];
 
         var command = new Command("train", "Train a CNN on FER2013 (or FER+) with augmentation, early stopping and checkpoints.")
         {
             data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
             augment, monitor, patience, standardize, ema, seed, threads, limit, valSplit, valFraction, name, runsDir, resume, initFrom,
+            teacher, distillWeight, distillTemperature,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
@@ -57,7 +66,8 @@ internal static class TrainCommand
 
         command.SetAction((parse, ct) =>
         {
-            var baseOptions = parse.GetValue(preset) is { } presetName ? TrainPresets.Get(presetName) : new TrainOptions();
+            var recipe = parse.GetValue(preset) is { } presetName ? TrainPresets.Get(presetName) : null;
+            var baseOptions = recipe?.First ?? new TrainOptions();
             T Pick<T>(Option<T> option, T fromPreset) => parse.GetResult(option) is { Implicit: false } ? parse.GetValue(option)! : fromPreset;
             var options = baseOptions with
             {
@@ -82,14 +92,29 @@ internal static class TrainCommand
                 Ema = Pick(ema, baseOptions.Ema),
                 Seed = Pick(seed, baseOptions.Seed),
                 InitFrom = parse.GetValue(initFrom) ?? baseOptions.InitFrom,
+                Teacher = parse.GetValue(teacher) ?? baseOptions.Teacher,
+                DistillWeight = Pick(distillWeight, baseOptions.DistillWeight),
+                DistillTemperature = Pick(distillTemperature, baseOptions.DistillTemperature),
             };
             options = options with { Augment = AugmentOptions.Parse(options.Augment).ToString() };
             options.Validate();
+            // A preset's later stages continue its earlier ones; with explicit recipe options the command is a
+            // different recipe, so it is one run from the first stage, as it was before presets had stages.
+            var explicitRecipe = recipeOptions.Any(o => parse.GetResult(o) is { Implicit: false });
+            var stages = recipe is { Stages.Count: > 1 } && !explicitRecipe ? recipe.Stages : null;
+            if (recipe is { Stages.Count: > 1 } && explicitRecipe)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[grey]explicit training options: one run from stage 1 of preset {recipe.Name} (its {recipe.Stages.Count} stages run when only --preset sets the recipe)[/]");
+            }
             TorchSharp.torch.set_num_threads(Math.Max(1, parse.GetValue(threads)));
             if (options.InitFrom is { } initPath && !parse.GetValue(resume))
             {
                 // Fail on a missing or mismatched package now, not after the minute of loading data.
                 Trainer.LoadInitialPackage(initPath, options.Architecture).Dispose();
+            }
+            foreach (var teacherPath in (stages ?? [options]).Select(o => o.Teacher).OfType<string>().Distinct())
+            {
+                EmotionModel.Load(teacherPath).Dispose();
             }
 
             var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData()
@@ -115,10 +140,33 @@ internal static class TrainCommand
 
             var runName = parse.GetValue(name) ?? $"{options.Architecture}-{DateTime.Now:yyyyMMdd-HHmmss}";
             var runDir = Path.Combine(parse.GetValue(runsDir)!, runName);
-            var trainer = new Trainer(options, runDir);
+            var resumeHint = $"fer train {(stages != null ? $"--preset {recipe!.Name} " : "")}--name {runName} --runs-dir {parse.GetValue(runsDir)} --resume{(stages != null ? "" : " (same options)")}";
             AnsiConsole.MarkupLineInterpolated($"training [bold]{options.Architecture}[/] on {train.Count:N0} faces, validating on {validation.Count:N0}; run folder [bold]{runDir}[/]");
-            AnsiConsole.MarkupLineInterpolated($"[grey]{options.Optimizer} lr={options.LearningRate.ToString(CultureInfo.InvariantCulture)} batch={options.BatchSize} schedule={options.Schedule} augment={options.Augment} threads={TorchSharp.torch.get_num_threads()}[/]");
-            var result = TrainingProgressView.Run(trainer, train, validation, parse.GetValue(resume), ct);
+            TrainingResult result;
+            string curvesPath;
+            if (stages != null)
+            {
+                var chain = new TrainingChain(stages, runDir);
+                var results = chain.Fit(train, validation, parse.GetValue(resume), (stage, trainer, resumeStage) =>
+                {
+                    var o = chain.StageOptions(stage);
+                    AnsiConsole.MarkupLineInterpolated($"[bold]stage {stage + 1}/{chain.StageCount}[/] of preset {recipe!.Name}: {o.Epochs} epochs, peak lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)}{(o.InitFrom is { } from ? $", from {from}" : "")}; {trainer.RunDirectory}");
+                    return TrainingProgressView.Run(trainer, train, validation, resumeStage, ct);
+                }, ct);
+                result = results[^1];
+                curvesPath = chain.StageTrainer(results.Count - 1).CurvesPath;
+                if (results.Count < chain.StageCount && !result.Cancelled)
+                {
+                    throw new UserFacingException($"stage {results.Count} of preset {recipe!.Name} trained no epoch; the chain stops there");
+                }
+            }
+            else
+            {
+                var trainer = new Trainer(options, runDir);
+                AnsiConsole.MarkupLineInterpolated($"[grey]{options.Optimizer} lr={options.LearningRate.ToString(CultureInfo.InvariantCulture)} batch={options.BatchSize} schedule={options.Schedule} augment={options.Augment} threads={TorchSharp.torch.get_num_threads()}[/]");
+                result = TrainingProgressView.Run(trainer, train, validation, parse.GetValue(resume), ct);
+                curvesPath = trainer.CurvesPath;
+            }
 
             if (result.History.Count == 0)
             {
@@ -127,10 +175,10 @@ internal static class TrainCommand
             }
             var best = result.History.First(h => h.Epoch == result.BestEpoch);
             AnsiConsole.MarkupLineInterpolated($"best epoch {best.Epoch}: val_accuracy [bold]{best.ValAccuracy:P2}[/], val_loss {best.ValLoss:F4}; {result.History.Count} epochs in {TimeSpan.FromSeconds(result.ElapsedSeconds):hh\\:mm\\:ss}");
-            AnsiConsole.MarkupLineInterpolated($"model package: [bold]{result.ModelPath}[/]   curves: {trainer.CurvesPath}");
+            AnsiConsole.MarkupLineInterpolated($"model package: [bold]{result.ModelPath}[/]   curves: {curvesPath}");
             if (result.Cancelled)
             {
-                AnsiConsole.MarkupLineInterpolated($"[yellow]interrupted; continue with: fer train --name {runName} --runs-dir {parse.GetValue(runsDir)} --resume (same options)[/]");
+                AnsiConsole.MarkupLineInterpolated($"[yellow]interrupted; continue with: {resumeHint}[/]");
                 return Task.FromResult(CliRunner.ExitCancelled);
             }
             return Task.FromResult(CliRunner.ExitOk);
@@ -153,70 +201,4 @@ internal static class TrainCommand
         if (split == DataSplit.Training) throw new UserFacingException("--val-split cannot be Training");
         return (training, all.Subset(split));
     }
-}
-
-/// <summary>Named recipes so a shipped model is reproduced by one command.</summary>
-internal static class TrainPresets
-{
-    private static readonly Dictionary<string, TrainOptions> Presets = new(StringComparer.OrdinalIgnoreCase)
-    {
-        // The seed: Keras-tutorial CNN, Adam, batch 64, rotation/zoom/shift/flip; 30 epochs fit one session on 2 cores.
-        ["seed"] = new TrainOptions
-        {
-            Architecture = "seed-cnn",
-            Epochs = 30,
-            BatchSize = 64,
-            Optimizer = OptimizerKind.Adam,
-            LearningRate = 1e-3,
-            Schedule = LrScheduleKind.Plateau,
-            PlateauPatience = 2,
-            Augment = "rotate=10,zoom=0.1,shift=0.1,flip",
-            EarlyStoppingPatience = 6,
-        },
-        // The shipped fer2013-best: VGG-BN, SGD+Nesterov cosine, label smoothing, erasing, EMA. Two cosine cycles
-        // (40 epochs, then a warm restart for 48 at half the peak rate): each cycle fits a 3-hour session on
-        // 2 cores, and a stopped run continues with --resume exactly as if it had not stopped.
-        ["best"] = new TrainOptions
-        {
-            Architecture = "vgg-bn",
-            Epochs = 88,
-            RestartAt = "40",
-            RestartLrFactor = 0.5,
-            BatchSize = 64,
-            Optimizer = OptimizerKind.Sgd,
-            LearningRate = 0.05,
-            WeightDecay = 5e-4,
-            Schedule = LrScheduleKind.Cosine,
-            WarmupEpochs = 2,
-            LabelSmoothing = 0.1,
-            Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.4",
-            EarlyStoppingPatience = 0,
-            Standardize = true,
-            Ema = 0.999,
-        },
-        // The shipped fer2013-realtime: fast-cnn (a third of vgg-bn's time per face) with the best preset's
-        // recipe and lighter erasing for the smaller network; 60 epochs fit one session (1 h 30 min).
-        ["realtime"] = new TrainOptions
-        {
-            Architecture = "fast-cnn",
-            Epochs = 60,
-            BatchSize = 64,
-            Optimizer = OptimizerKind.Sgd,
-            LearningRate = 0.05,
-            WeightDecay = 5e-4,
-            Schedule = LrScheduleKind.Cosine,
-            WarmupEpochs = 2,
-            LabelSmoothing = 0.1,
-            Augment = "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.25",
-            EarlyStoppingPatience = 0,
-            Standardize = true,
-            Ema = 0.999,
-        },
-    };
-
-    public static IEnumerable<string> Names => Presets.Keys;
-
-    public static TrainOptions Get(string name) => Presets.TryGetValue(name, out var options)
-        ? options
-        : throw new UserFacingException($"unknown preset '{name}'; known: {string.Join(", ", Presets.Keys)}");
 }

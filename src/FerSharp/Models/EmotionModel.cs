@@ -166,7 +166,10 @@ public sealed class EmotionModel : IDisposable
     /// <summary>uint8 [B,1,48,48] (or float in 0..255) to normalized float input.</summary>
     public Tensor Preprocess(Tensor faces) => Preprocessing.Normalize(faces, Metadata.Normalization);
 
-    /// <summary>Class probabilities [B, classes] for uint8 faces [B,1,48,48]. Safe to call from several threads.</summary>
+    /// <summary>
+    /// Class probabilities [B, classes] for uint8 faces [B,1,48,48], averaged with the mirror images when the
+    /// package says so (<see cref="ModelMetadata.FlipAveraging"/>). Safe to call from several threads.
+    /// </summary>
     public Tensor PredictProbabilities(Tensor faces)
     {
         ArgumentNullException.ThrowIfNull(faces);
@@ -175,7 +178,14 @@ public sealed class EmotionModel : IDisposable
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             using var input = Preprocess(faces);
-            return nn.functional.softmax(ForwardLocked(input), 1).MoveToOuterDisposeScope();
+            if (!Metadata.FlipAveraging)
+            {
+                return nn.functional.softmax(ForwardLocked(input), 1).MoveToOuterDisposeScope();
+            }
+            // One forward pass over faces and mirrors: at batch 1 that costs far less than two calls.
+            var count = input.shape[0];
+            var both = nn.functional.softmax(ForwardLocked(cat([input, input.flip(3)], 0)), 1);
+            return both.narrow(0, 0, count).add(both.narrow(0, count, count)).div_(2).MoveToOuterDisposeScope();
         }
     }
 

@@ -28,6 +28,11 @@ public sealed record ModelMetadata
     /// <summary>Storage precision of the weights file: float32, or float16 for shipped packages (half the size).</summary>
     public string WeightsDtype { get; init; } = "float32";
     public long Parameters { get; init; }
+    /// <summary>
+    /// Predictions average the face and its mirror image (both in one batch). Set when shipping a model whose
+    /// validation accuracy gains from it; <see cref="EmotionModel.Forward"/> stays a single view.
+    /// </summary>
+    public bool FlipAveraging { get; init; }
     public TrainOptions? Training { get; init; }
     public DatasetFingerprint? Dataset { get; init; }
     /// <summary>Validation / test numbers, e.g. <c>val_accuracy</c>, <c>privatetest_accuracy</c>.</summary>

@@ -51,6 +51,12 @@ public sealed record TrainOptions
     public double Ema { get; init; }
     /// <summary>Model package whose weights (and input normalization) start the run instead of a random initialisation.</summary>
     public string? InitFrom { get; init; }
+    /// <summary>Model package whose predictions on each (augmented) batch the run also learns from: knowledge distillation; null = none.</summary>
+    public string? Teacher { get; init; }
+    /// <summary>Share of the loss given to matching the teacher's softened predictions (the rest to the labels).</summary>
+    public double DistillWeight { get; init; } = 0.5;
+    /// <summary>Softmax temperature for teacher and student in the distillation term (Hinton et al. 2015).</summary>
+    public double DistillTemperature { get; init; } = 4;
 
     [JsonIgnore]
     public IReadOnlyList<int> RestartEpochs => ParseRestarts(RestartAt);
@@ -68,6 +74,8 @@ public sealed record TrainOptions
         if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException("label smoothing must be in [0, 1)");
         if (Monitor is not ("val_accuracy" or "val_loss")) throw new ArgumentException("monitor must be val_accuracy or val_loss");
         if (Ema is < 0 or >= 1) throw new ArgumentException("EMA decay must be in [0, 1)");
+        if (DistillWeight is < 0 or > 1) throw new ArgumentException("distillation weight must be in [0, 1]");
+        if (DistillTemperature <= 0) throw new ArgumentException("distillation temperature must be positive");
         if (RestartLrFactor is <= 0 or > 1) throw new ArgumentException("restart learning-rate factor must be in (0, 1]");
         var restarts = RestartEpochs;
         if (restarts.Count > 0)

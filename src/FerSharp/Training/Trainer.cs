@@ -128,6 +128,7 @@ public sealed class Trainer
             };
             Log($"new run: {_options.Architecture}, {train.Count} training / {validation.Count} validation faces, {get_num_threads()} threads");
         }
+        using var teacher = _options.Teacher is { } teacherPath ? LoadTeacher(teacherPath, train.ClassNames) : null;
         AtomicFile.WriteAllText(Path.Combine(_runDirectory, "config.json"), JsonSerializer.Serialize(_options, ModelMetadata.JsonOptions));
 
         using var trainX = train.ToTensor();
@@ -186,7 +187,9 @@ public sealed class Trainer
                 }
                 var input = Preprocessing.NormalizeScaled(augmented, state.Normalization);
                 var logits = model.forward(input);
-                var loss = SoftCrossEntropy(logits, target);
+                var loss = teacher == null
+                    ? SoftCrossEntropy(logits, target)
+                    : DistillationLoss(logits, target, TeacherLogits(teacher, augmented), _options.DistillWeight, _options.DistillTemperature);
                 optimizer.zero_grad();
                 loss.backward();
                 optimizer.step();
@@ -294,6 +297,48 @@ public sealed class Trainer
         model.load_state_dict(package.Network.state_dict());
         Log($"initial weights from {path} ({package.Metadata.Name}, {package.Metadata.Epochs} epochs); input normalization mean {package.Metadata.Normalization.Mean} std {package.Metadata.Normalization.Std}");
         return package.Metadata.Normalization;
+    }
+
+    /// <summary>
+    /// Loads the distillation teacher. Its weights are hashed into the log because a resumed run reloads the
+    /// teacher from its path: a package replaced in between would silently teach something else.
+    /// </summary>
+    private EmotionModel LoadTeacher(string path, IReadOnlyList<string> classNames)
+    {
+        var teacher = EmotionModel.Load(path);
+        if (!teacher.ClassNames.SequenceEqual(classNames))
+        {
+            teacher.Dispose();
+            throw new ArgumentException($"{path}: --teacher package predicts {string.Join(",", teacher.ClassNames)} but the data has {string.Join(",", classNames)}");
+        }
+        var weights = System.IO.Path.Combine(path, "weights.bin");
+        var hash = File.Exists(weights) ? EmotionModel.Sha256(File.ReadAllBytes(weights))[..16] : "?";
+        Log($"teacher {path} ({teacher.Metadata.Name}, {teacher.Metadata.Architecture}, weights sha256 {hash}); distillation weight {_options.DistillWeight}, temperature {_options.DistillTemperature}");
+        return teacher;
+    }
+
+    /// <summary>The teacher sees the same augmented (and mixed) faces as the student, in its own input normalization.</summary>
+    private static Tensor TeacherLogits(EmotionModel teacher, Tensor augmented)
+    {
+        using var input = Preprocessing.NormalizeScaled(augmented, teacher.Metadata.Normalization);
+        return teacher.Forward(input);
+    }
+
+    /// <summary>
+    /// (1 − w)·CE(labels) + w·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) (Hinton et al. 2015): the T² keeps
+    /// the soft term's gradients on the scale of the hard one's as T changes. KL rather than cross-entropy so
+    /// that the logged loss is not swamped by the teacher's entropy (same gradients).
+    /// </summary>
+    public static Tensor DistillationLoss(Tensor logits, Tensor target, Tensor teacherLogits, double weight, double temperature)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(teacherLogits);
+        using var scope = NewDisposeScope();
+        var teacherLog = nn.functional.log_softmax(teacherLogits.div(temperature), 1);
+        var studentLog = nn.functional.log_softmax(logits.div(temperature), 1);
+        var kl = teacherLog.exp().mul(teacherLog.sub(studentLog)).sum(1).mean();
+        var hard = SoftCrossEntropy(logits, target);
+        return hard.mul(1 - weight).add_(kl.mul(weight * temperature * temperature)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Loads the package named by <see cref="TrainOptions.InitFrom"/>, checking it holds <paramref name="architecture"/>.</summary>
