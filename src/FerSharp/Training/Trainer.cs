@@ -311,8 +311,8 @@ public sealed class Trainer
             teacher.Dispose();
             throw new ArgumentException($"{path}: --teacher package predicts {string.Join(",", teacher.ClassNames)} but the data has {string.Join(",", classNames)}");
         }
-        var weights = System.IO.Path.Combine(path, "weights.bin");
-        var hash = File.Exists(weights) ? EmotionModel.Sha256(File.ReadAllBytes(weights))[..16] : "?";
+        // Load verified the weights against this hash when the package records one.
+        var hash = teacher.Metadata.WeightsSha256 is { Length: >= 16 } sha ? sha[..16] : "not recorded";
         Log($"teacher {path} ({teacher.Metadata.Name}, {teacher.Metadata.Architecture}, weights sha256 {hash}); distillation weight {_options.DistillWeight}, temperature {_options.DistillTemperature}");
         return teacher;
     }
