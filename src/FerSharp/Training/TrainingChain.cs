@@ -51,7 +51,8 @@ public sealed class TrainingChain
         Func<int, Trainer, bool, TrainingResult>? runStage = null,
         CancellationToken cancellationToken = default)
     {
-        if (File.Exists(Path.Combine(RunDirectory, "checkpoints", "last.ckpt")))
+        // A single run keeps its checkpoint where a Trainer on the chain's own folder would.
+        if (File.Exists(new Trainer(_stages[0], RunDirectory).LastCheckpointPath))
         {
             throw new IOException($"{RunDirectory} holds a single run, not a chain of stages; continue it with the options it was started with, or choose another name");
         }
