@@ -124,6 +124,30 @@ public class EvaluationReportTests
     }
 
     [Fact]
+    public void Cli_ship_switches_flip_averaging_on_keeps_it_when_re_shipped_and_switches_it_off()
+    {
+        using var dir = new TempDir();
+        var (model, _) = TrainTinyModel(dir);
+        bool Averages(string package)
+        {
+            using var loaded = EmotionModel.Load(package);
+            return loaded.Metadata.FlipAveraging;
+        }
+        string Ship(string from, string to, params string[] extra)
+        {
+            var result = Cli.Run(["models", "ship", from, dir.File(to), "--no-test", .. extra]);
+            Assert.True(result.ExitCode == 0, result.Stderr);
+            return dir.File(to);
+        }
+
+        var on = Ship(model, "on", "--flip-averaging");
+        Assert.True(Averages(on));
+        Assert.True(Averages(Ship(on, "kept")));
+        Assert.False(Averages(Ship(on, "off", "--flip-averaging", "false")));
+        Assert.False(Averages(Ship(model, "plain")));
+    }
+
+    [Fact]
     public void Cli_evaluate_writes_metrics_json_report_and_pictures()
     {
         using var dir = new TempDir();
@@ -181,5 +205,7 @@ public class EvaluationReportTests
         var crops = TestTimeAugmentation.Views(faces, TtaMode.Crops);
         Assert.Equal(10, crops.Count);
         Assert.All(crops, v => Assert.Equal(new long[] { 2, 1, 48, 48 }, v.shape));
+        Assert.Single(TestTimeAugmentation.Views(faces, TtaMode.Flip, withoutMirrors: true));
+        Assert.Equal(5, TestTimeAugmentation.Views(faces, TtaMode.Crops, withoutMirrors: true).Count);
     }
 }

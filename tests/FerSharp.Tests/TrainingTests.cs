@@ -1,4 +1,5 @@
 using FerSharp.Data;
+using FerSharp.Evaluation;
 using FerSharp.Models;
 using FerSharp.Training;
 
@@ -210,6 +211,22 @@ public class TrainerTests
         {
             Assert.Equal(teacher.ModelPath, package.Metadata.Training!.Teacher);
         }
+
+        // A resumed run keeps its teacher: another package put at the --teacher path in between is refused.
+        var longer = student with { Epochs = 5 };
+        Trainer Resumed() => new(longer, Path.Combine(dir.Path, "taught")) { DrawCurvesEachEpoch = false };
+        var original = Path.Combine(dir.Path, "original-teacher");
+        Directory.Move(teacher.ModelPath, original);
+        Directory.CreateDirectory(teacher.ModelPath);
+        foreach (var file in Directory.GetFiles(untaught.ModelPath))
+        {
+            File.Copy(file, Path.Combine(teacher.ModelPath, Path.GetFileName(file)));
+        }
+        var swapped = Assert.Throws<ArgumentException>(() => Resumed().Fit(wrong, validation, resume: true));
+        Assert.Contains("differ from those the run started with", swapped.Message);
+        Directory.Delete(teacher.ModelPath, recursive: true);
+        Directory.Move(original, teacher.ModelPath);
+        Assert.Equal(5, Resumed().Fit(wrong, validation, resume: true).History.Count);
 
         var mismatched = Synthetic.Patterns(4);
         FaceDataset FerPlus(DataSplit split) => new(EmotionClasses.FerPlus, mismatched.Pixels.ToArray(), mismatched.Labels.ToArray(),
@@ -559,6 +576,7 @@ public class ArchitectureTests
     [Theory]
     [InlineData("seed-cnn")]
     [InlineData("vgg-bn")]
+    [InlineData("vgg-wide")]
     [InlineData("resnet-small")]
     [InlineData("mini-xception")]
     [InlineData("fast-cnn")]
@@ -610,6 +628,7 @@ public class FoldedNetworkTests
     [Theory]
     [InlineData("seed-cnn", 0)]
     [InlineData("vgg-bn", 9)]      // eight convolutions and fc1
+    [InlineData("vgg-wide", 9)]
     [InlineData("resnet-small", 1)] // the stem; the residual blocks run as they are
     [InlineData("mini-xception", 2)]
     [InlineData("fast-cnn", 4)]
@@ -697,6 +716,18 @@ public class FoldedNetworkTests
         Assert.True(averaging.PredictProbabilities(faces).allclose(expected, rtol: 1e-4, atol: 1e-6), "not the mean of the two views");
         Assert.True(averaging.PredictProbabilities(mirrored).allclose(expected, rtol: 1e-4, atol: 1e-6), "a face and its mirror should get the same answer");
         Assert.True(averaging.PredictProbabilities(faces.narrow(0, 1, 1)).allclose(expected.narrow(0, 1, 1), rtol: 1e-4, atol: 1e-6), "batch of one");
+
+        // Test-time augmentation leaves the mirror views to the package: same answers as the one-view network over all views.
+        var data = Synthetic.Patterns(2, seed: 6);
+        foreach (var mode in new[] { TtaMode.Flip, TtaMode.Crops })
+        {
+            var full = Evaluator.Predict(single, data, mode, batchSize: 8, spaceSize: 7);
+            var halved = Evaluator.Predict(averaging, data, mode, batchSize: 8, spaceSize: 7);
+            for (var i = 0; i < data.Count; i++)
+            {
+                Assert.All(full[i].Zip(halved[i]), pair => Assert.Equal(pair.First, pair.Second, 4));
+            }
+        }
     }
 }
 

@@ -63,7 +63,7 @@ internal static class ModelsCommand
         var fp32 = new Option<bool>("--float32") { Description = "Keep float32 weights (default stores float16: half the size)." };
         var testData = new Option<string?>("--test-data") { Description = "FER2013 data to score the shipped copy on (PublicTest/PrivateTest, with and without TTA; recorded in model.json). Default: ../shared/data/fer2013/fer2013.csv.gz when present." };
         var noTest = new Option<bool>("--no-test") { Description = "Do not score the shipped copy." };
-        var flip = new Option<bool>("--flip-averaging") { Description = "The package's predictions average each face and its mirror image (one batch of two; decide on validation accuracy, e.g. 'fer evaluate --split PublicTest --tta flip')." };
+        var flip = new Option<bool?>("--flip-averaging") { Description = "The package's predictions average each face and its mirror image (one batch of two; decide on validation accuracy, e.g. 'fer evaluate --split PublicTest --tta flip'). '--flip-averaging false' switches it off; without the option the source package's setting is kept." };
         var command = new Command("ship", "Copy a model package for shipping: float16 weights, new name, checksum, test-set accuracy.") { source, target, name, fp32, flip, testData, noTest };
         command.SetAction(parse =>
         {
@@ -72,7 +72,7 @@ internal static class ModelsCommand
             model.UpdateMetadata(m => m with
             {
                 Name = parse.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(destination)),
-                FlipAveraging = m.FlipAveraging || parse.GetValue(flip),
+                FlipAveraging = parse.GetValue(flip) ?? m.FlipAveraging,
             });
             model.Save(destination, float16: !parse.GetValue(fp32));
             var size = new FileInfo(Path.Combine(destination, model.Metadata.WeightsFile)).Length;

@@ -131,7 +131,7 @@ public static class Evaluator
             var n = Math.Min(batchSize, data.Count - start);
             var batch = all.narrow(0, start, n);
             Tensor? sum = null;
-            var views = TestTimeAugmentation.Views(batch, tta);
+            var views = TestTimeAugmentation.Views(batch, tta, withoutMirrors: model.Metadata.FlipAveraging);
             foreach (var view in views)
             {
                 var p = model.PredictProbabilities(view);

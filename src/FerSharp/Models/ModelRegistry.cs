@@ -18,7 +18,10 @@ public static class ModelRegistry
             SeedCnn.Create),
         new("vgg-bn",
             "VGG-style: four blocks of two 3x3 Conv+BN+ReLU (32-64-128-256 channels) + MaxPool, FC256+BN+Dropout, FC.",
-            VggBn.Create),
+            classes => VggBn.Create(classes, [32, 64, 128, 256])),
+        new("vgg-wide",
+            "VGG-bn at twice the width (64-128-256-512 channels, the classic VGG widths), FC256+BN+Dropout, FC: ~4x the FLOPs for the accuracy target.",
+            classes => VggBn.Create(classes, [64, 128, 256, 512])),
         new("resnet-small",
             "Small ResNet: stem Conv32, residual stages 32-64-128 (2 basic blocks each, BN), global average pool, dropout, FC.",
             ResNetSmall.Create),
@@ -89,11 +92,12 @@ internal static class ConvLayers
 
 internal static class VggBn
 {
-    public static Module<Tensor, Tensor> Create(int classes)
+    public static Module<Tensor, Tensor> Create(int classes, int[] widths)
     {
-        var layers = ConvLayers.PooledStages([32, 64, 128, 256], convsPerStage: 2, stage => SeededLayers.Dropout2d(0.1 * stage));
+        var layers = ConvLayers.PooledStages(widths, convsPerStage: 2, stage => SeededLayers.Dropout2d(0.1 * stage));
         layers.Add(("flatten", Flatten()));
-        layers.Add(("fc1", Linear(256 * 3 * 3, 256, hasBias: false)));
+        // Four 2x2 pools take 48x48 to 3x3.
+        layers.Add(("fc1", Linear(widths[^1] * 3 * 3, 256, hasBias: false)));
         layers.Add(("fc1_bn", BatchNorm1d(256)));
         layers.Add(("fc1_relu", ReLU()));
         layers.Add(("fc1_drop", SeededLayers.Dropout(0.5)));

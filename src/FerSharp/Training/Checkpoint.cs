@@ -19,6 +19,8 @@ public sealed record TrainingState
     public required Normalization Normalization { get; init; }
     public required IReadOnlyList<string> ClassNames { get; init; }
     public DatasetFingerprint? Dataset { get; init; }
+    /// <summary>Weights checksum of the distillation teacher the run started with (null: no teacher, or none recorded).</summary>
+    public string? TeacherWeightsSha256 { get; init; }
     public double ElapsedSeconds { get; init; }
     public bool Stopped { get; init; }
 }

@@ -129,6 +129,7 @@ public sealed class Trainer
             Log($"new run: {_options.Architecture}, {train.Count} training / {validation.Count} validation faces, {get_num_threads()} threads");
         }
         using var teacher = _options.Teacher is { } teacherPath ? LoadTeacher(teacherPath, train.ClassNames) : null;
+        state = state with { TeacherWeightsSha256 = SameTeacher(state, teacher) };
         AtomicFile.WriteAllText(Path.Combine(_runDirectory, "config.json"), JsonSerializer.Serialize(_options, ModelMetadata.JsonOptions));
 
         using var trainX = train.ToTensor();
@@ -312,10 +313,25 @@ public sealed class Trainer
             throw new ArgumentException($"{path}: --teacher package predicts {string.Join(",", teacher.ClassNames)} but the data has {string.Join(",", classNames)}");
         }
         // Load verified the weights against this hash when the package records one.
-        var hash = teacher.Metadata.WeightsSha256 is { Length: >= 16 } sha ? sha[..16] : "not recorded";
-        Log($"teacher {path} ({teacher.Metadata.Name}, {teacher.Metadata.Architecture}, weights sha256 {hash}); distillation weight {_options.DistillWeight}, temperature {_options.DistillTemperature}");
+        Log($"teacher {path} ({teacher.Metadata.Name}, {teacher.Metadata.Architecture}, weights sha256 {Short(teacher.Metadata.WeightsSha256)}); distillation weight {_options.DistillWeight}, temperature {_options.DistillTemperature}");
         return teacher;
     }
+
+    /// <summary>
+    /// A resumed run must keep learning from the teacher it started with. The options check already refuses
+    /// another <c>--teacher</c> path; this catches a different package put at the same path in between.
+    /// </summary>
+    private string? SameTeacher(TrainingState state, EmotionModel? teacher)
+    {
+        var current = teacher?.Metadata.WeightsSha256;
+        if (state.TeacherWeightsSha256 is { } started && !string.Equals(started, current, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"{_options.Teacher}: --teacher weights (sha256 {Short(current)}) differ from those the run started with ({Short(started)})");
+        }
+        return current;
+    }
+
+    private static string Short(string? sha) => sha is { Length: >= 16 } ? sha[..16] : "not recorded";
 
     /// <summary>The teacher sees the same augmented (and mixed) faces as the student, in its own input normalization.</summary>
     private static Tensor TeacherLogits(EmotionModel teacher, Tensor augmented)
