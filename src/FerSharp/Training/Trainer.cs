@@ -43,7 +43,10 @@ public sealed class Trainer
     }
 
     public string RunDirectory => _runDirectory;
-    public string LastCheckpointPath => Path.Combine(_runDirectory, "checkpoints", "last.ckpt");
+    public string LastCheckpointPath => LastCheckpointIn(_runDirectory);
+
+    /// <summary>Where a run in <paramref name="runDirectory"/> keeps the checkpoint <c>--resume</c> continues from.</summary>
+    public static string LastCheckpointIn(string runDirectory) => Path.Combine(runDirectory, "checkpoints", "last.ckpt");
     public string BestCheckpointPath => Path.Combine(_runDirectory, "checkpoints", "best.ckpt");
     public string ModelPath => Path.Combine(_runDirectory, "model");
     public string HistoryPath => Path.Combine(_runDirectory, "history.csv");

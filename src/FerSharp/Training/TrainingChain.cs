@@ -51,8 +51,7 @@ public sealed class TrainingChain
         Func<int, Trainer, bool, TrainingResult>? runStage = null,
         CancellationToken cancellationToken = default)
     {
-        // A single run keeps its checkpoint where a Trainer on the chain's own folder would.
-        if (File.Exists(new Trainer(_stages[0], RunDirectory).LastCheckpointPath))
+        if (File.Exists(Trainer.LastCheckpointIn(RunDirectory)))
         {
             throw new IOException($"{RunDirectory} holds a single run, not a chain of stages; continue it with the options it was started with, or choose another name");
         }
