@@ -292,7 +292,7 @@ public class TrainerTests
     public void The_best_and_realtime_presets_end_with_the_recipe_of_the_shipped_packages()
     {
         var models = Inference.ModelCatalog.ModelsDirectory() ?? throw new DirectoryNotFoundException("models/ not found");
-        foreach (var (preset, package) in new[] { ("best", "fer2013-best"), ("realtime", "fer2013-realtime"), ("seed", "fer2013-seed") })
+        foreach (var (preset, package) in new[] { ("best", "fer2013-best"), ("vggbn", "fer2013-vggbn"), ("realtime", "fer2013-realtime"), ("seed", "fer2013-seed") })
         {
             using var shipped = EmotionModel.Load(Path.Combine(models, package));
             var stages = TrainPresets.Get(preset).Stages;

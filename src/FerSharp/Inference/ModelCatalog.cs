@@ -10,7 +10,7 @@ public static class ModelCatalog
     /// default favours accuracy and the fast model is a choice by <c>--model</c>. The chosen model is
     /// reported: <c>EmotionRecognizer.Model.Metadata.Name</c>, printed by <c>fer predict</c>.
     /// </summary>
-    public static IReadOnlyList<string> DefaultOrder { get; } = ["fer2013-best", "fer2013-realtime", "fer2013-seed"];
+    public static IReadOnlyList<string> DefaultOrder { get; } = ["fer2013-best", "fer2013-vggbn", "fer2013-realtime", "fer2013-seed"];
 
     /// <summary>The <c>models/</c> folder: $FERSHARP_MODELS, else the nearest one above the working directory or the binaries.</summary>
     public static string? ModelsDirectory()
