@@ -8,6 +8,12 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 # by two thirds and sped up training here (docs/DECISIONS.md, "CPU speed"). A user's own setting wins;
 # GLIBC_TUNABLES= (empty) measures the glibc default.
 export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=268435456}"
+# TorchSharp 0.107 lets a temporary Scalar object die while libtorch still reads its native copy; a garbage
+# collection started by another thread can then free it mid-call (a failed or wrong operation). Without JIT
+# optimization every argument stays alive to the end of its method, which closes that window; the cost is
+# within noise because the time is spent in libtorch (docs/DECISIONS.md, "TorchSharp scalar lifetime").
+# A user's own setting wins; DOTNET_JITMinOpts=0 measures the optimizing JIT.
+export DOTNET_JITMinOpts="${DOTNET_JITMinOpts-1}"
 
 fersharp_say() { printf '%s\n' "fer-setup: $*" >&2; }
 

@@ -1,7 +1,7 @@
 // Benchmarks: training/inference throughput per architecture (with achieved GFLOP/s against the CPU's
 // fp32 peak), per-face latency of shipped models, photo pipeline latency and video FPS.
 // Every figure is the median of several timed runs after warm-up, with min and max.
-// Usage: bench/run [--quick] [--threads N] [--only training,memory,latency,accuracy,detector,photo,video,server]
+// Usage: bench/run [--quick] [--threads N] [--only training,memory,latency,accuracy,detector,photo,video,server,scalar-race]
 // A full run (no --only) also rewrites the generated section of docs/BENCHMARKS.md.
 using System.Diagnostics;
 using System.Globalization;
@@ -22,8 +22,8 @@ using TorchSharp;
 
 using static TorchSharp.torch;
 
-const string Usage = "usage: bench/run [--quick] [--threads N] [--only training,memory,latency,accuracy,detector,photo,video,server]";
-string[] sections = ["training", "memory", "latency", "accuracy", "detector", "photo", "video", "server"];
+const string Usage = "usage: bench/run [--quick] [--threads N] [--only training,memory,latency,accuracy,detector,photo,video,server,scalar-race]";
+string[] sections = ["training", "memory", "latency", "accuracy", "detector", "photo", "video", "server", "scalar-race"];
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(Usage);
@@ -381,6 +381,19 @@ else
         }
         results["server"] = load;
     }
+}
+
+if (Wanted("scalar-race"))
+{
+    var jit = Environment.GetEnvironmentVariable("DOTNET_JITMinOpts") is { Length: > 0 } v ? $"DOTNET_JITMinOpts={v}" : "optimizing JIT";
+    var race = ScalarRace.Run(TimeSpan.FromSeconds(quick ? 5 : 15));
+    var table = report.Section("TorchSharp temporary scalars under GC pressure (one thread adds 1 to a tensor, one allocates)", "call", "JIT", "calls", "errors", "wrong counts");
+    foreach (var r in race)
+    {
+        table.Add([r.Variant, jit, $"{r.Calls}", $"{r.Errors}", $"{r.WrongCounts}"]);
+        AnsiConsole.MarkupLineInterpolated($"scalar race, {r.Variant} ({jit}): {r.Errors} errors and {r.WrongCounts} wrong counts in {r.Calls} calls");
+    }
+    results["scalar_race"] = new { jit, variants = race };
 }
 
 var json = JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true });

@@ -103,3 +103,12 @@ public static class Cli
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }
 }
+
+/// <summary>
+/// Tests that train, serve or run many libtorch calls. They run one at a time, after the parallel tests and
+/// never beside them: trainings share libtorch's thread pool, and TorchSharp's own temporary scalars (optimizer
+/// steps, batch norm's training counter) can be freed mid-call by a garbage collection that another test's
+/// allocations start (see <see cref="FerSharp.Models.HeldScalars"/>); CI failed once that way.
+/// </summary>
+[CollectionDefinition("torch", DisableParallelization = true)]
+public sealed class TorchCollection;

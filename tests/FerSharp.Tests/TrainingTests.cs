@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 
 namespace FerSharp.Tests;
 
-[Collection("torch")] // trainings share libtorch's global thread pool and RNG; run them one at a time
+[Collection("torch")]
 public class TrainerTests
 {
     private static TrainOptions Quick(int epochs) => new()
@@ -751,7 +751,7 @@ internal sealed class GlobalRandomNoise : IDisposable
             var seed = 1L;
             while (!_stop.IsCancellationRequested)
             {
-                torch.manual_seed(seed++);
+                using var global = torch.manual_seed(seed++);
                 using var drawn = torch.rand(64);
                 Thread.Sleep(1);
             }
@@ -763,5 +763,23 @@ internal sealed class GlobalRandomNoise : IDisposable
         _stop.Cancel();
         _task.Wait();
         _stop.Dispose();
+    }
+}
+
+public class HeldScalarsTests
+{
+    [Fact]
+    public void Held_scalar_arithmetic_equals_torchsharps_operators()
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(3);
+        var a = rand([2, 3], generator: generator);
+        var b = rand([2, 3], generator: generator);
+        Assert.True(a.AddTensor(b).allclose(a + b, rtol: 0, atol: 0));
+        Assert.True(a.SubScalar(0.25).allclose(a - 0.25, rtol: 0, atol: 0));
+        Assert.True(a.DivScalar(3).allclose(a / 3, rtol: 0, atol: 0));
+        var inPlace = a.clone();
+        Assert.Same(inPlace, inPlace.AddTensorInPlace(b).DivScalarInPlace(2));
+        Assert.True(inPlace.allclose((a + b) / 2, rtol: 0, atol: 0));
     }
 }

@@ -135,9 +135,9 @@ public static class Evaluator
             foreach (var view in views)
             {
                 var p = model.PredictProbabilities(view);
-                sum = sum is null ? p : sum.add_(p);
+                sum = sum is null ? p : sum.AddTensorInPlace(p);
             }
-            var mean = sum!.div(views.Count).contiguous();
+            var mean = sum!.DivScalar(views.Count).contiguous();
             var values = mean.data<float>().ToArray();
             for (var i = 0; i < n; i++)
             {

@@ -185,7 +185,7 @@ public sealed class EmotionModel : IDisposable
             // One forward pass over faces and mirrors: at batch 1 that costs far less than two calls.
             var count = input.shape[0];
             var both = nn.functional.softmax(ForwardLocked(cat([input, input.flip(3)], 0)), 1);
-            return both.narrow(0, 0, count).add(both.narrow(0, count, count)).div_(2).MoveToOuterDisposeScope();
+            return both.narrow(0, 0, count).AddTensor(both.narrow(0, count, count)).DivScalarInPlace(2).MoveToOuterDisposeScope();
         }
     }
 
@@ -251,7 +251,7 @@ public static class Preprocessing
         ArgumentNullException.ThrowIfNull(faces);
         ArgumentNullException.ThrowIfNull(normalization);
         // Not in place: for float input to() can share storage with the caller's tensor.
-        using var scaled = faces.to(ScalarType.Float32).div(255f);
+        using var scaled = faces.to(ScalarType.Float32).DivScalar(255);
         return NormalizeScaled(scaled, normalization);
     }
 
@@ -264,6 +264,6 @@ public static class Preprocessing
         {
             return scaled.alias();
         }
-        return scaled.sub(normalization.Mean).div_(normalization.Std);
+        return scaled.SubScalar(normalization.Mean).DivScalarInPlace(normalization.Std);
     }
 }

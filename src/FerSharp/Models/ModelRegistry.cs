@@ -132,7 +132,7 @@ internal sealed class ResidualBlock : Module<Tensor, Tensor>
     {
         using var body = _body.call(input);
         using var shortcut = _shortcut?.call(input);
-        return functional.relu(body + (shortcut ?? input));
+        return functional.relu(body.AddTensor(shortcut ?? input));
     }
 }
 
@@ -183,7 +183,7 @@ internal sealed class SeparableBlock : Module<Tensor, Tensor>
     {
         using var branch = _branch.call(input);
         using var shortcut = _shortcut.call(input);
-        return branch + shortcut;
+        return branch.AddTensor(shortcut);
     }
 }
 

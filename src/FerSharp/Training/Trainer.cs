@@ -182,7 +182,7 @@ public sealed class Trainer
                 var start = b * batchSize;
                 var end = Math.Min(train.Count, start + batchSize);
                 var index = order.narrow(0, start, end - start);
-                var scaled = trainX.index_select(0, index).to(ScalarType.Float32).div_(255f);
+                var scaled = trainX.index_select(0, index).to(ScalarType.Float32).DivScalarInPlace(255);
                 var augmented = Augmentation.Apply(scaled, augment, augmentGen);
                 var target = SmoothTargets(trainTargets.index_select(0, index), classCount);
                 if (augment.MixesBatch)
