@@ -22,10 +22,8 @@ internal static class ScalarRace
     public static IReadOnlyList<Result> Run(TimeSpan perVariant) =>
     [
         Measure("temporary scalar: t.add_(1)", perVariant, counter => counter.add_(1)),
-        Measure("held scalar (HeldScalars)", perVariant, counter => counter.AddTensorInPlace(OneLike(counter))),
+        Measure("held scalar (HeldScalars)", perVariant, counter => counter.AddTensorInPlace(ones_like(counter))),
     ];
-
-    private static Tensor OneLike(Tensor counter) => ones_like(counter);
 
     private static Result Measure(string variant, TimeSpan duration, Func<Tensor, Tensor> increment)
     {

@@ -14,8 +14,9 @@ namespace FerSharp.Models;
 /// while libtorch still reads it: the call throws ("Expected false to be true") or computes with a wrong value.
 /// <c>bench/run --only scalar-race</c> measures it: about 1 call in 10^4 under allocation pressure, none with
 /// held scalars. These helpers dispose their scalar after the call, which also keeps it off the finalizer queue.
-/// TorchSharp's own code (optimizer steps, batch norm's training counter) still uses temporaries; see
-/// docs/DECISIONS.md "TorchSharp scalar lifetime".
+/// They cover the inference path. TorchSharp's own code (optimizer steps, batch norm's training counter) and
+/// our training-only code (augmentation, losses, EMA) still use temporaries; there the launchers'
+/// <c>DOTNET_JITMinOpts=1</c> keeps them alive (docs/DECISIONS.md "TorchSharp scalar lifetime").
 /// </remarks>
 public static class HeldScalars
 {
