@@ -182,6 +182,14 @@ public class EvaluationReportTests
         Assert.Contains("![confusion matrix](confusion_matrix.png)", report);
         Assert.Contains("TTA gain", report);
 
+        // An ensemble of a model with itself averages equal probabilities: same accuracy, the ensemble's name.
+        var ensembleDir = Path.Combine(dir.Path, "ensemble");
+        var ensemble = Cli.Run("evaluate", "-m", model, "-m", model, "--data", csv, "--split", "PrivateTest", "--tta", "Crops", "--out", ensembleDir, "--json");
+        Assert.True(ensemble.ExitCode == 0, ensemble.Stderr);
+        using var ensembleJson = JsonDocument.Parse(File.ReadAllText(Path.Combine(ensembleDir, "metrics.json")));
+        Assert.Equal("run+run", ensembleJson.RootElement.GetProperty("model").GetString());
+        Assert.Equal(accuracy, ensembleJson.RootElement.GetProperty("accuracy").GetDouble(), 9);
+
         var compare = Cli.Run("compare", outDir, outDir);
         Assert.True(compare.ExitCode == 0, compare.Stderr);
         Assert.Contains("accuracy", compare.Stdout);

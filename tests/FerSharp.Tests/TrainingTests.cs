@@ -96,7 +96,7 @@ public class TrainerTests
 
         var resumedDir = Path.Combine(dir.Path, "resumed");
         var cts = new CancellationTokenSource();
-        var progress = new SyncProgress(p =>
+        var progress = new SyncProgress<TrainingProgress>(p =>
         {
             if (p.Phase == TrainingPhase.EpochCompleted && p.Epoch == 2) cts.Cancel(); // "Ctrl+C" after epoch 2
         });
@@ -358,11 +358,6 @@ public class TrainerTests
         File.WriteAllBytes(path, good[..(good.Length / 2)]);
         Assert.Contains("corrupt or truncated", Assert.Throws<InvalidDataException>(() => Checkpoint.Load(path)).Message);
     }
-
-    private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
-    }
 }
 
 public class ModelPackageTests
@@ -613,9 +608,9 @@ public class ArchitectureTests
 public class FoldedNetworkTests
 {
     /// <summary>A network of the architecture with random weights and batch norms far from their 1/0 start.</summary>
-    private static nn.Module<Tensor, Tensor> Randomized(string name, long seed)
+    private static nn.Module<Tensor, Tensor> Randomized(string name, long seed, int classes = 7)
     {
-        var network = ModelRegistry.Create(name, 7);
+        var network = ModelRegistry.Create(name, classes);
         using var generator = new Generator((ulong)seed);
         SeededLayers.ResetParameters(network, generator);
         using (no_grad())
@@ -735,6 +730,35 @@ public class FoldedNetworkTests
                 Assert.All(full[i].Zip(halved[i]), pair => Assert.Equal(pair.First, pair.Second, 4));
             }
         }
+    }
+
+    [Fact]
+    public void An_ensemble_scores_the_mean_of_its_models_probabilities_and_refuses_different_classes()
+    {
+        using var a = UntrainedFastCnn(seed: 11);
+        using var b = UntrainedFastCnn(seed: 12);
+        b.UpdateMetadata(m => m with { Name = "u" });
+        var data = Synthetic.Patterns(3, seed: 7, split: DataSplit.PublicTest);
+        var pa = Evaluator.Predict(a, data, TtaMode.Flip, batchSize: 8, spaceSize: 7);
+        var pb = Evaluator.Predict(b, data, TtaMode.Flip, batchSize: 8, spaceSize: 7);
+        Assert.NotEqual(pa[0], pb[0]); // two different networks, or the mean would prove nothing
+
+        var reported = new List<int>();
+        var result = Evaluator.Evaluate([a, b], data, new EvaluationOptions { Tta = TtaMode.Flip }, "PublicTest", new SyncProgress<int>(reported.Add));
+        Assert.Equal("t+u", result.ModelName);
+        for (var i = 0; i < data.Count; i++)
+        {
+            for (var c = 0; c < 7; c++) Assert.Equal((pa[i][c] + pb[i][c]) / 2, result.Probabilities[i][c], 5);
+        }
+        var expectedAccuracy = Enumerable.Range(0, data.Count).Count(i =>
+            Array.IndexOf(result.Probabilities[i], result.Probabilities[i].Max()) == data.Labels[i]) / (double)data.Count;
+        Assert.Equal(expectedAccuracy, result.Metrics.Accuracy, 9);
+        Assert.Equal(data.Count, reported[^1]); // progress ends at the face count, not twice it
+        Assert.True(reported.SequenceEqual(reported.Order()), "progress went backwards");
+
+        using var other = new EmotionModel(new ModelMetadata { Name = "v", Architecture = "fast-cnn", ClassNames = EmotionClasses.FerPlus }, Randomized("fast-cnn", 13, classes: 8));
+        var error = Assert.Throws<ArgumentException>(() => Evaluator.Evaluate([a, other], data));
+        Assert.Contains("same classes", error.Message, StringComparison.Ordinal);
     }
 }
 

@@ -14,7 +14,7 @@ internal static class EvaluateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model", "-m") { Description = "Model package folder (default: the shipped model)." };
+        var model = new Option<string[]>("--model", "-m") { Description = "Model package folder (default: the shipped model). Repeat it to score an ensemble that averages the models' probabilities." };
         var data = new Option<string?>("--data", "-d") { Description = "fer2013.csv(.gz), image folder or tar(.gz). Default: ../shared/data/fer2013/fer2013.csv.gz." };
         var split = new Option<string>("--split") { Description = "Split to score: PrivateTest, PublicTest, Training or all.", DefaultValueFactory = _ => "PrivateTest" };
         var tta = new Option<TtaMode>("--tta") { Description = "Test-time augmentation: None, Flip or Crops (10 views). The gain over None is reported.", DefaultValueFactory = _ => TtaMode.None };
@@ -30,8 +30,8 @@ internal static class EvaluateCommand
         command.Options.Add(dataOptions.FerPlusMode);
         command.SetAction((parse, ct) =>
         {
-            var modelPath = parse.GetValue(model) ?? ShippedModels.DefaultPath();
-            using var emotionModel = EmotionModel.Load(modelPath);
+            var modelPaths = parse.GetValue(model) is { Length: > 0 } given ? given : [ShippedModels.DefaultPath()];
+            using var models = new ModelSet(modelPaths);
             var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData()
                 ?? throw new UserFacingException("no dataset given: pass --data <fer2013.csv(.gz) | image folder>");
             var splitName = parse.GetValue(split)!;
@@ -47,7 +47,7 @@ internal static class EvaluateCommand
             var quiet = parse.GetValue(json);
 
             EvaluationResult? result = null;
-            void Run(IProgress<int>? progress) => result = Evaluator.Evaluate(emotionModel, subset, options, splitName, progress, ct);
+            void Run(IProgress<int>? progress) => result = Evaluator.Evaluate(models.Loaded, subset, options, splitName, progress, ct);
             if (quiet || !AnsiConsole.Profile.Capabilities.Interactive)
             {
                 Run(null);
@@ -60,8 +60,8 @@ internal static class EvaluateCommand
                     Run(new SyncProgress<int>(n => task.Value = n));
                 });
             }
-            var folder = parse.GetValue(outDir) ?? Path.Combine("reports", $"{emotionModel.Metadata.Name}-{splitName}{(options.Tta == TtaMode.None ? "" : "-" + options.Tta.ToString().ToLowerInvariant())}");
-            ReportWriter.Write(result!, folder, modelPath, dataPath);
+            var folder = parse.GetValue(outDir) ?? Path.Combine("reports", $"{result!.ModelName}-{splitName}{(options.Tta == TtaMode.None ? "" : "-" + options.Tta.ToString().ToLowerInvariant())}");
+            ReportWriter.Write(result!, folder, string.Join(", ", modelPaths), dataPath);
             if (quiet)
             {
                 Console.WriteLine(File.ReadAllText(Path.Combine(folder, ReportWriter.MetricsFile)));
@@ -175,4 +175,31 @@ internal static class EvaluateCommand
 internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);
+}
+
+/// <summary>Loads the packages named on the command line and disposes whichever loaded if a later one fails.</summary>
+internal sealed class ModelSet : IDisposable
+{
+    private readonly List<EmotionModel> _models = [];
+
+    public ModelSet(IEnumerable<string> paths)
+    {
+        try
+        {
+            foreach (var path in paths) _models.Add(EmotionModel.Load(path));
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public IReadOnlyList<EmotionModel> Loaded => _models;
+
+    public void Dispose()
+    {
+        foreach (var m in _models) m.Dispose();
+        _models.Clear();
+    }
 }

@@ -42,24 +42,45 @@ public static class Evaluator
         string split = "all", IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return Evaluate([model], data, options, split, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Scores an ensemble: each face's probabilities are the mean of the models' (each with its own TTA views
+    /// and input normalization). The models must predict the same classes in the same order. With one model
+    /// this is <see cref="Evaluate(EmotionModel, FaceDataset, EvaluationOptions?, string, IProgress{int}?, CancellationToken)"/>.
+    /// </summary>
+    public static EvaluationResult Evaluate(IReadOnlyList<EmotionModel> models, FaceDataset data, EvaluationOptions? options = null,
+        string split = "all", IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(models);
         ArgumentNullException.ThrowIfNull(data);
+        if (models.Count == 0) throw new ArgumentException("no model to evaluate", nameof(models));
+        var first = models[0];
+        foreach (var other in models.Skip(1))
+        {
+            if (!other.ClassNames.SequenceEqual(first.ClassNames))
+            {
+                throw new ArgumentException($"an ensemble's models must predict the same classes: {first.Metadata.Name} has {string.Join(",", first.ClassNames)}, {other.Metadata.Name} has {string.Join(",", other.ClassNames)}");
+            }
+        }
         options ??= new EvaluationOptions();
         if (data.Count == 0) throw new ArgumentException("no faces to evaluate (is the split empty?)");
 
-        var (classes, predictable, truth, notes) = MapClasses(model.ClassNames, data);
+        var (classes, predictable, truth, notes) = MapClasses(first.ClassNames, data);
         var watch = Stopwatch.StartNew();
-        var probabilities = Predict(model, data, options.Tta, options.BatchSize, classes.Count, progress, cancellationToken);
+        var probabilities = PredictMean(models, data, options.Tta, options.BatchSize, classes.Count, progress, cancellationToken);
         watch.Stop();
         var metrics = ClassificationMetrics.Compute(classes, predictable, truth, probabilities);
         ClassificationMetrics? plain = null;
         if (options.Tta != TtaMode.None && options.CompareWithoutTta)
         {
             plain = ClassificationMetrics.Compute(classes, predictable, truth,
-                Predict(model, data, TtaMode.None, options.BatchSize, classes.Count, null, cancellationToken));
+                PredictMean(models, data, TtaMode.None, options.BatchSize, classes.Count, null, cancellationToken));
         }
         return new EvaluationResult
         {
-            ModelName = model.Metadata.Name,
+            ModelName = string.Join("+", models.Select(m => m.Metadata.Name)),
             Split = split,
             Tta = options.Tta,
             Metrics = metrics,
@@ -115,6 +136,35 @@ public static class Evaluator
         return (classes, predictable, data.Labels.Select(l => dataToSpace[l]).ToArray(), notes);
     }
 
+    /// <summary>The models' probabilities averaged per face; progress counts faces over all models.</summary>
+    private static float[][] PredictMean(IReadOnlyList<EmotionModel> models, FaceDataset data, TtaMode tta, int batchSize, int spaceSize,
+        IProgress<int>? progress, CancellationToken cancellationToken)
+    {
+        float[][]? sum = null;
+        for (var m = 0; m < models.Count; m++)
+        {
+            var scaled = progress == null ? null : new ShareOfProgress(progress, m * data.Count, models.Count);
+            var p = Predict(models[m], data, tta, batchSize, spaceSize, scaled, cancellationToken);
+            if (sum == null)
+            {
+                sum = p;
+                continue;
+            }
+            for (var i = 0; i < p.Length; i++)
+            {
+                for (var c = 0; c < spaceSize; c++) sum[i][c] += p[i][c];
+            }
+        }
+        if (models.Count > 1)
+        {
+            foreach (var row in sum!)
+            {
+                for (var c = 0; c < spaceSize; c++) row[c] /= models.Count;
+            }
+        }
+        return sum!;
+    }
+
     /// <summary>Probabilities per face over a label space of <paramref name="spaceSize"/> classes (model classes first).</summary>
     public static float[][] Predict(EmotionModel model, FaceDataset data, TtaMode tta, int batchSize, int spaceSize,
         IProgress<int>? progress = null, CancellationToken cancellationToken = default)
@@ -148,5 +198,14 @@ public static class Evaluator
             progress?.Report(start + n);
         }
         return result;
+    }
+
+    /// <summary>
+    /// Keeps an ensemble's progress in faces (0 to the data's count) while each model walks the data once:
+    /// <paramref name="before"/> faces were scored by the earlier models.
+    /// </summary>
+    private sealed class ShareOfProgress(IProgress<int> whole, int before, int models) : IProgress<int>
+    {
+        public void Report(int value) => whole.Report((int)(((long)before + value) / models));
     }
 }
