@@ -792,6 +792,19 @@ internal sealed class GlobalRandomNoise : IDisposable
 
 public class HeldScalarsTests
 {
+    [Theory]
+    [InlineData("1", null, true)]
+    [InlineData(null, "1", true)]
+    [InlineData("0", "1", false)] // DOTNET_ wins over COMPlus_, as in the runtime
+    [InlineData("1", "0", true)]
+    [InlineData(null, null, false)]
+    [InlineData("true", null, false)] // the runtime reads a number
+    public void The_minopts_check_reads_the_variables_as_the_runtime_does(string? dotnet, string? complus, bool expected)
+    {
+        var environment = new Dictionary<string, string?> { ["DOTNET_JITMinOpts"] = dotnet, ["COMPlus_JITMinOpts"] = complus };
+        Assert.Equal(expected, HeldScalars.RuntimeKeepsTemporariesAlive(name => environment.GetValueOrDefault(name)));
+    }
+
     [Fact]
     public void Held_scalar_arithmetic_equals_torchsharps_operators()
     {

@@ -20,6 +20,20 @@ namespace FerSharp.Models;
 /// </remarks>
 public static class HeldScalars
 {
+    /// <summary>
+    /// Whether this process runs with <c>DOTNET_JITMinOpts=1</c> (or the older <c>COMPlus_</c> name), the setting
+    /// that keeps TorchSharp's own temporary scalars alive through their native calls. It is read once at
+    /// start-up by the runtime, so setting it from inside the process is too late; a trainer warns instead.
+    /// </summary>
+    public static bool RuntimeKeepsTemporariesAlive() => RuntimeKeepsTemporariesAlive(Environment.GetEnvironmentVariable);
+
+    /// <summary>The runtime's rule: a <c>DOTNET_</c> setting wins over the <c>COMPlus_</c> one.</summary>
+    public static bool RuntimeKeepsTemporariesAlive(Func<string, string?> environment)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        return (environment("DOTNET_JITMinOpts") ?? environment("COMPlus_JITMinOpts")) is "1";
+    }
+
     public static Tensor AddTensor(this Tensor tensor, Tensor other)
     {
         ArgumentNullException.ThrowIfNull(tensor);

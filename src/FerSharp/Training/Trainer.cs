@@ -131,6 +131,10 @@ public sealed class Trainer
             };
             Log($"new run: {_options.Architecture}, {train.Count} training / {validation.Count} validation faces, {get_num_threads()} threads");
         }
+        if (!HeldScalars.RuntimeKeepsTemporariesAlive())
+        {
+            Log("warning: DOTNET_JITMinOpts=1 is not set; TorchSharp's optimizer and batch norm can then, rarely, fail in libtorch when a garbage collection frees a number mid-call (docs/DECISIONS.md, \"TorchSharp scalar lifetime\"). ./fer sets it; set it for your own programs.");
+        }
         using var teacher = _options.Teacher is { } teacherPath ? LoadTeacher(teacherPath, train.ClassNames) : null;
         state = state with { TeacherWeightsSha256 = SameTeacher(state, teacher) };
         AtomicFile.WriteAllText(Path.Combine(_runDirectory, "config.json"), JsonSerializer.Serialize(_options, ModelMetadata.JsonOptions));
