@@ -145,7 +145,7 @@ var shipped = ModelCatalog.ModelsDirectory() is { } modelsDir
 
 if (Wanted("latency"))
 {
-    var table = report.Section("Per-face classification latency (batch 1, one 48x48 face)", "model", "architecture", "flip averaging", "median ms", "p99 ms", "min ms", "network forward (one view) median ms", "forward without BN folding, median ms");
+    var table = report.Section("Per-face classification latency (batch 1, one 48x48 face)", "model", "architecture", "flip averaging", "median ms", "p99 ms", "min ms", "network forward (one view) median ms", "forward without BN folding, median ms", "flip TTA median ms", "10-crop TTA median ms");
     // Milliseconds per call: median, p99, min, rounded as reported.
     (double Median, double P99, double Min) Latency(Action call)
     {
@@ -173,10 +173,13 @@ if (Wanted("latency"))
             using var noGrad = no_grad();
             using var output = model.Network.call(preprocessed);
         });
+        // What `fer predict --tta flip|crops` costs per face (a flip-averaging package mirrors each view itself).
+        var flip = Latency(() => TestTimeAugmentation.PredictProbabilities(model, [face], TtaMode.Flip));
+        var crops = Latency(() => TestTimeAugmentation.PredictProbabilities(model, [face], TtaMode.Crops));
         // The full call is what users get: for a flip-averaging package a batch of the face and its mirror.
-        var row = new { model = Path.GetFileName(path), flip_averaging = model.Metadata.FlipAveraging, median_ms = median, p99_ms = p99, min_ms = min, forward_median_ms = forward.Median, unfolded_forward_median_ms = unfolded.Median };
+        var row = new { model = Path.GetFileName(path), flip_averaging = model.Metadata.FlipAveraging, median_ms = median, p99_ms = p99, min_ms = min, forward_median_ms = forward.Median, unfolded_forward_median_ms = unfolded.Median, flip_tta_median_ms = flip.Median, crops_tta_median_ms = crops.Median };
         rows.Add(row);
-        table.Add([row.model, model.Metadata.Architecture, row.flip_averaging ? "yes" : "no", F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(row.min_ms, "F3"), F(row.forward_median_ms, "F3"), F(row.unfolded_forward_median_ms, "F3")]);
+        table.Add([row.model, model.Metadata.Architecture, row.flip_averaging ? "yes" : "no", F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(row.min_ms, "F3"), F(row.forward_median_ms, "F3"), F(row.unfolded_forward_median_ms, "F3"), F(row.flip_tta_median_ms, "F3"), F(row.crops_tta_median_ms, "F3")]);
         AnsiConsole.MarkupLineInterpolated($"latency {row.model}: median {row.median_ms} ms, p99 {row.p99_ms} ms per face (batch 1); network forward alone {row.forward_median_ms} ms (batch norm not folded: {row.unfolded_forward_median_ms} ms)");
     }
     results["latency"] = rows;

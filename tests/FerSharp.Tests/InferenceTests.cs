@@ -1,6 +1,7 @@
 using System.Text.Json;
 
 using FerSharp.Data;
+using FerSharp.Evaluation;
 using FerSharp.Inference;
 
 using OpenCvSharp;
@@ -82,6 +83,36 @@ public class RecognizerTests
         Assert.Equal(new FaceBox(0, 0, 48, 48), face.Box);
         var direct = recognizer.Model.PredictProbabilities([FaceCanvas.Faces.Face(3).ToArray()])[0];
         Assert.Equal(direct.Max(), face.Confidence, 5);
+    }
+
+    [Fact]
+    public void Ten_crop_tta_averages_the_crops_of_each_face_in_the_api_and_the_cli()
+    {
+        using var dir = new TempDir();
+        var face = Synthetic.Patterns(1, seed: 21).Face(3).ToArray();
+        var png = dir.File("face.png");
+        File.WriteAllBytes(png, FaceImages.EncodePng(face));
+        using var plain = EmotionRecognizer.Load();
+        using var tenCrop = EmotionRecognizer.Load(options: new RecognizerOptions { Tta = TtaMode.Crops });
+
+        float[] expected;
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+        {
+            var faces = TorchSharp.torch.tensor(face, [1, 1, 48, 48], TorchSharp.torch.ScalarType.Byte);
+            var views = TestTimeAugmentation.Views(faces, TtaMode.Crops, withoutMirrors: tenCrop.Model.Metadata.FlipAveraging);
+            var sum = views.Select(tenCrop.Model.PredictProbabilities).Aggregate((a, b) => a + b);
+            expected = (sum / views.Count).data<float>().ToArray();
+        }
+        var averaged = Assert.Single(tenCrop.Recognize(png));
+        var single = Assert.Single(plain.Recognize(png));
+        var classes = tenCrop.Model.ClassNames;
+        for (var c = 0; c < classes.Count; c++) Assert.Equal(expected[c], averaged.Probabilities[classes[c]], 5);
+        Assert.True(classes.Any(c => Math.Abs(averaged.Probabilities[c] - single.Probabilities[c]) > 1e-4), "ten crops gave the one-view answer");
+
+        var cli = Cli.Run("predict", png, "--tta", "crops", "--format", "json");
+        Assert.True(cli.ExitCode == 0, cli.Stderr);
+        var printed = JsonDocument.Parse(cli.Stdout).RootElement[0].GetProperty("faces")[0];
+        Assert.Equal(averaged.Confidence, printed.GetProperty("confidence").GetDouble(), 3);
     }
 
     [Fact]

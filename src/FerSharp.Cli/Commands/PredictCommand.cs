@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
+using FerSharp.Evaluation;
 using FerSharp.Inference;
 
 using OpenCvSharp;
@@ -30,7 +31,8 @@ internal static class PredictCommand
         var annotate = new Option<string?>("--annotate") { Description = "Write copies with boxes, labels and probability bars into this folder." };
         var noDetect = new Option<bool>("--no-detect") { Description = "Treat each image as one face crop (skip face detection)." };
         var margin = new Option<double>("--margin") { Description = "Grow detected boxes by this fraction per side before classifying.", DefaultValueFactory = _ => 0.1 };
-        var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, annotate, noDetect, margin };
+        var tta = new Option<TtaMode>("--tta") { Description = "Test-time augmentation per face: None, Flip, or Crops (10 views: the most accurate, about 10x the time per face; see the model card).", DefaultValueFactory = _ => TtaMode.None };
+        var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, annotate, noDetect, margin, tta };
         command.SetAction((parse, ct) =>
         {
             var files = ExpandInputs(parse.GetRequiredValue(inputs));
@@ -38,6 +40,7 @@ internal static class PredictCommand
             {
                 Detection = parse.GetValue(noDetect) ? FaceDetectionMode.Never : FaceDetectionMode.Auto,
                 Margin = parse.GetValue(margin),
+                Tta = parse.GetValue(tta),
             });
             var annotateDir = parse.GetValue(annotate);
             if (annotateDir != null) Directory.CreateDirectory(annotateDir);

@@ -180,14 +180,7 @@ public static class Evaluator
             using var scope = NewDisposeScope();
             var n = Math.Min(batchSize, data.Count - start);
             var batch = all.narrow(0, start, n);
-            Tensor? sum = null;
-            var views = TestTimeAugmentation.Views(batch, tta, withoutMirrors: model.Metadata.FlipAveraging);
-            foreach (var view in views)
-            {
-                var p = model.PredictProbabilities(view);
-                sum = sum is null ? p : sum.AddTensorInPlace(p);
-            }
-            var mean = sum!.DivScalar(views.Count).contiguous();
+            var mean = TestTimeAugmentation.PredictProbabilities(model, batch, tta).contiguous();
             var values = mean.data<float>().ToArray();
             for (var i = 0; i < n; i++)
             {

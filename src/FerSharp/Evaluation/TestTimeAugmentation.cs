@@ -1,3 +1,5 @@
+using FerSharp.Models;
+
 using TorchSharp;
 
 using static TorchSharp.torch;
@@ -18,6 +20,47 @@ public enum TtaMode
 public static class TestTimeAugmentation
 {
     public const int CropSize = 42;
+
+    /// <summary>
+    /// Up to this many views in total go through the network as one batch; larger batches (evaluation) run one
+    /// view at a time, since batches above 64 were slower per image on our 2-core CPU (docs/DECISIONS.md).
+    /// </summary>
+    public const int OneBatchLimit = 64;
+
+    /// <summary>
+    /// Class probabilities [B, classes] of uint8 faces [B,1,48,48], averaged over the views of <paramref name="mode"/>
+    /// (a flip-averaging package mirrors each view itself).
+    /// </summary>
+    public static Tensor PredictProbabilities(EmotionModel model, Tensor faces, TtaMode mode)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(faces);
+        using var scope = NewDisposeScope();
+        var views = Views(faces, mode, withoutMirrors: model.Metadata.FlipAveraging);
+        var count = faces.shape[0];
+        if (views.Count > 1 && count * views.Count <= OneBatchLimit)
+        {
+            // A few faces (a photo, a frame): all views in one forward pass, far cheaper than one call per view.
+            var all = model.PredictProbabilities(cat(views.ToArray(), 0));
+            return all.view(views.Count, count, all.shape[1]).mean([0]).MoveToOuterDisposeScope();
+        }
+        Tensor? sum = null;
+        foreach (var view in views)
+        {
+            var p = model.PredictProbabilities(view);
+            sum = sum is null ? p : sum.AddTensorInPlace(p);
+        }
+        return sum!.DivScalarInPlace(views.Count).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>As <see cref="PredictProbabilities(EmotionModel, Tensor, TtaMode)"/> for 48x48 byte faces, one row per face.</summary>
+    public static float[][] PredictProbabilities(EmotionModel model, IReadOnlyList<byte[]> faces, TtaMode mode)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return mode == TtaMode.None
+            ? model.PredictProbabilities(faces)
+            : EmotionModel.PredictRows(faces, batch => PredictProbabilities(model, batch, mode));
+    }
 
     /// <summary>
     /// The views of a uint8/float batch [B,1,48,48] that <paramref name="mode"/> averages over. With

@@ -211,9 +211,16 @@ public sealed class EmotionModel : IDisposable
     }
 
     /// <summary>Probabilities for faces given as 48x48 byte images, one row per face.</summary>
-    public float[][] PredictProbabilities(IReadOnlyList<byte[]> faces)
+    public float[][] PredictProbabilities(IReadOnlyList<byte[]> faces) => PredictRows(faces, PredictProbabilities);
+
+    /// <summary>
+    /// Runs <paramref name="predict"/> on 48x48 byte faces stacked as uint8 [B,1,48,48] and returns its [B, classes]
+    /// output one row per face; the way to batch faces for a prediction other than the plain one (e.g. TTA).
+    /// </summary>
+    public static float[][] PredictRows(IReadOnlyList<byte[]> faces, Func<Tensor, Tensor> predict)
     {
         ArgumentNullException.ThrowIfNull(faces);
+        ArgumentNullException.ThrowIfNull(predict);
         if (faces.Count == 0) return [];
         var flat = new byte[faces.Count * FaceDataset.PixelsPerImage];
         for (var i = 0; i < faces.Count; i++)
@@ -225,9 +232,10 @@ public sealed class EmotionModel : IDisposable
             Buffer.BlockCopy(faces[i], 0, flat, i * FaceDataset.PixelsPerImage, FaceDataset.PixelsPerImage);
         }
         using var input = tensor(flat, [faces.Count, 1, FaceDataset.ImageSize, FaceDataset.ImageSize], ScalarType.Byte);
-        using var probs = PredictProbabilities(input);
-        var values = probs.data<float>().ToArray();
-        var classes = ClassNames.Count;
+        using var probs = predict(input);
+        using var rows = probs.contiguous();
+        var values = rows.data<float>().ToArray();
+        var classes = (int)rows.shape[1];
         return Enumerable.Range(0, faces.Count).Select(i => values.AsSpan(i * classes, classes).ToArray()).ToArray();
     }
 
