@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using System.Reflection;
 using System.Text.Json;
 
+using FerSharp.Evaluation;
 using FerSharp.Inference;
 
 using Microsoft.AspNetCore.Builder;
@@ -18,7 +19,7 @@ using Mat = OpenCvSharp.Mat;
 namespace FerSharp.Server;
 
 /// <summary>
-/// The HTTP API and web page: <c>POST /api/v1/recognize</c>, <c>GET /api/v1/model</c>, <c>GET /healthz</c>,
+/// The HTTP API and web page: <c>POST /api/v1/recognize[?tta=none|flip|crops]</c>, <c>GET /api/v1/model</c>, <c>GET /healthz</c>,
 /// WebSocket <c>/api/v1/stream</c> (JPEG frames in, faces out), OpenAPI at <c>/openapi/v1.json</c>, page at <c>/</c>.
 /// </summary>
 public static class FerServer
@@ -74,7 +75,7 @@ public static class FerServer
         app.MapGet("/healthz", () => Results.Json(new { status = "ok" })).WithSummary("Liveness check.");
         app.MapGet("/api/v1/model", (EmotionRecognizer r) => Results.Json(ModelInfo(r), Json)).WithSummary("The model in use.");
         app.MapPost("/api/v1/recognize", (HttpContext context, EmotionRecognizer r, InferenceGate gate) => RecognizeAsync(context, r, gate, options))
-            .WithSummary("Faces and expressions in one image: multipart field 'image', or a raw image/* body.")
+            .WithSummary("Faces and expressions in one image: multipart field 'image', or a raw image/* body; ?tta=crops averages ten crops per face (more accurate, slower).")
             .DisableAntiforgery();
         app.Map("/api/v1/stream", (HttpContext context, EmotionRecognizer r, StreamDetector live, InferenceGate gate, ILoggerFactory logs) => StreamAsync(context, r, live, gate, options, logs));
         MapPage(app);
@@ -103,6 +104,14 @@ public static class FerServer
     private static async Task<IResult> RecognizeAsync(HttpContext context, EmotionRecognizer recognizer, InferenceGate gate, ServerOptions options)
     {
         var request = context.Request;
+        var tta = recognizer.Options.Tta;
+        if (request.Query.TryGetValue("tta", out var ttaValue))
+        {
+            if (!Enum.TryParse(ttaValue.ToString(), ignoreCase: true, out tta) || !Enum.IsDefined(tta))
+            {
+                return Error(StatusCodes.Status400BadRequest, $"query parameter 'tta': '{ttaValue}' is not one of none, flip, crops");
+            }
+        }
         if (request.ContentLength > options.MaxBodyBytes)
         {
             return Error(StatusCodes.Status413PayloadTooLarge, TooLarge(options));
@@ -135,7 +144,7 @@ public static class FerServer
         {
             return Error(StatusCodes.Status415UnsupportedMediaType, "send the image as multipart/form-data field 'image' or as a raw body with an image/* content type");
         }
-        var (status, body) = await RecognizeBytesAsync(recognizer, recognizer.Recognize, gate, bytes, context.RequestAborted).ConfigureAwait(false);
+        var (status, body) = await RecognizeBytesAsync(recognizer, image => recognizer.Recognize(image, tta), gate, bytes, context.RequestAborted).ConfigureAwait(false);
         if (status == StatusCodes.Status503ServiceUnavailable) context.Response.Headers.RetryAfter = "1";
         return Results.Json(body, Json, statusCode: status);
     }

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 
 using FerSharp.Data;
+using FerSharp.Evaluation;
 using FerSharp.Inference;
 using FerSharp.Server;
 
@@ -93,6 +94,19 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         using var b = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         Assert.Equal(a.RootElement.GetProperty("faces")[0].GetProperty("probabilities").GetRawText(),
             b.RootElement.GetProperty("faces")[0].GetProperty("probabilities").GetRawText());
+
+        // ?tta=crops answers what the recognizer's ten-crop classification of the same image does.
+        var crops = new ByteArrayContent(FacePng());
+        crops.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+        var averaged = await server.Http.PostAsync(Url("/api/v1/recognize?tta=Crops"), crops);
+        Assert.Equal(HttpStatusCode.OK, averaged.StatusCode);
+        using var c = JsonDocument.Parse(await averaged.Content.ReadAsStringAsync());
+        using var image = EmotionRecognizer.Decode(FacePng());
+        var expected = Assert.Single(server.Recognizer.Recognize(image, TtaMode.Crops));
+        var face = Assert.Single(c.RootElement.GetProperty("faces").EnumerateArray());
+        AssertFaceSchema(face);
+        Assert.Equal(expected.Confidence, face.GetProperty("confidence").GetDouble(), 3);
+        Assert.NotEqual(a.RootElement.GetProperty("faces")[0].GetProperty("probabilities").GetRawText(), face.GetProperty("probabilities").GetRawText());
     }
 
     [SharedDataFact]
@@ -176,6 +190,12 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         var missing = await Post(form);
         Assert.Equal(HttpStatusCode.BadRequest, missing.Status);
         Assert.Contains("'image'", JsonDocument.Parse(missing.Body).RootElement.GetProperty("error").GetString());
+
+        var unknownTta = new ByteArrayContent(FacePng());
+        unknownTta.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+        var tta = await server.Http.PostAsync(Url("/api/v1/recognize?tta=mirror"), unknownTta);
+        Assert.Equal(HttpStatusCode.BadRequest, tta.StatusCode);
+        Assert.Contains("'tta'", JsonDocument.Parse(await tta.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
 
         var broken = new ByteArrayContent("--nope\r\n"u8.ToArray());
         broken.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data");
@@ -288,6 +308,14 @@ public class WebPageTests(ServerFixture server) : IClassFixture<ServerFixture>
         await page.SetInputFilesAsync("#photo-input", photoPath);
         var uploaded = await page.WaitForSelectorAsync("#photo-faces .face-label", new PageWaitForSelectorOptions { Timeout = 60_000 });
         Assert.Contains((await uploaded!.TextContentAsync())!.Trim(), EmotionClasses.Fer2013);
+
+        // "Accurate (10 crops)" asks the API for ten-crop TTA.
+        await page.CheckAsync("#photo-tta");
+        var accurate = page.WaitForResponseAsync(r => r.Url.EndsWith("/api/v1/recognize?tta=crops", StringComparison.Ordinal));
+        await page.SetInputFilesAsync("#photo-input", Array.Empty<string>()); // the same file again must fire "change"
+        await page.SetInputFilesAsync("#photo-input", photoPath);
+        Assert.Equal(200, (await accurate).Status);
+        await page.WaitForSelectorAsync("#photo-status:has-text('10 crops per face')", new PageWaitForSelectorOptions { Timeout = 60_000 });
 
         // An artifact for people to look at (built from dataset faces: stays in the build output, never committed).
         var artifacts = Path.Combine(AppContext.BaseDirectory, "artifacts");

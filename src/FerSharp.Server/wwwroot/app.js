@@ -144,9 +144,10 @@ async function recognizePhoto(file) {
   setStatus("photo-status", `recognizing ${file.name}…`);
   const form = new FormData();
   form.append("image", file);
+  const url = $("photo-tta").checked ? "/api/v1/recognize?tta=crops" : "/api/v1/recognize";
   let result;
   try {
-    const r = await fetch("/api/v1/recognize", { method: "POST", body: form });
+    const r = await fetch(url, { method: "POST", body: form });
     result = await r.json();
     if (!r.ok) { setStatus("photo-status", result.error || `error ${r.status}`, true); return; }
   } catch (e) {
@@ -163,7 +164,8 @@ async function recognizePhoto(file) {
   ctx.save(); ctx.scale(s, s); drawFaces(ctx, result.faces.map((f) => ({ ...f, box: { x: f.box.x / s, y: f.box.y / s, width: f.box.width / s, height: f.box.height / s } })), 1, 1); ctx.restore();
   $("photo-placeholder").hidden = true;
   listFaces("photo-faces", result.faces);
-  setStatus("photo-status", result.faces.length === 0 ? "no face found" : `${result.faces.length} face(s) · ${result.elapsed_ms} ms`);
+  const views = url.includes("tta=crops") ? " · 10 crops per face" : "";
+  setStatus("photo-status", result.faces.length === 0 ? "no face found" : `${result.faces.length} face(s) · ${result.elapsed_ms} ms${views}`);
 }
 
 $("start-camera").addEventListener("click", startCamera);

@@ -115,7 +115,10 @@ public sealed class EmotionRecognizer : IDisposable
     }
 
     /// <summary>Faces in a BGR, BGRA or grayscale image.</summary>
-    public IReadOnlyList<FaceEmotion> Recognize(Mat image)
+    public IReadOnlyList<FaceEmotion> Recognize(Mat image) => Recognize(image, Options.Tta);
+
+    /// <summary>As <see cref="Recognize(Mat)"/> with another test-time augmentation than the options' (e.g. per request).</summary>
+    public IReadOnlyList<FaceEmotion> Recognize(Mat image, TtaMode tta)
     {
         ArgumentNullException.ThrowIfNull(image);
         if (image.Empty()) throw new ArgumentException("the image is empty");
@@ -123,8 +126,7 @@ public sealed class EmotionRecognizer : IDisposable
         {
             throw new InvalidDataException($"image is {image.Width}x{image.Height} pixels, too small to hold a face (minimum {MinImageSide}x{MinImageSide})");
         }
-        var boxes = FindFaces(image);
-        return Classify(image, boxes);
+        return Classify(image, FindFaces(image), tta);
     }
 
     /// <summary>The face boxes <see cref="Recognize(Mat)"/> would classify.</summary>
@@ -141,14 +143,17 @@ public sealed class EmotionRecognizer : IDisposable
     }
 
     /// <summary>Classifies the given boxes of <paramref name="image"/> in one batch.</summary>
-    public IReadOnlyList<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes)
+    public IReadOnlyList<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes) => Classify(image, boxes, Options.Tta);
+
+    /// <summary>Classifies the given boxes of <paramref name="image"/> in one batch, averaging the views of <paramref name="tta"/>.</summary>
+    public IReadOnlyList<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes, TtaMode tta)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(boxes);
         if (boxes.Count == 0) return [];
         var whole = boxes.Count == 1 && boxes[0] == new FaceBox(0, 0, image.Width, image.Height);
         var crops = boxes.Select(b => CropFace(image, b, whole ? 0 : Options.Margin)).ToList();
-        var probabilities = TestTimeAugmentation.PredictProbabilities(Model, crops, Options.Tta);
+        var probabilities = TestTimeAugmentation.PredictProbabilities(Model, crops, tta);
         var classes = Model.ClassNames;
         var results = new List<FaceEmotion>(boxes.Count);
         for (var i = 0; i < boxes.Count; i++)
