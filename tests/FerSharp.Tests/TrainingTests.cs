@@ -312,6 +312,53 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Training_on_the_validation_faces_learns_from_them_and_keeps_the_last_epoch()
+    {
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(6);
+        var validation = Synthetic.Patterns(3, seed: 2, split: DataSplit.PublicTest);
+        // A rate this small cannot change predictions, so a monitored run would keep epoch 1.
+        var options = Quick(3) with { LearningRate = 1e-12, TrainOnValidation = true };
+        var trainer = new Trainer(options, Path.Combine(dir.Path, "run")) { DrawCurvesEachEpoch = false };
+        var result = trainer.Fit(train, validation);
+        Assert.Equal(3, result.BestEpoch);
+        using var package = EmotionModel.Load(result.ModelPath);
+        Assert.Equal(train.Count + validation.Count, package.Metadata.Dataset!.Count);
+        Assert.True(package.Metadata.Training!.TrainOnValidation);
+        Assert.Contains("validation accuracy is not held out", File.ReadAllText(trainer.LogPath));
+        Assert.Equal(["Training", "PublicTest"], package.Metadata.Dataset.Splits!);
+        Assert.True(package.Metadata.TrainedOn(DataSplit.PublicTest));
+        Assert.False(package.Metadata.TrainedOn(DataSplit.PrivateTest));
+        // Reports on faces the model trained on say so.
+        Assert.Contains(Evaluator.Evaluate(package, validation).Notes, n => n.Contains("trained on PublicTest faces", StringComparison.Ordinal));
+        Assert.DoesNotContain(Evaluator.Evaluate(package, Synthetic.Patterns(1, split: DataSplit.PrivateTest)).Notes, n => n.Contains("trained on", StringComparison.Ordinal));
+        // Packages from before the splits were recorded: Training, and PublicTest when trained on validation faces.
+        var legacy = package.Metadata with { Dataset = package.Metadata.Dataset with { Splits = null } };
+        Assert.True(legacy.TrainedOn(DataSplit.PublicTest));
+        Assert.False((legacy with { Training = options with { TrainOnValidation = false } }).TrainedOn(DataSplit.PublicTest));
+        Assert.True(legacy.TrainedOn(DataSplit.Training));
+
+        // Nothing may steer by accuracy on faces the network trains on.
+        Assert.Throws<ArgumentException>(() => (options with { Schedule = LrScheduleKind.Plateau }).Validate());
+        Assert.Throws<ArgumentException>(() => (options with { EarlyStoppingPatience = 3 }).Validate());
+    }
+
+    [Fact]
+    public void Joined_datasets_keep_every_face_in_order_and_refuse_other_classes()
+    {
+        var first = Synthetic.Patterns(2);
+        var second = Synthetic.Patterns(1, seed: 3, split: DataSplit.PublicTest);
+        var joined = first.Concat(second);
+        Assert.Equal(first.Count + second.Count, joined.Count);
+        Assert.Equal(first.Labels.Concat(second.Labels), joined.Labels);
+        Assert.Equal(first.Splits.Concat(second.Splits), joined.Splits);
+        Assert.True(joined.Face(first.Count).SequenceEqual(second.Face(0)));
+        Assert.True(joined.Face(first.Count - 1).SequenceEqual(first.Face(first.Count - 1)));
+        var twoClasses = new FaceDataset(["yes", "no"], new byte[2 * FaceDataset.PixelsPerImage], [0, 1], [DataSplit.Training, DataSplit.Training]);
+        Assert.Throws<ArgumentException>(() => first.Concat(twoClasses));
+    }
+
+    [Fact]
     public void Early_stopping_stops_when_the_monitored_metric_stalls()
     {
         using var dir = new TempDir();

@@ -60,15 +60,17 @@ internal static class EvaluateCommand
                     Run(new SyncProgress<int>(n => task.Value = n));
                 });
             }
-            var folder = parse.GetValue(outDir) ?? Path.Combine("reports", $"{result!.ModelName}-{splitName}{(options.Tta == TtaMode.None ? "" : "-" + options.Tta.ToString().ToLowerInvariant())}");
-            ReportWriter.Write(result!, folder, string.Join(", ", modelPaths), dataPath);
+            // Run always assigns it; the progress lambda just hides that from the compiler.
+            var evaluated = result!;
+            var folder = parse.GetValue(outDir) ?? Path.Combine("reports", $"{evaluated.ModelName}-{splitName}{(options.Tta == TtaMode.None ? "" : "-" + options.Tta.ToString().ToLowerInvariant())}");
+            ReportWriter.Write(evaluated, folder, string.Join(", ", modelPaths), dataPath);
             if (quiet)
             {
                 Console.WriteLine(File.ReadAllText(Path.Combine(folder, ReportWriter.MetricsFile)));
             }
             else
             {
-                PrintSummary(result!);
+                PrintSummary(evaluated);
                 AnsiConsole.MarkupLineInterpolated($"report: [bold]{Path.Combine(folder, "report.md")}[/] (metrics.json, confusion_matrix.png, per_class.png, mistakes.png)");
             }
             return Task.FromResult(CliRunner.ExitOk);

@@ -47,18 +47,20 @@ internal static class TrainCommand
         var teacher = new Option<string?>("--teacher") { Description = "Knowledge distillation: also learn the softened predictions of this model package (any architecture, same classes) on each augmented batch, e.g. a small network from models/fer2013-best." };
         var distillWeight = new Option<double>("--distill-weight") { Description = "With --teacher: share of the loss given to the teacher's predictions (0..1).", DefaultValueFactory = _ => 0.5 };
         var distillTemperature = new Option<double>("--distill-temperature") { Description = "With --teacher: softmax temperature of the distillation term.", DefaultValueFactory = _ => 4 };
+        var trainOnValidation = new Option<bool>("--train-on-validation") { Description = "A final fit: the validation faces (--val-split) join the training data; the package is then the last epoch's, and validation accuracy is no longer held out. Needs a cosine (or no) schedule and --patience 0." };
         var dataOptions = new DatasetOptions();
         Option[] recipeOptions =
         [
             arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
             augment, monitor, patience, standardize, ema, seed, initFrom, teacher, distillWeight, distillTemperature,
+            trainOnValidation,
         ];
 
         var command = new Command("train", "Train a CNN on FER2013 (or FER+) with augmentation, early stopping and checkpoints.")
         {
             data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
             augment, monitor, patience, standardize, ema, seed, threads, limit, valSplit, valFraction, name, runsDir, resume, initFrom,
-            teacher, distillWeight, distillTemperature,
+            teacher, distillWeight, distillTemperature, trainOnValidation,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
@@ -95,6 +97,7 @@ internal static class TrainCommand
                 Teacher = parse.GetValue(teacher) ?? baseOptions.Teacher,
                 DistillWeight = Pick(distillWeight, baseOptions.DistillWeight),
                 DistillTemperature = Pick(distillTemperature, baseOptions.DistillTemperature),
+                TrainOnValidation = parse.GetValue(trainOnValidation) || baseOptions.TrainOnValidation,
             };
             options = options with { Augment = AugmentOptions.Parse(options.Augment).ToString() };
             options.Validate();
@@ -141,7 +144,7 @@ internal static class TrainCommand
             var runName = parse.GetValue(name) ?? $"{options.Architecture}-{DateTime.Now:yyyyMMdd-HHmmss}";
             var runDir = Path.Combine(parse.GetValue(runsDir)!, runName);
             var resumeHint = $"fer train {(stages != null ? $"--preset {recipe!.Name} " : "")}--name {runName} --runs-dir {parse.GetValue(runsDir)} --resume{(stages != null ? "" : " (same options)")}";
-            AnsiConsole.MarkupLineInterpolated($"training [bold]{options.Architecture}[/] on {train.Count:N0} faces, validating on {validation.Count:N0}; run folder [bold]{runDir}[/]");
+            AnsiConsole.MarkupLineInterpolated($"training [bold]{options.Architecture}[/] on {train.Count:N0} faces, validating on {validation.Count:N0}{(options.TrainOnValidation ? " (which join the training data)" : "")}; run folder [bold]{runDir}[/]");
             TrainingResult result;
             string curvesPath;
             if (stages != null)

@@ -83,6 +83,20 @@ public sealed class FaceDataset
     /// <summary>The first <paramref name="count"/> faces (FER2013 rows are shuffled within a split, so this is a fair sample for quick runs).</summary>
     public FaceDataset Take(int count) => count >= Count ? this : Select(Enumerable.Range(0, count).ToArray());
 
+    /// <summary>These faces followed by <paramref name="other"/>'s (same classes), e.g. Training and PublicTest for a final fit.</summary>
+    public FaceDataset Concat(FaceDataset other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (!ClassNames.SequenceEqual(other.ClassNames))
+        {
+            throw new ArgumentException($"cannot join datasets with different classes ({string.Join(",", ClassNames)} and {string.Join(",", other.ClassNames)})");
+        }
+        // Origins and vote distributions survive only when both sides have them.
+        var origins = Origins != null && other.Origins != null ? Origins.Concat(other.Origins).ToArray() : null;
+        var dist = LabelDistributions != null && other.LabelDistributions != null ? [.. LabelDistributions, .. other.LabelDistributions] : (float[]?)null;
+        return new FaceDataset(ClassNames, [.. _pixels, .. other._pixels], [.. Labels, .. other.Labels], [.. Splits, .. other.Splits], origins, dist, Report);
+    }
+
     public FaceDataset Select(IReadOnlyList<int> indices)
     {
         ArgumentNullException.ThrowIfNull(indices);

@@ -68,6 +68,7 @@ public static class Evaluator
         if (data.Count == 0) throw new ArgumentException("no faces to evaluate (is the split empty?)");
 
         var (classes, predictable, truth, notes) = MapClasses(first.ClassNames, data);
+        notes.AddRange(TrainingDataNotes(models, data));
         var watch = Stopwatch.StartNew();
         var probabilities = PredictMean(models, data, options.Tta, options.BatchSize, classes.Count, progress, cancellationToken);
         watch.Stop();
@@ -92,6 +93,20 @@ public static class Evaluator
             Data = data,
             Notes = notes,
         };
+    }
+
+    /// <summary>A note for each model that trained on faces of a split in <paramref name="data"/>: no test result there.</summary>
+    internal static IEnumerable<string> TrainingDataNotes(IReadOnlyList<EmotionModel> models, FaceDataset data)
+    {
+        var splits = data.Splits.Distinct().Order().ToList();
+        foreach (var model in models)
+        {
+            var seen = splits.Where(model.Metadata.TrainedOn).ToList();
+            if (seen.Count > 0)
+            {
+                yield return $"{model.Metadata.Name} was trained on {string.Join(" and ", seen)} faces: its accuracy on them is not a test result";
+            }
+        }
     }
 
     /// <summary>

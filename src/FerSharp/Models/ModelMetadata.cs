@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
+using FerSharp.Data;
 using FerSharp.Training;
 
 namespace FerSharp.Models;
@@ -9,7 +10,11 @@ namespace FerSharp.Models;
 public sealed record Normalization(double Mean = 0, double Std = 1);
 
 /// <summary>Identifies the data a model was trained on, so a report can say what it was compared with.</summary>
-public sealed record DatasetFingerprint(string Source, int Count, string Sha256, IReadOnlyDictionary<string, int> ClassCounts);
+public sealed record DatasetFingerprint(string Source, int Count, string Sha256, IReadOnlyDictionary<string, int> ClassCounts)
+{
+    /// <summary>The splits the training faces came from (Training, PublicTest, …); null in packages made before it was recorded.</summary>
+    public IReadOnlyList<string>? Splits { get; init; }
+}
 
 /// <summary>The <c>model.json</c> beside the weights of a model package.</summary>
 public sealed record ModelMetadata
@@ -35,6 +40,16 @@ public sealed record ModelMetadata
     public bool FlipAveraging { get; init; }
     public TrainOptions? Training { get; init; }
     public DatasetFingerprint? Dataset { get; init; }
+
+    /// <summary>
+    /// Whether faces of <paramref name="split"/> were training data for this model, so that accuracy on them is
+    /// no test result. Packages made before the splits were recorded trained on Training, plus the default
+    /// validation split (PublicTest) when they were told to train on their validation faces.
+    /// </summary>
+    public bool TrainedOn(DataSplit split) =>
+        Dataset?.Splits is { } splits
+            ? splits.Contains(split.ToString())
+            : split == DataSplit.Training || (split == DataSplit.PublicTest && Training?.TrainOnValidation == true);
     /// <summary>Validation / test numbers, e.g. <c>val_accuracy</c>, <c>privatetest_accuracy</c>.</summary>
     public Dictionary<string, double> Metrics { get; init; } = [];
     public int? Epochs { get; init; }

@@ -58,6 +58,13 @@ public sealed record TrainOptions
     /// <summary>Softmax temperature for teacher and student in the distillation term (Hinton et al. 2015).</summary>
     public double DistillTemperature { get; init; } = 4;
 
+    /// <summary>
+    /// The validation faces join the training data: a final fit once the recipe has been chosen on them. Their
+    /// accuracy then no longer measures generalisation, so the package is the last epoch's, and nothing may
+    /// steer by it (no plateau schedule, no early stopping).
+    /// </summary>
+    public bool TrainOnValidation { get; init; }
+
     [JsonIgnore]
     public IReadOnlyList<int> RestartEpochs => ParseRestarts(RestartAt);
 
@@ -73,6 +80,10 @@ public sealed record TrainOptions
         if (LearningRate <= 0) throw new ArgumentException("learning rate must be positive");
         if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException("label smoothing must be in [0, 1)");
         if (Monitor is not ("val_accuracy" or "val_loss")) throw new ArgumentException("monitor must be val_accuracy or val_loss");
+        if (TrainOnValidation && (Schedule == LrScheduleKind.Plateau || EarlyStoppingPatience > 0))
+        {
+            throw new ArgumentException("training on the validation faces leaves nothing to steer by: use a cosine or no schedule and --patience 0");
+        }
         if (Ema is < 0 or >= 1) throw new ArgumentException("EMA decay must be in [0, 1)");
         if (DistillWeight is < 0 or > 1) throw new ArgumentException("distillation weight must be in [0, 1]");
         if (DistillTemperature <= 0) throw new ArgumentException("distillation temperature must be positive");

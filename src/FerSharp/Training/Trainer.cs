@@ -72,6 +72,10 @@ public sealed class Trainer
             throw new ArgumentException("training and validation data have different class sets");
         }
         Directory.CreateDirectory(Path.Combine(_runDirectory, "checkpoints"));
+        if (_options.TrainOnValidation)
+        {
+            train = train.Concat(validation);
+        }
 
         var classCount = train.ClassCount;
         var architecture = ModelRegistry.Get(_options.Architecture);
@@ -130,6 +134,10 @@ public sealed class Trainer
                 Dataset = Fingerprint(train),
             };
             Log($"new run: {_options.Architecture}, {train.Count} training / {validation.Count} validation faces, {get_num_threads()} threads");
+            if (_options.TrainOnValidation)
+            {
+                Log("the validation faces are part of the training data: validation accuracy is not held out, and the package is the last epoch's");
+            }
         }
         if (!HeldScalars.RuntimeKeepsTemporariesAlive())
         {
@@ -221,7 +229,7 @@ public sealed class Trainer
             var metrics = new EpochMetrics(epoch, lossSum / seen, (double)correct / seen, valLoss, valAccuracy, lr,
                 epochWatch.Elapsed.TotalSeconds, seen / trainSeconds);
             var monitored = metrics.Monitored(_options.Monitor);
-            var isBest = double.IsNaN(state.BestMonitored) || Better(monitored, state.BestMonitored);
+            var isBest = _options.TrainOnValidation || double.IsNaN(state.BestMonitored) || Better(monitored, state.BestMonitored);
             var history = new List<EpochMetrics>(state.History) { metrics };
             state = state with
             {
@@ -531,7 +539,10 @@ public sealed class Trainer
         var source = data.Origins is { Count: > 0 } origins ? origins[0].Split(':')[0] : "memory";
         var counts = data.CountsByClass();
         return new DatasetFingerprint(source, data.Count, Convert.ToHexStringLower(hash.GetHashAndReset())[..16],
-            data.ClassNames.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => counts[x.i]));
+            data.ClassNames.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => counts[x.i]))
+        {
+            Splits = data.Splits.Distinct().Order().Select(s => s.ToString()).ToArray(),
+        };
     }
 
     private void Log(string line)
