@@ -93,9 +93,9 @@ internal static class ModelsCommand
             var table = new Table().Border(TableBorder.Rounded).AddColumn("metric").AddColumn("value");
             foreach (var (key, value) in metrics) table.AddRow(key, key.Contains("f1", StringComparison.Ordinal) ? $"{value:F3}" : $"{value:P2}");
             AnsiConsole.Write(table);
-            foreach (var split in new[] { DataSplit.PublicTest, DataSplit.PrivateTest }.Where(shipped.Metadata.TrainedOn))
+            foreach (var note in Evaluator.TrainingDataNotes([shipped], data))
             {
-                AnsiConsole.MarkupLineInterpolated($"[yellow]{shipped.Metadata.Name} was trained on {split} faces: its {split} numbers are not test results[/]");
+                AnsiConsole.MarkupLineInterpolated($"[yellow]{note}[/]");
             }
             return CliRunner.ExitOk;
         });

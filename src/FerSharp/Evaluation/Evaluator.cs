@@ -96,7 +96,7 @@ public static class Evaluator
     }
 
     /// <summary>A note for each model that trained on faces of a split in <paramref name="data"/>: no test result there.</summary>
-    internal static IEnumerable<string> TrainingDataNotes(IReadOnlyList<EmotionModel> models, FaceDataset data)
+    public static IEnumerable<string> TrainingDataNotes(IReadOnlyList<EmotionModel> models, FaceDataset data)
     {
         var splits = data.Splits.Distinct().Order().ToList();
         foreach (var model in models)

@@ -50,6 +50,7 @@ public sealed record ModelMetadata
         Dataset?.Splits is { } splits
             ? splits.Contains(split.ToString())
             : split == DataSplit.Training || (split == DataSplit.PublicTest && Training?.TrainOnValidation == true);
+
     /// <summary>Validation / test numbers, e.g. <c>val_accuracy</c>, <c>privatetest_accuracy</c>.</summary>
     public Dictionary<string, double> Metrics { get; init; } = [];
     public int? Epochs { get; init; }
