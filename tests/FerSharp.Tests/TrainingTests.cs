@@ -655,7 +655,7 @@ public class ArchitectureTests
 public class FoldedNetworkTests
 {
     /// <summary>A network of the architecture with random weights and batch norms far from their 1/0 start.</summary>
-    private static nn.Module<Tensor, Tensor> Randomized(string name, long seed, int classes = 7)
+    internal static nn.Module<Tensor, Tensor> Randomized(string name, long seed, int classes = 7)
     {
         var network = ModelRegistry.Create(name, classes);
         using var generator = new Generator((ulong)seed);

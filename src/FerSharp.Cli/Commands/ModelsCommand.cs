@@ -52,6 +52,36 @@ internal static class ModelsCommand
             return CliRunner.ExitOk;
         });
         command.Subcommands.Add(Ship());
+        command.Subcommands.Add(Average());
+        return command;
+    }
+
+    private static Command Average()
+    {
+        var sources = new Argument<string[]>("packages") { Description = "Two or more model packages of one architecture, e.g. the ends of successive cosine cycles.", Arity = new ArgumentArity(2, 100) };
+        var output = new Option<string>("--out", "-o") { Description = "Folder to write the averaged package to (float32; ship it with 'fer models ship').", Required = true };
+        var name = new Option<string?>("--name") { Description = "Name recorded in model.json (default: the output folder's name)." };
+        var recompute = new Option<bool>("--recompute-bn") { Description = "Recompute batch-norm statistics over the faces the members trained on (one pass, unaugmented) instead of averaging the members' statistics." };
+        var data = new Option<string?>("--data", "-d") { Description = "FER2013 data for --recompute-bn. Default: ../shared/data/fer2013/fer2013.csv.gz when present." };
+        var command = new Command("average", "Average the weights of packages into one network of the same size and speed (stochastic weight averaging); score it with 'fer evaluate'.") { sources, output, name, recompute, data };
+        command.SetAction((parse, ct) =>
+        {
+            var destination = parse.GetRequiredValue(output);
+            using var members = new ModelSet(parse.GetRequiredValue(sources));
+            using var averaged = WeightAveraging.Average(members.Loaded, parse.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(destination)));
+            if (parse.GetValue(recompute))
+            {
+                var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData()
+                    ?? throw new UserFacingException("--recompute-bn needs FER2013 data: pass --data");
+                var splits = Enum.GetValues<DataSplit>().Where(averaged.Metadata.TrainedOn).ToArray();
+                var faces = Fer2013Dataset.Load(dataPath, new DatasetLoadOptions { Splits = splits });
+                var layers = AnsiConsole.Status().Start($"recomputing batch-norm statistics on {faces.Count:N0} faces…", _ => WeightAveraging.RecomputeBatchNorm(averaged, faces, cancellationToken: ct));
+                AnsiConsole.MarkupLineInterpolated($"recomputed {layers} batch-norm layers on {faces.Count:N0} faces ({string.Join(" + ", splits)})");
+            }
+            averaged.Save(destination);
+            AnsiConsole.MarkupLineInterpolated($"wrote {destination}: {averaged.Metadata.Architecture}, the average of {string.Join(", ", members.Loaded.Select(m => m.Metadata.Name))}");
+            return Task.FromResult(CliRunner.ExitOk);
+        });
         return command;
     }
 

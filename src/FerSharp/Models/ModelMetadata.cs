@@ -40,6 +40,13 @@ public sealed record ModelMetadata
     public bool FlipAveraging { get; init; }
     public TrainOptions? Training { get; init; }
     public DatasetFingerprint? Dataset { get; init; }
+    /// <summary>
+    /// The packages whose weights were averaged into this one (<see cref="WeightAveraging"/>); null for a
+    /// package that came straight from training. <see cref="Training"/> is then the last member's recipe.
+    /// </summary>
+    public IReadOnlyList<AveragedModel>? AveragedFrom { get; init; }
+    /// <summary>Where the batch-norm running statistics came from when not from training (e.g. recomputed after averaging).</summary>
+    public string? BatchNormStatistics { get; init; }
 
     /// <summary>
     /// Whether faces of <paramref name="split"/> were training data for this model, so that accuracy on them is

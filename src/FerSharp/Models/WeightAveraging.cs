@@ -1,0 +1,132 @@
+using FerSharp.Data;
+
+using TorchSharp;
+using TorchSharp.Modules;
+
+using static TorchSharp.torch;
+
+namespace FerSharp.Models;
+
+/// <summary>A package whose weights went into an average: its name and weight checksum, so the average can be traced.</summary>
+public sealed record AveragedModel(string Name, string? WeightsSha256);
+
+/// <summary>
+/// One network whose weights are the uniform average of several packages of the same architecture, e.g. the
+/// ends of successive cosine cycles, each started from the one before (stochastic weight averaging, Izmailov
+/// et al. 2018: cycle ends lie in one basin, and their average sits nearer its flat centre than any of them).
+/// It is a single network of the same size and speed, unlike an ensemble, which runs every member.
+/// </summary>
+public static class WeightAveraging
+{
+    /// <summary>
+    /// The average of <paramref name="models"/> as a new in-memory package named <paramref name="name"/>.
+    /// Batch-norm running statistics are averaged like the weights (as the training's EMA does with them).
+    /// The metadata is the last model's (its recipe and data), listing the members, and counting as trained
+    /// on every split any member trained on.
+    /// </summary>
+    /// <exception cref="ArgumentException">Fewer than two models, or models that differ in architecture,
+    /// classes or input normalization (their weights would not mean the same thing).</exception>
+    public static EmotionModel Average(IReadOnlyList<EmotionModel> models, string name)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (models.Count < 2) throw new ArgumentException("averaging needs at least two models", nameof(models));
+        var first = models[0].Metadata;
+        foreach (var model in models.Skip(1))
+        {
+            var m = model.Metadata;
+            var place = model.Path ?? m.Name;
+            if (m.Architecture != first.Architecture)
+            {
+                throw new ArgumentException($"{place}: architecture '{m.Architecture}' differs from '{first.Architecture}'; only weights of one architecture can be averaged", nameof(models));
+            }
+            if (!m.ClassNames.SequenceEqual(first.ClassNames))
+            {
+                throw new ArgumentException($"{place}: classes [{string.Join(", ", m.ClassNames)}] differ from [{string.Join(", ", first.ClassNames)}]", nameof(models));
+            }
+            if (m.Normalization != first.Normalization)
+            {
+                throw new ArgumentException($"{place}: input normalization {m.Normalization} differs from {first.Normalization}; its weights expect other inputs", nameof(models));
+            }
+        }
+
+        var network = ModelRegistry.Get(first.Architecture).Create(first.ClassNames.Count);
+        using (no_grad())
+        {
+            var sources = models.Select(m => m.Network.state_dict()).ToList();
+            foreach (var (key, target) in network.state_dict())
+            {
+                if (!target.is_floating_point())
+                {
+                    target.copy_(sources[^1][key]); // counters such as BatchNorm's num_batches_tracked
+                    continue;
+                }
+                target.zero_();
+                foreach (var source in sources) target.add_(source[key]);
+                target.div_(sources.Count);
+            }
+        }
+
+        var last = models[^1].Metadata;
+        var splits = Enum.GetValues<DataSplit>().Where(s => models.Any(m => m.Metadata.TrainedOn(s))).Select(s => s.ToString()).ToArray();
+        var metadata = last with
+        {
+            Name = name,
+            AveragedFrom = models.Select(m => new AveragedModel(m.Metadata.Name, m.Metadata.WeightsSha256)).ToArray(),
+            Dataset = last.Dataset is { } dataset ? dataset with { Splits = splits } : null,
+            WeightsDtype = "float32",
+            WeightsSha256 = null,
+            Metrics = [],
+            Created = DateTimeOffset.UtcNow,
+        };
+        return new EmotionModel(metadata, network);
+    }
+
+    /// <summary>
+    /// Replaces every batch norm's running statistics with the mean and variance of its inputs over
+    /// <paramref name="faces"/> (unaugmented, in batches of <paramref name="batchSize"/>). The statistics of an
+    /// average of weights are not the average of the members' statistics, since each layer's inputs change with
+    /// the layers before it; SWA recomputes them in one pass over the training data. Call it before the model's
+    /// first prediction (which freezes folded copies of the batch norms).
+    /// </summary>
+    /// <returns>How many batch-norm layers were recomputed (0 for a network without any).</returns>
+    public static int RecomputeBatchNorm(EmotionModel model, FaceDataset faces, int batchSize = 256, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(faces);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        if (faces.Count == 0) throw new ArgumentException("no faces to recompute batch-norm statistics on", nameof(faces));
+        var norms = model.Network.modules().OfType<BatchNorm>().ToList();
+        if (norms.Count == 0) return 0;
+        var momenta = norms.Select(n => n.momentum).ToList();
+        try
+        {
+            foreach (var norm in norms)
+            {
+                norm.reset_running_stats();
+                norm.train(); // only the batch norms: dropout stays off
+            }
+            using var noGrad = no_grad();
+            using var all = faces.ToTensor();
+            for (int start = 0, batch = 0; start < faces.Count; start += batchSize, batch++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                // A momentum of 1/(k+1) at the k-th batch makes the running values the plain mean over all batches.
+                foreach (var norm in norms) norm.momentum = 1.0 / (batch + 1);
+                model.Network.forward(model.Preprocess(all.narrow(0, start, Math.Min(batchSize, faces.Count - start))));
+            }
+        }
+        finally
+        {
+            for (var i = 0; i < norms.Count; i++)
+            {
+                norms[i].momentum = momenta[i];
+                norms[i].eval();
+            }
+        }
+        var splits = string.Join(" + ", faces.Splits.Distinct().Order());
+        model.UpdateMetadata(m => m with { BatchNormStatistics = $"recomputed on {faces.Count:N0} unaugmented faces ({splits})" });
+        return norms.Count;
+    }
+}
