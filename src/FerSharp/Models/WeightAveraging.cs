@@ -30,7 +30,7 @@ public static class WeightAveraging
     {
         ArgumentNullException.ThrowIfNull(models);
         ArgumentException.ThrowIfNullOrEmpty(name);
-        if (models.Count < 2) throw new ArgumentException("averaging needs at least two models", nameof(models));
+        if (models.Count < 2) throw new ArgumentException("averaging needs at least two models");
         var first = models[0].Metadata;
         foreach (var model in models.Skip(1))
         {
@@ -38,15 +38,15 @@ public static class WeightAveraging
             var place = model.Path ?? m.Name;
             if (m.Architecture != first.Architecture)
             {
-                throw new ArgumentException($"{place}: architecture '{m.Architecture}' differs from '{first.Architecture}'; only weights of one architecture can be averaged", nameof(models));
+                throw new ArgumentException($"{place}: architecture '{m.Architecture}' differs from '{first.Architecture}'; only weights of one architecture can be averaged");
             }
             if (!m.ClassNames.SequenceEqual(first.ClassNames))
             {
-                throw new ArgumentException($"{place}: classes [{string.Join(", ", m.ClassNames)}] differ from [{string.Join(", ", first.ClassNames)}]", nameof(models));
+                throw new ArgumentException($"{place}: classes [{string.Join(", ", m.ClassNames)}] differ from [{string.Join(", ", first.ClassNames)}]");
             }
             if (m.Normalization != first.Normalization)
             {
-                throw new ArgumentException($"{place}: input normalization {m.Normalization} differs from {first.Normalization}; its weights expect other inputs", nameof(models));
+                throw new ArgumentException($"{place}: input normalization {m.Normalization} differs from {first.Normalization}; its weights expect other inputs");
             }
         }
 
@@ -95,7 +95,7 @@ public static class WeightAveraging
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(faces);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
-        if (faces.Count == 0) throw new ArgumentException("no faces to recompute batch-norm statistics on", nameof(faces));
+        if (faces.Count == 0) throw new ArgumentException("no faces to recompute batch-norm statistics on");
         var norms = model.Network.modules().OfType<BatchNorm>().ToList();
         if (norms.Count == 0) return 0;
         var momenta = norms.Select(n => n.momentum).ToList();
