@@ -17,6 +17,8 @@ public class WeightAveragingTests
             Architecture = "fast-cnn",
             ClassNames = EmotionClasses.Fer2013,
             WeightsSha256 = $"sha-{name}",
+            Epochs = (int)seed * 10,
+            TrainingSeconds = seed * 100.5,
             Dataset = new DatasetFingerprint("faces.csv", 10, "x", new Dictionary<string, int>()) { Splits = splits },
         },
         FoldedNetworkTests.Randomized("fast-cnn", seed));
@@ -28,6 +30,10 @@ public class WeightAveragingTests
         using var a = Member("a", 1, "Training");
         using var b = Member("b", 2, "Training", "PublicTest");
         using var c = Member("c", 3, "Training");
+        foreach (var (_, counter) in c.Network.state_dict().Where(p => !p.Value.is_floating_point()))
+        {
+            counter.fill_(7); // a counter is taken from the last member, never averaged
+        }
         using (var averaged = WeightAveraging.Average([a, b, c], "abc"))
         {
             var sa = a.Network.state_dict();
@@ -35,7 +41,11 @@ public class WeightAveragingTests
             var sc = c.Network.state_dict();
             foreach (var (key, value) in averaged.Network.state_dict())
             {
-                if (!value.is_floating_point()) continue;
+                if (!value.is_floating_point())
+                {
+                    Assert.Equal(7L, value.item<long>()); // the last member's counter
+                    continue;
+                }
                 using var expected = (sa[key] + sb[key] + sc[key]) / 3;
                 Assert.True(value.allclose(expected, rtol: 1e-5, atol: 1e-7), $"{key} is not the mean of the members");
             }
@@ -49,6 +59,8 @@ public class WeightAveragingTests
         Assert.Equal(["a", "b", "c"], loaded.Metadata.AveragedFrom!.Select(m => m.Name));
         Assert.Equal("sha-b", loaded.Metadata.AveragedFrom![1].WeightsSha256);
         Assert.Empty(loaded.Metadata.Metrics); // the members' scores are not the average's
+        Assert.Equal(60, loaded.Metadata.Epochs); // what it took to make all three, not the last one's 30
+        Assert.Equal(603.0, loaded.Metadata.TrainingSeconds!.Value, 6);
     }
 
     [Fact]

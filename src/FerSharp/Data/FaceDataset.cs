@@ -64,6 +64,8 @@ public sealed class FaceDataset
     public ReadOnlySpan<byte> Pixels => _pixels;
     public IReadOnlyList<int> Labels { get; }
     public IReadOnlyList<DataSplit> Splits { get; }
+    /// <summary>The splits at least one face belongs to, in split order (what a model trained on it has seen).</summary>
+    public IReadOnlyList<DataSplit> SplitsPresent => [.. Splits.Distinct().Order()];
     /// <summary>Where each face came from (<c>file:line</c> or an image path), for error messages and reports.</summary>
     public IReadOnlyList<string>? Origins { get; }
     /// <summary>FER+ vote distributions, <see cref="ClassCount"/> floats per face; null for hard labels only.</summary>

@@ -98,7 +98,7 @@ public static class Evaluator
     /// <summary>A note for each model that trained on faces of a split in <paramref name="data"/>: no test result there.</summary>
     public static IEnumerable<string> TrainingDataNotes(IReadOnlyList<EmotionModel> models, FaceDataset data)
     {
-        var splits = data.Splits.Distinct().Order().ToList();
+        var splits = data.SplitsPresent;
         foreach (var model in models)
         {
             var seen = splits.Where(model.Metadata.TrainedOn).ToList();

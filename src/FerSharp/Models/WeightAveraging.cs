@@ -21,8 +21,8 @@ public static class WeightAveraging
     /// <summary>
     /// The average of <paramref name="models"/> as a new in-memory package named <paramref name="name"/>.
     /// Batch-norm running statistics are averaged like the weights (as the training's EMA does with them).
-    /// The metadata is the last model's (its recipe and data), listing the members, and counting as trained
-    /// on every split any member trained on.
+    /// The metadata is the last model's (its recipe and data), listing the members, counting as trained on
+    /// every split any member trained on, with the members' epochs and training time summed.
     /// </summary>
     /// <exception cref="ArgumentException">Fewer than two models, or models that differ in architecture,
     /// classes or input normalization (their weights would not mean the same thing).</exception>
@@ -51,20 +51,10 @@ public static class WeightAveraging
         }
 
         var network = ModelRegistry.Get(first.Architecture).Create(first.ClassNames.Count);
-        using (no_grad())
+        // A running mean: the k-th member (from 0) joins with weight 1/(k+1); counters end as the last member's.
+        for (var k = 0; k < models.Count; k++)
         {
-            var sources = models.Select(m => m.Network.state_dict()).ToList();
-            foreach (var (key, target) in network.state_dict())
-            {
-                if (!target.is_floating_point())
-                {
-                    target.copy_(sources[^1][key]); // counters such as BatchNorm's num_batches_tracked
-                    continue;
-                }
-                target.zero_();
-                foreach (var source in sources) target.add_(source[key]);
-                target.div_(sources.Count);
-            }
+            WeightMixing.MixInto(network, models[k].Network, keep: k / (k + 1.0));
         }
 
         var last = models[^1].Metadata;
@@ -77,6 +67,9 @@ public static class WeightAveraging
             WeightsDtype = "float32",
             WeightsSha256 = null,
             Metrics = [],
+            // The members' training together, not the last member's alone (null when any member's is unknown).
+            Epochs = models.All(m => m.Metadata.Epochs.HasValue) ? models.Sum(m => m.Metadata.Epochs!.Value) : null,
+            TrainingSeconds = models.All(m => m.Metadata.TrainingSeconds.HasValue) ? models.Sum(m => m.Metadata.TrainingSeconds!.Value) : null,
             Created = DateTimeOffset.UtcNow,
         };
         return new EmotionModel(metadata, network);
@@ -125,7 +118,7 @@ public static class WeightAveraging
                 norms[i].eval();
             }
         }
-        var splits = string.Join(" + ", faces.Splits.Distinct().Order());
+        var splits = string.Join(" + ", faces.SplitsPresent);
         model.UpdateMetadata(m => m with { BatchNormStatistics = $"recomputed on {faces.Count:N0} unaugmented faces ({splits})" });
         return norms.Count;
     }

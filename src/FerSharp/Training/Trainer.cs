@@ -209,7 +209,7 @@ public sealed class Trainer
                 optimizer.zero_grad();
                 loss.backward();
                 optimizer.step();
-                if (ema != null) UpdateEma(ema, model, EmaDecayAt(_options.Ema, (long)(epoch - 1) * batches + b));
+                if (ema != null) WeightMixing.MixInto(ema, model, EmaDecayAt(_options.Ema, (long)(epoch - 1) * batches + b));
                 var n = end - start;
                 lossSum += loss.item<float>() * n;
                 correct += logits.argmax(1).eq(trainLabels.index_select(0, index)).sum().item<long>();
@@ -475,24 +475,6 @@ public sealed class Trainer
     /// </summary>
     internal static double EmaDecayAt(double decay, long step) => Math.Min(decay, (1.0 + step) / (10.0 + step));
 
-    private static void UpdateEma(nn.Module<Tensor, Tensor> ema, nn.Module<Tensor, Tensor> model, double decay)
-    {
-        using var noGrad = no_grad();
-        var source = model.state_dict();
-        foreach (var (name, target) in ema.state_dict())
-        {
-            var value = source[name];
-            if (target.is_floating_point())
-            {
-                target.mul_(decay).add_(value, alpha: 1 - decay);
-            }
-            else
-            {
-                target.copy_(value); // counters such as BatchNorm's num_batches_tracked
-            }
-        }
-    }
-
     private static byte[] SaveModule(nn.Module module)
     {
         using var ms = new MemoryStream();
@@ -541,7 +523,7 @@ public sealed class Trainer
         return new DatasetFingerprint(source, data.Count, Convert.ToHexStringLower(hash.GetHashAndReset())[..16],
             data.ClassNames.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => counts[x.i]))
         {
-            Splits = data.Splits.Distinct().Order().Select(s => s.ToString()).ToArray(),
+            Splits = data.SplitsPresent.Select(s => s.ToString()).ToArray(),
         };
     }
 
