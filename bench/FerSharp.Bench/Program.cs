@@ -22,12 +22,13 @@ using TorchSharp;
 
 using static TorchSharp.torch;
 
-const string Usage = "usage: bench/run [--quick] [--threads N] [--only training,memory,latency,accuracy,detector,photo,video,server,scalar-race]";
+const string Usage = "usage: bench/run [--quick] [--threads N] [--model DIR] [--only training,memory,latency,accuracy,detector,photo,video,server,scalar-race]";
 string[] sections = ["training", "memory", "latency", "accuracy", "detector", "photo", "video", "server", "scalar-race"];
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(Usage);
-    Console.WriteLine("A full run (no --only, no --threads) rewrites bench/results.json and the generated section of docs/BENCHMARKS.md.");
+    Console.WriteLine("--model DIR: the photo and video pipelines with this model package instead of the default (e.g. models/fer2013-realtime).");
+    Console.WriteLine("A full run (no --only, --threads or --model) rewrites bench/results.json and the generated section of docs/BENCHMARKS.md.");
     return 0;
 }
 // One pass reads and checks the options: a mistyped one must not start a half-hour run that then
@@ -35,6 +36,7 @@ if (args.Contains("--help") || args.Contains("-h"))
 var quick = false;
 HashSet<string>? only = null;
 int? threadOption = null;
+string? modelOption = null;
 for (var i = 0; i < args.Length; i++)
 {
     string? bad = null;
@@ -49,6 +51,12 @@ for (var i = 0; i < args.Length; i++)
             break;
         case "--threads":
             bad = "--threads needs a positive number";
+            break;
+        case "--model" when i + 1 < args.Length && File.Exists(Path.Combine(args[i + 1], "model.json")):
+            modelOption = args[++i];
+            break;
+        case "--model":
+            bad = i + 1 < args.Length ? $"--model {args[i + 1]}: no model.json in that folder" : "--model needs a model package folder";
             break;
         case "--only" when i + 1 < args.Length && args[i + 1].Split(',').All(sections.Contains):
             only = args[++i].Split(',').ToHashSet();
@@ -312,11 +320,13 @@ if ((Wanted("photo") || Wanted("video")) && (faces == null || shipped.Count == 0
 }
 else
 {
-    using var recognizer = EmotionRecognizer.Load();
+    using var recognizer = EmotionRecognizer.Load(modelOption);
+    var modelLabel = modelOption == null ? "shipped default model" : "model";
+    results["pipeline_model"] = recognizer.Model.Metadata.Name;
     var sceneFaces = Scenes.DetectableFaces(faces!, recognizer, 5);
     if (Wanted("photo"))
     {
-        var table = report.Section($"Photo pipeline (decode excluded: detect + crop + classify), shipped default model ({recognizer.Model.Metadata.Name})", "image", "faces (detected)", "median ms", "p99 ms", "min–max ms");
+        var table = report.Section($"Photo pipeline (decode excluded: detect + crop + classify), {modelLabel} ({recognizer.Model.Metadata.Name})", "image", "faces (detected)", "median ms", "p99 ms", "min–max ms");
         var rows = new List<object>();
         foreach (var (w, h) in new[] { (640, 480), (1920, 1080) })
             foreach (var n in new[] { 1, 5 })
@@ -335,8 +345,8 @@ else
     if (Wanted("video"))
     {
         // As `fer video` runs by default: the fast detector settings.
-        using var videoRecognizer = EmotionRecognizer.Load(null, new RecognizerOptions { Detector = HaarDetectorOptions.Video });
-        var table = report.Section($"Video end to end (MJPEG decode + detect + classify + track; `fer video` defaults: fast detection), shipped default model ({videoRecognizer.Model.Metadata.Name})", "video", "faces", "frames", "FPS");
+        using var videoRecognizer = EmotionRecognizer.Load(modelOption, new RecognizerOptions { Detector = HaarDetectorOptions.Video });
+        var table = report.Section($"Video end to end (MJPEG decode + detect + classify + track; `fer video` defaults: fast detection), {modelLabel} ({videoRecognizer.Model.Metadata.Name})", "video", "faces", "frames", "FPS");
         var rows = new List<object>();
         var dir = Directory.CreateTempSubdirectory("fersharp-bench");
         try
@@ -401,7 +411,7 @@ if (Wanted("scalar-race"))
 
 var json = JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true });
 // bench/results.json and docs/BENCHMARKS.md describe the same full run; partial runs go to bench/out/.
-var fullRun = only == null && threadOption == null;
+var fullRun = only == null && threadOption == null && modelOption == null;
 var resultsPath = Path.Combine(fullRun ? outDir : Directory.CreateDirectory(Path.Combine(outDir, "out")).FullName, "results.json");
 File.WriteAllText(resultsPath + ".tmp", json);
 File.Move(resultsPath + ".tmp", resultsPath, overwrite: true);
@@ -415,6 +425,6 @@ if (fullRun)
 }
 else
 {
-    AnsiConsole.MarkupLine("[grey]--only/--threads: docs/BENCHMARKS.md left as it is (it holds the full run with default settings)[/]");
+    AnsiConsole.MarkupLine("[grey]--only/--threads/--model: docs/BENCHMARKS.md left as it is (it holds the full run with default settings)[/]");
 }
 return 0;
