@@ -38,7 +38,7 @@ internal static class TrainingProgressView
                             task.Description += "  [grey]validating…[/]";
                             break;
                         case TrainingPhase.EpochCompleted when task != null && p.Metrics is { } m:
-                            task.Description = Summary(m, p.IsBest);
+                            task.Description = Summary(m, p.IsBest, p.TotalEpochs);
                             task.StopTask();
                             break;
                     }
@@ -47,8 +47,23 @@ internal static class TrainingProgressView
         return result!;
     }
 
-    private static string Summary(EpochMetrics m, bool best) =>
-        $"epoch {m.Epoch}  loss {m.TrainLoss:F3} acc {m.TrainAccuracy:P1} | val_loss {m.ValLoss:F3} [bold]val_acc {m.ValAccuracy:P2}[/] | lr {m.LearningRate:G2} | {m.Seconds:F0}s {m.ImagesPerSecond:F0} img/s{(best ? " [green]best[/]" : "")}";
+    private static string Summary(EpochMetrics m, bool best, int totalEpochs) =>
+        $"epoch {m.Epoch}  loss {m.TrainLoss:F3} acc {m.TrainAccuracy:P1} | val_loss {m.ValLoss:F3} [bold]val_acc {m.ValAccuracy:P2}[/] | lr {m.LearningRate:G2} | {m.Seconds:F0}s {m.ImagesPerSecond:F0} img/s{(best ? " [green]best[/]" : "")}{TimeLeft(m, totalEpochs)}";
+
+    /// <summary>
+    /// How long the rest of the run takes at the last epoch's pace, so a log of a run in the background says
+    /// when to come back (the bar's own estimate covers one epoch only). Early stopping may end it sooner.
+    /// </summary>
+    internal static string TimeLeft(EpochMetrics m, int totalEpochs)
+    {
+        var epochsLeft = totalEpochs - m.Epoch;
+        if (epochsLeft <= 0) return "";
+        var left = TimeSpan.FromSeconds(m.Seconds * epochsLeft);
+        var text = left.TotalHours >= 1 ? $"{(int)left.TotalHours} h {left.Minutes} min"
+            : left.TotalMinutes >= 1 ? $"{(int)left.TotalMinutes} min"
+            : $"{Math.Max(1, (int)Math.Round(left.TotalSeconds))} s";
+        return $" | {epochsLeft} more epoch{(epochsLeft == 1 ? "" : "s")}, ~{text} at this pace";
+    }
 
     private static void PrintPlain(TrainingProgress p)
     {
@@ -58,7 +73,7 @@ internal static class TrainingProgressView
                 Console.WriteLine($"  epoch {p.Epoch} batch {p.Batch}/{p.TotalBatches}: loss {p.RunningLoss:F3} acc {p.RunningAccuracy:P1} {p.ImagesPerSecond:F0} img/s");
                 break;
             case TrainingPhase.EpochCompleted when p.Metrics is { } m:
-                AnsiConsole.MarkupLine(Summary(m, p.IsBest));
+                AnsiConsole.MarkupLine(Summary(m, p.IsBest, p.TotalEpochs));
                 break;
         }
     }

@@ -1,0 +1,62 @@
+using System.Text.RegularExpressions;
+
+using FerSharp.Data;
+
+namespace FerSharp.Tests;
+
+/// <summary>`fer train` as a user runs it: a fresh run, its continuation with --resume, and bad input.</summary>
+[Collection("torch")]
+public class TrainCommandTests
+{
+    private static string WriteData(TempDir dir)
+    {
+        var faces = Synthetic.Patterns(8, seed: 1).Concat(Synthetic.Patterns(2, seed: 2, split: DataSplit.PublicTest));
+        var csv = dir.File("faces.csv");
+        using var writer = new StreamWriter(csv);
+        Fer2013CsvWriter.Write(writer, faces);
+        return csv;
+    }
+
+    private static string Log(string runs) => File.ReadAllText(Path.Combine(runs, "t", "log.txt"));
+
+    [Fact]
+    public void Trains_says_how_long_is_left_and_resumes_where_it_stopped()
+    {
+        using var dir = new TempDir();
+        var csv = WriteData(dir);
+        var runs = dir.File("runs");
+        string[] common = ["train", "--data", csv, "--arch", "seed-cnn", "--batch-size", "16", "--augment", "none", "--name", "t", "--runs-dir", runs];
+
+        var first = Cli.Run([.. common, "--epochs", "2"]);
+        Assert.True(first.ExitCode == 0, first.Stderr + first.Stdout);
+        // Each epoch's line but the last says what remains at that pace.
+        Assert.Matches(new Regex(@"epoch 1 .*\| 1 more epoch, ~\d+ (s|min)"), first.Stdout);
+        Assert.DoesNotMatch(new Regex(@"epoch 2 .*more epoch"), first.Stdout);
+        Assert.Contains("epoch 2/2:", Log(runs));
+        Assert.True(File.Exists(Path.Combine(runs, "t", "model", "model.json")));
+
+        var resumed = Cli.Run([.. common, "--epochs", "4", "--resume"]);
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr + resumed.Stdout);
+        Assert.DoesNotMatch(new Regex(@"^epoch [12] ", RegexOptions.Multiline), resumed.Stdout); // not trained again
+        Assert.Matches(new Regex(@"epoch 3 .*\| 1 more epoch"), resumed.Stdout);
+        Assert.Contains("resumed from", Log(runs));
+        Assert.Contains("epoch 4/4:", Log(runs));
+        Assert.DoesNotContain("epoch 1/4:", Log(runs));
+    }
+
+    [Fact]
+    public void Missing_data_and_unknown_architecture_are_clear_errors_that_leave_no_run()
+    {
+        using var dir = new TempDir();
+        var runs = dir.File("runs");
+        var missing = Cli.Run("train", "--data", dir.File("nope.csv"), "--epochs", "1", "--name", "t", "--runs-dir", runs);
+        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Contains("nope.csv", missing.Stderr);
+
+        var csv = WriteData(dir);
+        var arch = Cli.Run("train", "--data", csv, "--arch", "no-such-net", "--epochs", "1", "--name", "t", "--runs-dir", runs);
+        Assert.NotEqual(0, arch.ExitCode);
+        Assert.Contains("no-such-net", arch.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(runs, "t", "model")), "a failed start must not leave a package behind");
+    }
+}
