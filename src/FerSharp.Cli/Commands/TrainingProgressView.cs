@@ -54,7 +54,7 @@ internal static class TrainingProgressView
     /// How long the rest of the run takes at the last epoch's pace, so a log of a run in the background says
     /// when to come back (the bar's own estimate covers one epoch only). Early stopping may end it sooner.
     /// </summary>
-    internal static string TimeLeft(EpochMetrics m, int totalEpochs)
+    private static string TimeLeft(EpochMetrics m, int totalEpochs)
     {
         var epochsLeft = totalEpochs - m.Epoch;
         if (epochsLeft <= 0) return "";
