@@ -153,7 +153,7 @@ var shipped = ModelCatalog.ModelsDirectory() is { } modelsDir
 
 if (Wanted("latency"))
 {
-    var table = report.Section("Per-face classification latency (batch 1, one 48x48 face)", "model", "architecture", "flip averaging", "median ms", "p99 ms", "min ms", "network forward (one view) median ms", "forward without BN folding, median ms", "flip TTA median ms", "10-crop TTA median ms");
+    var table = report.Section("Per-face classification latency (batch 1, one 48x48 face)", "model", "architecture", "flip averaging", "engine", "median ms", "p99 ms", "min ms", "TorchSharp engine median ms", "network forward (one view) median ms", "forward without BN folding, median ms", "flip TTA median ms", "10-crop TTA median ms");
     // Milliseconds per call: median, p99, min, rounded as reported.
     (double Median, double P99, double Min) Latency(Action call)
     {
@@ -184,22 +184,27 @@ if (Wanted("latency"))
         // What `fer predict --tta flip|crops` costs per face (a flip-averaging package mirrors each view itself).
         var flip = Latency(() => TestTimeAugmentation.PredictProbabilities(model, [face], TtaMode.Flip));
         var crops = Latency(() => TestTimeAugmentation.PredictProbabilities(model, [face], TtaMode.Crops));
+        var engine = model.ActiveEngine;
+        // The same full call on libtorch (batch norms folded), the engine before OpenCV's: what the default engine saves.
+        model.Engine = InferenceEngine.TorchSharp;
+        var torchSharp = Latency(() => model.PredictProbabilities([face]));
+        model.Engine = InferenceEngine.Auto;
         // The full call is what users get: for a flip-averaging package a batch of the face and its mirror.
-        var row = new { model = Path.GetFileName(path), flip_averaging = model.Metadata.FlipAveraging, median_ms = median, p99_ms = p99, min_ms = min, forward_median_ms = forward.Median, unfolded_forward_median_ms = unfolded.Median, flip_tta_median_ms = flip.Median, crops_tta_median_ms = crops.Median };
+        var row = new { model = Path.GetFileName(path), flip_averaging = model.Metadata.FlipAveraging, engine = engine.ToString(), median_ms = median, p99_ms = p99, min_ms = min, torchsharp_median_ms = torchSharp.Median, forward_median_ms = forward.Median, unfolded_forward_median_ms = unfolded.Median, flip_tta_median_ms = flip.Median, crops_tta_median_ms = crops.Median };
         rows.Add(row);
-        table.Add([row.model, model.Metadata.Architecture, row.flip_averaging ? "yes" : "no", F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(row.min_ms, "F3"), F(row.forward_median_ms, "F3"), F(row.unfolded_forward_median_ms, "F3"), F(row.flip_tta_median_ms, "F3"), F(row.crops_tta_median_ms, "F3")]);
-        AnsiConsole.MarkupLineInterpolated($"latency {row.model}: median {row.median_ms} ms, p99 {row.p99_ms} ms per face (batch 1); network forward alone {row.forward_median_ms} ms (batch norm not folded: {row.unfolded_forward_median_ms} ms)");
+        table.Add([row.model, model.Metadata.Architecture, row.flip_averaging ? "yes" : "no", row.engine, F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(row.min_ms, "F3"), F(row.torchsharp_median_ms, "F3"), F(row.forward_median_ms, "F3"), F(row.unfolded_forward_median_ms, "F3"), F(row.flip_tta_median_ms, "F3"), F(row.crops_tta_median_ms, "F3")]);
+        AnsiConsole.MarkupLineInterpolated($"latency {row.model}: median {row.median_ms} ms, p99 {row.p99_ms} ms per face (batch 1, {row.engine}; TorchSharp engine {row.torchsharp_median_ms} ms); network forward alone {row.forward_median_ms} ms (TorchSharp, batch norm not folded: {row.unfolded_forward_median_ms} ms)");
     }
     results["latency"] = rows;
 
     // The same for every registered architecture with fresh weights (cost depends only on the shape), so
     // a real-time design can be judged before it is trained; network forward only, no pre/post-processing.
-    var archTable = report.Section("Architecture latency (batch 1, untrained weights, network forward only)", "architecture", "MFLOPs", "median ms", "p99 ms", "BN folded median ms");
+    var archTable = report.Section("Architecture latency (batch 1, untrained weights, network forward only)", "architecture", "MFLOPs", "median ms", "p99 ms", "BN folded median ms", "OpenCV DNN median ms");
     var archRows = new List<object>();
     foreach (var architecture in ModelRegistry.All)
     {
-        using var network = architecture.Create(EmotionClasses.Fer2013.Count);
-        network.eval();
+        using var untrained = new EmotionModel(new ModelMetadata { Name = architecture.Name, Architecture = architecture.Name, ClassNames = EmotionClasses.Fer2013 }, architecture.Create(EmotionClasses.Fer2013.Count));
+        var network = untrained.Network;
         var flops = ModelProfiler.Profile(network).Flops;
         using var input = rand(1, 1, 48, 48);
         var (median, p99, _) = Latency(() =>
@@ -207,16 +212,26 @@ if (Wanted("latency"))
             using var noGrad = no_grad();
             using var output = network.call(input);
         });
-        // What predictions actually run: batch norms folded into the layers before them.
-        using var folded = FoldedNetwork.TryCreate(network);
-        double? foldedMedian = folded is null ? null : Latency(() =>
+        // What predictions ran before the OpenCV engine: batch norms folded into the layers before them.
+        untrained.Engine = InferenceEngine.TorchSharp;
+        var foldedMedian = Latency(() =>
         {
-            using var output = folded.Forward(input);
+            using var output = untrained.Forward(input);
         }).Median;
-        var row = new { architecture = architecture.Name, mflops = Math.Round(flops / 1e6, 1), median_ms = median, p99_ms = p99, folded_median_ms = foldedMedian };
+        // What they run now, where the network exports to ONNX.
+        double? openCvMedian = null;
+        if (OnnxExport.FindUnsupportedLayer(network) is null)
+        {
+            untrained.Engine = InferenceEngine.OpenCv;
+            openCvMedian = Latency(() =>
+            {
+                using var output = untrained.Forward(input);
+            }).Median;
+        }
+        var row = new { architecture = architecture.Name, mflops = Math.Round(flops / 1e6, 1), median_ms = median, p99_ms = p99, folded_median_ms = foldedMedian, opencv_median_ms = openCvMedian };
         archRows.Add(row);
-        archTable.Add([row.architecture, F(row.mflops, "F1"), F(row.median_ms, "F3"), F(row.p99_ms, "F3"), foldedMedian is { } fm ? F(fm, "F3") : "n/a"]);
-        AnsiConsole.MarkupLineInterpolated($"latency {row.architecture} (untrained): median {row.median_ms} ms, p99 {row.p99_ms} ms; batch norm folded {foldedMedian?.ToString() ?? "n/a"} ms");
+        archTable.Add([row.architecture, F(row.mflops, "F1"), F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(foldedMedian, "F3"), openCvMedian is { } cv ? F(cv, "F3") : "n/a"]);
+        AnsiConsole.MarkupLineInterpolated($"latency {row.architecture} (untrained): median {row.median_ms} ms, p99 {row.p99_ms} ms; batch norm folded {foldedMedian} ms; OpenCV DNN {openCvMedian?.ToString() ?? "n/a"} ms");
     }
     results["architecture_latency"] = archRows;
 }

@@ -96,6 +96,7 @@ public static class FerServer
             input_size = new[] { m.InputChannels, m.InputSize, m.InputSize },
             parameters = m.Parameters,
             flip_averaging = m.FlipAveraging,
+            engine = recognizer.Model.ActiveEngine.ToString(),
             metrics = m.Metrics,
             fersharp_version = FerSharpInfo.Version,
         };

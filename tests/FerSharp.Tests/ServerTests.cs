@@ -69,6 +69,7 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         Assert.Equal(server.Recognizer.Model.Metadata.Name, model.RootElement.GetProperty("name").GetString());
         Assert.Equal(7, model.RootElement.GetProperty("classes").GetArrayLength());
         Assert.Equal(48, model.RootElement.GetProperty("input_size")[2].GetInt32());
+        Assert.Equal(server.Recognizer.Model.ActiveEngine.ToString(), model.RootElement.GetProperty("engine").GetString());
         var openapi = await server.Http.GetStringAsync(Url("/openapi/v1.json"));
         Assert.Contains("/api/v1/recognize", openapi);
         var page = await server.Http.GetStringAsync(Url("/"));

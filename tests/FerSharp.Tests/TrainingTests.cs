@@ -718,7 +718,7 @@ public class FoldedNetworkTests
         Assert.True(output.allclose(network.forward(input)));
     }
 
-    private static Tensor RandomFaces(int count, ulong seed)
+    internal static Tensor RandomFaces(int count, ulong seed)
     {
         using var generator = new Generator(seed);
         return randint(0, 256, [count, 1, 48, 48], dtype: ScalarType.Byte, generator: generator);

@@ -20,10 +20,11 @@ internal static class EvaluateCommand
         var tta = new Option<TtaMode>("--tta") { Description = "Test-time augmentation: None, Flip or Crops (10 views). The gain over None is reported.", DefaultValueFactory = _ => TtaMode.None };
         var outDir = new Option<string?>("--out", "-o") { Description = "Report folder (default: reports/<model>-<split>)." };
         var json = new Option<bool>("--json") { Description = "Print metrics.json to stdout instead of the tables." };
+        var engine = EngineOption.Create();
         var dataOptions = new DatasetOptions();
         var command = new Command("evaluate", "Score a model: accuracy, per-class precision/recall/F1, confusion matrix, calibration; writes a report folder with PNGs.")
         {
-            model, data, split, tta, outDir, json,
+            model, data, split, tta, outDir, json, engine,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
@@ -32,6 +33,7 @@ internal static class EvaluateCommand
         {
             var modelPaths = parse.GetValue(model) is { Length: > 0 } given ? given : [ShippedModels.DefaultPath()];
             using var models = new ModelSet(modelPaths);
+            foreach (var loaded in models.Loaded) EngineOption.Apply(loaded, parse.GetValue(engine));
             var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData()
                 ?? throw new UserFacingException("no dataset given: pass --data <fer2013.csv(.gz) | image folder>");
             var splitName = parse.GetValue(split)!;

@@ -53,6 +53,39 @@ internal static class ModelsCommand
         });
         command.Subcommands.Add(Ship());
         command.Subcommands.Add(Average());
+        command.Subcommands.Add(Export());
+        return command;
+    }
+
+    private static Command Export()
+    {
+        var source = new Argument<string>("package") { Description = "Model package to export (e.g. models/fer2013-realtime)." };
+        var target = new Argument<string>("output") { Description = "ONNX file to write (e.g. fer2013-realtime.onnx)." };
+        var command = new Command("export", "Write a model package as ONNX (opset 13, batch norms folded): input 'faces' float [N,1,48,48] normalized as the metadata says, output 'logits' [N,classes]. Softmax and flip averaging are left to the caller.") { source, target };
+        command.SetAction(parse =>
+        {
+            var output = parse.GetRequiredValue(target);
+            if (Directory.Exists(output)) throw new ArgumentException($"{output}: is a folder; give the .onnx file to write");
+            using var model = EmotionModel.Load(parse.GetRequiredValue(source));
+            byte[] onnx;
+            try
+            {
+                onnx = OnnxExport.Export(model);
+            }
+            catch (NotSupportedException ex)
+            {
+                throw new UserFacingException($"{parse.GetRequiredValue(source)}: {ex.Message}");
+            }
+            AtomicFile.WriteAllBytes(output, onnx);
+            var m = model.Metadata;
+            AnsiConsole.MarkupLineInterpolated($"wrote {output} ({onnx.Length / 1e6:F1} MB, {m.Architecture}, classes {string.Join(",", m.ClassNames)})");
+            AnsiConsole.MarkupLineInterpolated($"input '{OnnxExport.InputName}': float [[N,1,{m.InputSize},{m.InputSize}]] = (gray / 255 - {m.Normalization.Mean:R}) / {m.Normalization.Std:R}; output '{OnnxExport.OutputName}': logits [[N,{m.ClassNames.Count}]]");
+            if (m.FlipAveraging)
+            {
+                AnsiConsole.MarkupLine("this package averages each face with its mirror: do the same with the exported graph for its accuracy");
+            }
+            return CliRunner.ExitOk;
+        });
         return command;
     }
 

@@ -32,7 +32,8 @@ internal static class PredictCommand
         var noDetect = new Option<bool>("--no-detect") { Description = "Treat each image as one face crop (skip face detection)." };
         var margin = new Option<double>("--margin") { Description = "Grow detected boxes by this fraction per side before classifying.", DefaultValueFactory = _ => 0.1 };
         var tta = new Option<TtaMode>("--tta") { Description = "Test-time augmentation per face: None, Flip, or Crops (10 views: the most accurate, about 10x the time per face; see the model card).", DefaultValueFactory = _ => TtaMode.None };
-        var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, annotate, noDetect, margin, tta };
+        var engine = EngineOption.Create();
+        var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, annotate, noDetect, margin, tta, engine };
         command.SetAction((parse, ct) =>
         {
             var files = ExpandInputs(parse.GetRequiredValue(inputs));
@@ -42,6 +43,7 @@ internal static class PredictCommand
                 Margin = parse.GetValue(margin),
                 Tta = parse.GetValue(tta),
             });
+            EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
             var annotateDir = parse.GetValue(annotate);
             if (annotateDir != null) Directory.CreateDirectory(annotateDir);
             var results = new List<FileResult>(files.Count);
@@ -219,14 +221,16 @@ internal static class PredictCommand
             DefaultValueFactory = _ => "fast",
         };
         detection.AcceptOnlyFromAmong("fast", "accurate");
+        var engine = EngineOption.Create();
         var command = new Command("video", "Recognize expressions in a video file or webcam stream, tracking faces across frames.")
         {
-            source, model, output, csv, every, smooth, maxFrames, detection,
+            source, model, output, csv, every, smooth, maxFrames, detection, engine,
         };
         command.SetAction((parse, ct) =>
         {
             var detector = parse.GetValue(detection) == "accurate" ? new HaarDetectorOptions() : HaarDetectorOptions.Video;
             using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), new RecognizerOptions { Detector = detector });
+            EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
             var options = new VideoOptions
             {
                 Every = parse.GetValue(every),

@@ -10,6 +10,17 @@ using static TorchSharp.torch;
 
 namespace FerSharp.Models;
 
+/// <summary>What runs a model's predictions.</summary>
+public enum InferenceEngine
+{
+    /// <summary>OpenCV's DNN module when the network exports to ONNX (every shipped model), else TorchSharp.</summary>
+    Auto,
+    /// <summary>OpenCV's DNN module on the network's ONNX export: the faster one on the hosts measured.</summary>
+    OpenCv,
+    /// <summary>libtorch through TorchSharp, batch norms folded (<see cref="FoldedNetwork"/>).</summary>
+    TorchSharp,
+}
+
 /// <summary>
 /// A trained network plus its <c>model.json</c>: what <c>evaluate</c>, <c>predict</c> and <c>serve</c> load.
 /// A package is a folder holding <c>model.json</c> and the weights file it names.
@@ -17,8 +28,11 @@ namespace FerSharp.Models;
 public sealed class EmotionModel : IDisposable
 {
     private readonly object _gate = new();
-    private FoldedNetwork? _inference;
+    private FoldedNetwork? _folded;
+    private OpenCvNetwork? _openCv;
     private bool _inferenceBuilt;
+    private InferenceEngine _engine;
+    private InferenceEngine _activeEngine;
 
     public EmotionModel(ModelMetadata metadata, nn.Module<Tensor, Tensor> network)
     {
@@ -31,12 +45,50 @@ public sealed class EmotionModel : IDisposable
 
     /// <summary>
     /// The trained network, as saved. Predictions run through a copy with batch norms folded into the
-    /// layers before them (<see cref="FoldedNetwork"/>), made at the first prediction: change the weights
+    /// layers before them, made at the first prediction for the <see cref="Engine"/>: change the weights
     /// only before predicting (training wraps its network here just to save it).
     /// </summary>
     public nn.Module<Tensor, Tensor> Network { get; }
     public IReadOnlyList<string> ClassNames => Metadata.ClassNames;
     public string? Path { get; private set; }
+
+    /// <summary>
+    /// What runs predictions; <see cref="InferenceEngine.Auto"/> unless set. Setting it drops the current
+    /// inference copy (the next prediction makes one for the new engine).
+    /// </summary>
+    /// <exception cref="NotSupportedException">OpenCv for a network that does not export to ONNX (the layer is named).</exception>
+    public InferenceEngine Engine
+    {
+        get
+        {
+            lock (_gate) return _engine;
+        }
+        set
+        {
+            if (value == InferenceEngine.OpenCv && OnnxExport.FindUnsupportedLayer(Network) is { } layer)
+            {
+                throw new NotSupportedException($"the OpenCV engine needs an ONNX export, and {Metadata.Architecture} has layer {layer} that does not export; use the TorchSharp engine");
+            }
+            lock (_gate)
+            {
+                _engine = value;
+                DropInference();
+            }
+        }
+    }
+
+    /// <summary>The engine that runs (or will run) predictions: <see cref="Engine"/> with Auto resolved.</summary>
+    public InferenceEngine ActiveEngine
+    {
+        get
+        {
+            lock (_gate)
+            {
+                BuildInference();
+                return _activeEngine;
+            }
+        }
+    }
 
     public static EmotionModel Load(string path)
     {
@@ -202,12 +254,34 @@ public sealed class EmotionModel : IDisposable
 
     private Tensor ForwardLocked(Tensor input)
     {
-        if (!_inferenceBuilt)
+        BuildInference();
+        if (_openCv is { } openCv) return openCv.Forward(input);
+        return _folded is { } folded ? folded.Forward(input) : Network.forward(input);
+    }
+
+    private void BuildInference()
+    {
+        if (_inferenceBuilt) return;
+        if (_engine != InferenceEngine.TorchSharp && OnnxExport.FindUnsupportedLayer(Network) is null)
         {
-            _inference = FoldedNetwork.TryCreate(Network);
-            _inferenceBuilt = true;
+            _openCv = OpenCvNetwork.Create(OnnxExport.ExportNetwork(Network, Metadata.InputSize), Metadata.InputSize);
+            _activeEngine = InferenceEngine.OpenCv;
         }
-        return _inference is { } folded ? folded.Forward(input) : Network.forward(input);
+        else
+        {
+            _folded = FoldedNetwork.TryCreate(Network);
+            _activeEngine = InferenceEngine.TorchSharp;
+        }
+        _inferenceBuilt = true;
+    }
+
+    private void DropInference()
+    {
+        _folded?.Dispose();
+        _folded = null;
+        _openCv?.Dispose();
+        _openCv = null;
+        _inferenceBuilt = false;
     }
 
     /// <summary>Probabilities for faces given as 48x48 byte images, one row per face.</summary>
@@ -243,8 +317,7 @@ public sealed class EmotionModel : IDisposable
     {
         lock (_gate)
         {
-            _inference?.Dispose();
-            _inference = null;
+            DropInference();
             Network.Dispose();
         }
     }

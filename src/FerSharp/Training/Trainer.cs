@@ -322,6 +322,9 @@ public sealed class Trainer
     private EmotionModel LoadTeacher(string path, IReadOnlyList<string> classNames)
     {
         var teacher = EmotionModel.Load(path);
+        // The recipes that distil were measured with libtorch teaching; two thread pools taking turns on two
+        // cores every step is not something to change unmeasured.
+        teacher.Engine = InferenceEngine.TorchSharp;
         if (!teacher.ClassNames.SequenceEqual(classNames))
         {
             teacher.Dispose();

@@ -1,0 +1,238 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+
+using Google.Protobuf;
+
+using Onnx;
+
+using TorchSharp;
+using TorchSharp.Modules;
+
+using static TorchSharp.torch;
+
+namespace FerSharp.Models;
+
+/// <summary>
+/// Writes a trained network as an ONNX graph (opset 13), with each batch norm folded into the convolution or
+/// linear layer before it and dropout left out, so other runtimes (OpenCV's DNN module here; ONNX Runtime,
+/// Python tools elsewhere) can run a FerSharp model. The graph maps normalized faces <c>float [N,1,48,48]</c>
+/// (grayscale pixels / 255, minus the package's mean, divided by its std; see the metadata properties) to
+/// logits <c>[N, classes]</c>; softmax and flip averaging stay with the caller.
+/// </summary>
+/// <remarks>
+/// Only plain <c>Sequential</c> networks of convolutions, linear layers, batch norms that follow them, ReLU,
+/// max pooling, global average pooling, flatten and dropout are written: seed-cnn, vgg-bn, vgg-wide and
+/// fast-cnn. Residual blocks (resnet-small, mini-xception) are not; <see cref="FindUnsupportedLayer"/> says so.
+/// </remarks>
+public static class OnnxExport
+{
+    public const string InputName = "faces";
+    public const string OutputName = "logits";
+    public const long Opset = 13;
+
+    /// <summary>The name and type of the first layer that cannot be written, or null when the whole network can.</summary>
+    public static string? FindUnsupportedLayer(nn.Module<Tensor, Tensor> network)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        if (network is not Sequential sequential) return $"the network itself ({network.GetType().Name}, not a Sequential)";
+        var layers = sequential.named_children().ToList();
+        for (var i = 0; i < layers.Count; i++)
+        {
+            var (name, layer) = layers[i];
+            if (layer is BatchNorm && (i == 0 || layers[i - 1].module is not (Conv2d or Linear) || !BatchNormFolding.CanFold((BatchNorm)layer)))
+            {
+                return $"{name} (a batch norm that does not follow a convolution or linear layer)";
+            }
+            if (layer is not BatchNorm && !IsSupported(layer)) return $"{name} ({layer.GetType().Name})";
+        }
+        return null;
+    }
+
+    /// <summary>The package as ONNX bytes, with its model.json settings as metadata properties.</summary>
+    /// <exception cref="NotSupportedException">The network has a layer the exporter cannot write (named).</exception>
+    public static byte[] Export(EmotionModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var metadata = model.Metadata;
+        var properties = new Dictionary<string, string>
+        {
+            ["fersharp.name"] = metadata.Name,
+            ["fersharp.architecture"] = metadata.Architecture,
+            ["fersharp.class_names"] = JsonSerializer.Serialize(metadata.ClassNames),
+            ["fersharp.input_size"] = metadata.InputSize.ToString(CultureInfo.InvariantCulture),
+            ["fersharp.normalization_mean"] = metadata.Normalization.Mean.ToString("R", CultureInfo.InvariantCulture),
+            ["fersharp.normalization_std"] = metadata.Normalization.Std.ToString("R", CultureInfo.InvariantCulture),
+            ["fersharp.flip_averaging"] = metadata.FlipAveraging ? "true" : "false",
+        };
+        return ExportNetwork(model.Network, metadata.InputSize, properties);
+    }
+
+    /// <summary>The network alone as ONNX bytes (input [N,1,size,size], output [N, classes]).</summary>
+    /// <exception cref="NotSupportedException">The network has a layer the exporter cannot write (named).</exception>
+    public static byte[] ExportNetwork(nn.Module<Tensor, Tensor> network, int inputSize = 48, IReadOnlyDictionary<string, string>? properties = null)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        if (FindUnsupportedLayer(network) is { } unsupported)
+        {
+            throw new NotSupportedException($"cannot export to ONNX: layer {unsupported} is not supported (supported: Conv2d, Linear, a BatchNorm after either, ReLU, MaxPool2d, AdaptiveAvgPool2d(1), Flatten, Dropout)");
+        }
+        var graph = new GraphBuilder();
+        var layers = ((Sequential)network).named_children().ToList();
+        using (no_grad())
+        {
+            for (var i = 0; i < layers.Count; i++)
+            {
+                var (name, layer) = layers[i];
+                var norm = i + 1 < layers.Count ? layers[i + 1].module as BatchNorm : null;
+                if (norm != null && layer is Conv2d or Linear) i++; // folded into this layer
+                graph.Add(name, layer, norm);
+            }
+        }
+        var model = new ModelProto
+        {
+            IrVersion = 8,
+            ProducerName = "FerSharp",
+            ProducerVersion = typeof(OnnxExport).Assembly.GetName().Version?.ToString() ?? "",
+            DocString = "Facial-expression classifier: normalized 48x48 grayscale faces to class logits.",
+            Graph = graph.Finish(inputSize),
+        };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
+        foreach (var (key, value) in properties ?? new Dictionary<string, string>())
+        {
+            model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+        }
+        return model.ToByteArray();
+    }
+
+    private static bool IsSupported(nn.Module layer) => layer switch
+    {
+        Conv2d conv => !conv.transposed && conv.padding_mode == PaddingModes.Zeros && conv.padding_type is null && conv.padding is not null,
+        Linear or ReLU or SeededDropout or Dropout or Dropout2d => true,
+        // ceil_mode is left out of the graph (OpenCV 4.13 refuses the attribute), so only its default is written.
+        MaxPool2d pool => !pool.ceil_mode && (pool.dilation is null || pool.dilation.All(d => d == 1)),
+        AdaptiveAvgPool2d pool => pool.output_size.All(s => s == 1),
+        Flatten flatten => flatten.start_dim == 1 && flatten.end_dim == -1,
+        _ => false,
+    };
+
+    /// <summary>Appends one node per layer, each reading the previous node's output.</summary>
+    private sealed class GraphBuilder
+    {
+        private readonly GraphProto _graph = new() { Name = "fersharp" };
+        private string _current = InputName;
+        private long _outputs = -1;
+
+        public void Add(string name, nn.Module layer, BatchNorm? norm)
+        {
+            switch (layer)
+            {
+                case Conv2d conv:
+                    {
+                        var node = Node("Conv", name, WeightsAndBias(name, conv.weight!, conv.bias, norm));
+                        node.Attribute.Add(Ints("kernel_shape", conv.kernel_size));
+                        node.Attribute.Add(Ints("strides", conv.stride ?? [1, 1]));
+                        node.Attribute.Add(Ints("pads", [.. conv.padding!, .. conv.padding!]));
+                        node.Attribute.Add(Ints("dilations", conv.dilation ?? [1, 1]));
+                        node.Attribute.Add(Int("group", conv.groups));
+                        break;
+                    }
+                case Linear linear:
+                    {
+                        var node = Node("Gemm", name, WeightsAndBias(name, linear.weight!, linear.bias, norm));
+                        node.Attribute.Add(Int("transB", 1));
+                        _outputs = linear.out_features;
+                        break;
+                    }
+                case ReLU:
+                    Node("Relu", name);
+                    break;
+                case MaxPool2d pool:
+                    {
+                        var node = Node("MaxPool", name);
+                        node.Attribute.Add(Ints("kernel_shape", pool.kernel_size));
+                        node.Attribute.Add(Ints("strides", pool.stride is { Length: > 0 } stride ? stride : pool.kernel_size));
+                        var padding = pool.padding is { Length: > 0 } p ? p : new long[pool.kernel_size.Length];
+                        node.Attribute.Add(Ints("pads", [.. padding, .. padding]));
+                        break;
+                    }
+                case AdaptiveAvgPool2d:
+                    Node("GlobalAveragePool", name);
+                    break;
+                case Flatten:
+                    Node("Flatten", name).Attribute.Add(Int("axis", 1));
+                    break;
+                default:
+                    break; // dropout: identity at inference
+            }
+        }
+
+        public GraphProto Finish(int inputSize)
+        {
+            if (_graph.Node.Count == 0 || _outputs < 0) throw new NotSupportedException("cannot export to ONNX: the network has no final linear layer");
+            // The last node writes the graph's output under its public name.
+            var last = _graph.Node[^1];
+            last.Output.Clear();
+            last.Output.Add(OutputName);
+            _graph.Input.Add(Value(InputName, new TensorShapeProto.Types.Dimension { DimParam = "N" }, Dim(1), Dim(inputSize), Dim(inputSize)));
+            _graph.Output.Add(Value(OutputName, new TensorShapeProto.Types.Dimension { DimParam = "N" }, Dim(_outputs)));
+            return _graph;
+        }
+
+        private string[] WeightsAndBias(string name, Tensor weight, Tensor? bias, BatchNorm? norm)
+        {
+            if (norm != null)
+            {
+                var (foldedWeight, foldedBias) = BatchNormFolding.Fold(weight, bias, norm);
+                using (foldedWeight)
+                using (foldedBias)
+                {
+                    return [Initializer($"{name}.weight", foldedWeight), Initializer($"{name}.bias", foldedBias)];
+                }
+            }
+            using var zeros = bias is null ? torch.zeros(weight.shape[0]) : null;
+            return [Initializer($"{name}.weight", weight), Initializer($"{name}.bias", bias ?? zeros!)];
+        }
+
+        private string Initializer(string name, Tensor values)
+        {
+            using var floats = values.detach().to(ScalarType.Float32).contiguous();
+            var proto = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
+            proto.Dims.AddRange(floats.shape);
+            // ONNX raw data is little-endian, as is every platform FerSharp runs on (linux-x64).
+            proto.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(floats.data<float>().ToArray().AsSpan()));
+            _graph.Initializer.Add(proto);
+            return name;
+        }
+
+        private NodeProto Node(string op, string name, params string[] parameters)
+        {
+            var node = new NodeProto { OpType = op, Name = name };
+            node.Input.Add(_current);
+            node.Input.AddRange(parameters);
+            node.Output.Add(name);
+            _graph.Node.Add(node);
+            _current = name;
+            return node;
+        }
+
+        private static AttributeProto Ints(string name, IEnumerable<long> values)
+        {
+            var attribute = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
+            attribute.Ints.AddRange(values);
+            return attribute;
+        }
+
+        private static AttributeProto Int(string name, long value) =>
+            new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
+
+        private static TensorShapeProto.Types.Dimension Dim(long value) => new() { DimValue = value };
+
+        private static ValueInfoProto Value(string name, params TensorShapeProto.Types.Dimension[] dims)
+        {
+            var type = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = new TensorShapeProto() };
+            type.Shape.Dim.AddRange(dims);
+            return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = type } };
+        }
+    }
+}

@@ -1,0 +1,66 @@
+using System.Runtime.InteropServices;
+
+using OpenCvSharp;
+using OpenCvSharp.Dnn;
+
+using static TorchSharp.torch;
+
+namespace FerSharp.Models;
+
+/// <summary>
+/// A network run by OpenCV's DNN module from its ONNX export (<see cref="OnnxExport"/>). At the batch sizes of
+/// inference its fused convolution kernels beat libtorch's on the 2-core hosts measured (docs/BENCHMARKS.md,
+/// "Inference engines"), for the same outputs to float rounding. Not thread-safe: callers serialize.
+/// </summary>
+internal sealed class OpenCvNetwork : IDisposable
+{
+    private readonly Net _net;
+    private readonly int _inputSize;
+
+    private OpenCvNetwork(Net net, int inputSize)
+    {
+        _net = net;
+        _inputSize = inputSize;
+    }
+
+    /// <summary>Imports an ONNX graph made by <see cref="OnnxExport"/>.</summary>
+    public static OpenCvNetwork Create(byte[] onnx, int inputSize)
+    {
+        var net = CvDnn.ReadNetFromOnnx(onnx) ?? throw new InvalidDataException("OpenCV could not import the ONNX graph");
+        if (net.Empty())
+        {
+            net.Dispose();
+            throw new InvalidDataException("OpenCV imported an empty network from the ONNX graph");
+        }
+        net.SetPreferableBackend(Backend.OPENCV);
+        net.SetPreferableTarget(Target.CPU);
+        return new OpenCvNetwork(net, inputSize);
+    }
+
+    /// <summary>Logits [B, classes] for a normalized float input [B,1,size,size].</summary>
+    public Tensor Forward(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (input.dim() != 4 || input.shape[1] != 1 || input.shape[2] != _inputSize || input.shape[3] != _inputSize)
+        {
+            throw new ArgumentException($"input has shape [{string.Join(",", input.shape)}]; expected [B,1,{_inputSize},{_inputSize}]");
+        }
+        var batch = (int)input.shape[0];
+        using var floats = input.to(ScalarType.Float32).contiguous();
+        var values = floats.data<float>().ToArray();
+        using var blob = new Mat([batch, 1, _inputSize, _inputSize], MatType.CV_32F);
+        Marshal.Copy(values, 0, blob.Data, values.Length);
+        _net.SetInput(blob);
+        using var output = _net.Forward();
+        if (output.Dims != 2 || output.Size(0) != batch || !output.IsContinuous())
+        {
+            throw new InvalidOperationException($"OpenCV returned an output of {output.Dims} dimensions for a batch of {batch}");
+        }
+        var classes = output.Size(1);
+        var logits = new float[batch * classes];
+        Marshal.Copy(output.Data, logits, 0, logits.Length);
+        return tensor(logits, [batch, classes]);
+    }
+
+    public void Dispose() => _net.Dispose();
+}

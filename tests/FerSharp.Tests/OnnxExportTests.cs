@@ -1,0 +1,140 @@
+using FerSharp.Data;
+using FerSharp.Models;
+
+using Onnx;
+
+using TorchSharp;
+
+using static TorchSharp.torch;
+
+namespace FerSharp.Tests;
+
+/// <summary>The ONNX export, and the OpenCV engine that runs it: same outputs as the network, or a clear refusal.</summary>
+[Collection("torch")]
+public class OnnxExportTests
+{
+    private static EmotionModel Untrained(string architecture, long seed, bool flip = false) =>
+        new(new ModelMetadata
+        {
+            Name = "t",
+            Architecture = architecture,
+            ClassNames = EmotionClasses.Fer2013,
+            Normalization = new Normalization { Mean = 0.5, Std = 0.25 },
+            FlipAveraging = flip,
+        }, FoldedNetworkTests.Randomized(architecture, seed));
+
+    [Theory]
+    [InlineData("seed-cnn", 1)]
+    [InlineData("seed-cnn", 5)]
+    [InlineData("vgg-bn", 1)]
+    [InlineData("vgg-wide", 2)]
+    [InlineData("fast-cnn", 1)]
+    [InlineData("fast-cnn", 6)]
+    public void The_OpenCV_engine_gives_the_networks_own_outputs(string architecture, int batch)
+    {
+        using var scope = NewDisposeScope();
+        using var model = Untrained(architecture, seed: 3);
+        using var faces = FoldedNetworkTests.RandomFaces(batch, seed: 7);
+        using var input = model.Preprocess(faces);
+        using var expected = model.Network.forward(input);
+
+        model.Engine = InferenceEngine.OpenCv;
+        Assert.Equal(InferenceEngine.OpenCv, model.ActiveEngine);
+        using var actual = model.Forward(input);
+
+        Assert.Equal(expected.shape, actual.shape);
+        var worst = (expected - actual).abs().max().item<float>();
+        var magnitude = expected.abs().max().item<float>();
+        Assert.True(magnitude > 1e-3f, $"{architecture}: the random network's logits are all near zero ({magnitude}), nothing to compare");
+        Assert.True(worst <= 1e-4f * magnitude + 1e-7f, $"{architecture}: OpenCV logits differ by {worst} (logits up to {magnitude})");
+    }
+
+    [Fact]
+    public void Auto_picks_OpenCV_for_exportable_networks_and_both_engines_agree_on_probabilities()
+    {
+        using var scope = NewDisposeScope();
+        using var model = Untrained("fast-cnn", seed: 8, flip: true);
+        using var faces = FoldedNetworkTests.RandomFaces(5, seed: 2);
+        Assert.Equal(InferenceEngine.Auto, model.Engine);
+        Assert.Equal(InferenceEngine.OpenCv, model.ActiveEngine);
+        using var viaOpenCv = model.PredictProbabilities(faces);
+
+        model.Engine = InferenceEngine.TorchSharp;
+        Assert.Equal(InferenceEngine.TorchSharp, model.ActiveEngine);
+        using var viaTorch = model.PredictProbabilities(faces);
+        Assert.True(viaOpenCv.allclose(viaTorch, rtol: 1e-4, atol: 1e-6), "the engines' flip-averaged probabilities differ");
+    }
+
+    [Theory]
+    [InlineData("resnet-small", "stage1_block1")]
+    [InlineData("mini-xception", "block1")]
+    public void Networks_with_residual_blocks_are_refused_by_name_and_run_on_TorchSharp(string architecture, string layer)
+    {
+        using var scope = NewDisposeScope();
+        using var model = Untrained(architecture, seed: 4);
+        Assert.Contains(layer, OnnxExport.FindUnsupportedLayer(model.Network));
+        var refused = Assert.Throws<NotSupportedException>(() => OnnxExport.Export(model));
+        Assert.Contains(layer, refused.Message);
+        Assert.Throws<NotSupportedException>(() => model.Engine = InferenceEngine.OpenCv);
+
+        Assert.Equal(InferenceEngine.TorchSharp, model.ActiveEngine); // Auto falls back
+        using var faces = FoldedNetworkTests.RandomFaces(2, seed: 1);
+        using var probabilities = model.PredictProbabilities(faces);
+        Assert.Equal([2L, 7L], probabilities.shape);
+    }
+
+    [Fact]
+    public void The_export_is_a_valid_ONNX_graph_with_folded_batch_norms_and_the_packages_settings()
+    {
+        using var scope = NewDisposeScope();
+        using var model = Untrained("vgg-bn", seed: 5, flip: true);
+        var graph = ModelProto.Parser.ParseFrom(OnnxExport.Export(model));
+
+        Assert.Equal(OnnxExport.Opset, graph.OpsetImport.Single().Version);
+        Assert.Equal(OnnxExport.InputName, graph.Graph.Input.Single().Name);
+        Assert.Equal(OnnxExport.OutputName, graph.Graph.Output.Single().Name);
+        var inputDims = graph.Graph.Input[0].Type.TensorType.Shape.Dim;
+        Assert.Equal("N", inputDims[0].DimParam);
+        Assert.Equal([1L, 48, 48], inputDims.Skip(1).Select(d => d.DimValue));
+        Assert.Equal(7, graph.Graph.Output[0].Type.TensorType.Shape.Dim[1].DimValue);
+        var ops = graph.Graph.Node.Select(n => n.OpType).ToList();
+        Assert.Equal(8, ops.Count(o => o == "Conv"));
+        Assert.Equal(2, ops.Count(o => o == "Gemm"));
+        Assert.DoesNotContain("BatchNormalization", ops);
+        Assert.DoesNotContain("Dropout", ops);
+        var properties = graph.MetadataProps.ToDictionary(p => p.Key, p => p.Value);
+        Assert.Equal("0.25", properties["fersharp.normalization_std"]);
+        Assert.Equal("true", properties["fersharp.flip_averaging"]);
+        Assert.Contains("\"surprise\"", properties["fersharp.class_names"]);
+    }
+
+    [Fact]
+    public void Fer_models_export_writes_the_graph_and_refuses_a_network_it_cannot_write()
+    {
+        using var dir = new TempDir();
+        using (var model = Untrained("fast-cnn", seed: 1))
+        {
+            model.Save(dir.File("fast"));
+        }
+        var onnx = dir.File("fast.onnx");
+        var run = Cli.Run("models", "export", dir.File("fast"), onnx);
+        Assert.True(run.ExitCode == 0, run.Stderr + run.Stdout);
+        Assert.Contains("'faces'", run.Stdout);
+        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnx));
+        Assert.Equal(4, graph.Graph.Node.Count(n => n.OpType == "Conv"));
+
+        using (var model = Untrained("resnet-small", seed: 1))
+        {
+            model.Save(dir.File("resnet"));
+        }
+        var refused = Cli.Run("models", "export", dir.File("resnet"), dir.File("resnet.onnx"));
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("stage1_block1", refused.Stderr);
+        Assert.DoesNotContain("   at ", refused.Stderr); // a message, not a stack trace
+        Assert.False(File.Exists(dir.File("resnet.onnx")));
+
+        var missing = Cli.Run("models", "export", dir.File("nothing-here"), dir.File("x.onnx"));
+        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Contains("nothing-here", missing.Stderr);
+    }
+}
