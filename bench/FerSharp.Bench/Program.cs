@@ -193,7 +193,7 @@ if (Wanted("latency"))
         var row = new { model = Path.GetFileName(path), flip_averaging = model.Metadata.FlipAveraging, engine = engine.ToString(), median_ms = median, p99_ms = p99, min_ms = min, torchsharp_median_ms = torchSharp.Median, forward_median_ms = forward.Median, unfolded_forward_median_ms = unfolded.Median, flip_tta_median_ms = flip.Median, crops_tta_median_ms = crops.Median };
         rows.Add(row);
         table.Add([row.model, model.Metadata.Architecture, row.flip_averaging ? "yes" : "no", row.engine, F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(row.min_ms, "F3"), F(row.torchsharp_median_ms, "F3"), F(row.forward_median_ms, "F3"), F(row.unfolded_forward_median_ms, "F3"), F(row.flip_tta_median_ms, "F3"), F(row.crops_tta_median_ms, "F3")]);
-        AnsiConsole.MarkupLineInterpolated($"latency {row.model}: median {row.median_ms} ms, p99 {row.p99_ms} ms per face (batch 1, {row.engine}; TorchSharp engine {row.torchsharp_median_ms} ms); network forward alone {row.forward_median_ms} ms (TorchSharp, batch norm not folded: {row.unfolded_forward_median_ms} ms)");
+        AnsiConsole.MarkupLineInterpolated($"latency {row.model}: median {row.median_ms} ms, p99 {row.p99_ms} ms per face (batch 1, {row.engine}; TorchSharp engine {row.torchsharp_median_ms} ms); network forward alone {row.forward_median_ms} ms ({row.engine}; TorchSharp with batch norms not folded: {row.unfolded_forward_median_ms} ms)");
     }
     results["latency"] = rows;
 

@@ -66,6 +66,29 @@ public class OnnxExportTests
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Byte_faces_on_OpenCV_get_what_libtorch_computes_end_to_end(bool flipAveraging)
+    {
+        using var scope = NewDisposeScope();
+        using var model = Untrained("fast-cnn", seed: 9, flip: flipAveraging);
+        using var faces = FoldedNetworkTests.RandomFaces(3, seed: 4);
+        var bytes = faces.reshape(3, -1).data<byte>().ToArray();
+        var list = Enumerable.Range(0, 3).Select(i => bytes.AsSpan(i * 2304, 2304).ToArray()).ToList();
+        Assert.Equal(InferenceEngine.OpenCv, model.ActiveEngine);
+        var rows = model.PredictProbabilities(list); // managed pre- and post-processing around OpenCV
+
+        model.Engine = InferenceEngine.TorchSharp;
+        using var expected = model.PredictProbabilities(faces);
+        var want = expected.data<float>().ToArray();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(1f, rows[i].Sum(), 5);
+            for (var c = 0; c < 7; c++) Assert.Equal(want[i * 7 + c], rows[i][c], 5);
+        }
+    }
+
+    [Theory]
     [InlineData("resnet-small", "stage1_block1")]
     [InlineData("mini-xception", "block1")]
     public void Networks_with_residual_blocks_are_refused_by_name_and_run_on_TorchSharp(string architecture, string layer)

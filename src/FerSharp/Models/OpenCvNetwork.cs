@@ -47,19 +47,30 @@ internal sealed class OpenCvNetwork : IDisposable
         }
         var batch = (int)input.shape[0];
         using var floats = input.to(ScalarType.Float32).contiguous();
-        var values = floats.data<float>().ToArray();
+        var logits = Forward(floats.data<float>().ToArray(), batch, out var classes);
+        return tensor(logits, [batch, classes]);
+    }
+
+    /// <summary>Logits, row by row, for <paramref name="batch"/> normalized faces laid out as [B,1,size,size].</summary>
+    public float[] Forward(float[] input, int batch, out int classes)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (batch < 1 || input.Length != batch * _inputSize * _inputSize)
+        {
+            throw new ArgumentException($"input holds {input.Length} values; expected {batch} faces of {_inputSize}x{_inputSize}");
+        }
         using var blob = new Mat([batch, 1, _inputSize, _inputSize], MatType.CV_32F);
-        Marshal.Copy(values, 0, blob.Data, values.Length);
+        Marshal.Copy(input, 0, blob.Data, input.Length);
         _net.SetInput(blob);
         using var output = _net.Forward();
         if (output.Dims != 2 || output.Size(0) != batch || !output.IsContinuous())
         {
             throw new InvalidOperationException($"OpenCV returned an output of {output.Dims} dimensions for a batch of {batch}");
         }
-        var classes = output.Size(1);
+        classes = output.Size(1);
         var logits = new float[batch * classes];
         Marshal.Copy(output.Data, logits, 0, logits.Length);
-        return tensor(logits, [batch, classes]);
+        return logits;
     }
 
     public void Dispose() => _net.Dispose();
