@@ -171,6 +171,7 @@ public class EvaluationReportTests
         Assert.Equal(7, root.GetProperty("per_class").EnumerateObject().Count());
         Assert.Equal(5, root.GetProperty("per_class").GetProperty("happy").GetProperty("support").GetInt32());
         Assert.True(root.GetProperty("without_tta").GetProperty("accuracy").GetDouble() >= 0);
+        Assert.Equal("OpenCv", root.GetProperty("engine").GetString()); // vgg-bn exports, so Auto runs it on OpenCV
         // stdout carries the same JSON
         using var printed = JsonDocument.Parse(result.Stdout);
         Assert.Equal(accuracy, printed.RootElement.GetProperty("accuracy").GetDouble());
@@ -184,10 +185,11 @@ public class EvaluationReportTests
 
         // An ensemble of a model with itself averages equal probabilities: same accuracy, the ensemble's name.
         var ensembleDir = Path.Combine(dir.Path, "ensemble");
-        var ensemble = Cli.Run("evaluate", "-m", model, "-m", model, "--data", csv, "--split", "PrivateTest", "--tta", "Crops", "--out", ensembleDir, "--json");
+        var ensemble = Cli.Run("evaluate", "-m", model, "-m", model, "--data", csv, "--split", "PrivateTest", "--tta", "Crops", "--out", ensembleDir, "--json", "--engine", "TorchSharp");
         Assert.True(ensemble.ExitCode == 0, ensemble.Stderr);
         using var ensembleJson = JsonDocument.Parse(File.ReadAllText(Path.Combine(ensembleDir, "metrics.json")));
         Assert.Equal("run+run", ensembleJson.RootElement.GetProperty("model").GetString());
+        Assert.Equal("TorchSharp", ensembleJson.RootElement.GetProperty("engine").GetString());
         Assert.Equal(accuracy, ensembleJson.RootElement.GetProperty("accuracy").GetDouble(), 9);
 
         var compare = Cli.Run("compare", outDir, outDir);

@@ -156,6 +156,19 @@ public class OnnxExportTests
         Assert.DoesNotContain("   at ", refused.Stderr); // a message, not a stack trace
         Assert.False(File.Exists(dir.File("resnet.onnx")));
 
+        // The same refusal when a command is asked to run such a package on OpenCV.
+        var face = dir.File("face.png");
+        using (var image = new OpenCvSharp.Mat(48, 48, OpenCvSharp.MatType.CV_8UC1, OpenCvSharp.Scalar.All(128)))
+        {
+            OpenCvSharp.Cv2.ImWrite(face, image);
+        }
+        var onOpenCv = Cli.Run("predict", face, "--no-detect", "--model", dir.File("resnet"), "--engine", "OpenCv");
+        Assert.NotEqual(0, onOpenCv.ExitCode);
+        Assert.Contains("stage1_block1", onOpenCv.Stderr);
+        Assert.DoesNotContain("   at ", onOpenCv.Stderr);
+        var onTorch = Cli.Run("predict", face, "--no-detect", "--model", dir.File("resnet"), "--engine", "TorchSharp", "--format", "json");
+        Assert.True(onTorch.ExitCode == 0, onTorch.Stderr);
+
         var missing = Cli.Run("models", "export", dir.File("nothing-here"), dir.File("x.onnx"));
         Assert.NotEqual(0, missing.ExitCode);
         Assert.Contains("nothing-here", missing.Stderr);

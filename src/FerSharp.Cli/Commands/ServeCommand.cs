@@ -1,5 +1,6 @@
 using System.CommandLine;
 
+using FerSharp.Inference;
 using FerSharp.Server;
 
 using Microsoft.AspNetCore.Builder;
@@ -19,9 +20,10 @@ internal static class ServeCommand
         var concurrency = new Option<int>("--max-concurrency") { Description = "Recognitions running at once.", DefaultValueFactory = _ => 2 };
         var queue = new Option<int>("--max-queue") { Description = "Recognitions waiting for a slot before 503.", DefaultValueFactory = _ => 32 };
         var timeout = new Option<double>("--timeout") { Description = "Request timeout in seconds (then 504).", DefaultValueFactory = _ => 30 };
+        var engine = EngineOption.Create();
         var command = new Command("serve", "Serve the JSON API (POST /api/v1/recognize, WebSocket /api/v1/stream) and a live web page.")
         {
-            urls, model, maxBody, concurrency, queue, timeout,
+            urls, model, maxBody, concurrency, queue, timeout, engine,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -34,7 +36,10 @@ internal static class ServeCommand
                 MaxQueuedInference = parse.GetValue(queue),
                 RequestTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
             };
-            await using var app = FerServer.Build(options);
+            // Loaded here rather than by the server so the engine choice is checked before anything listens.
+            using var recognizer = EmotionRecognizer.Load(options.ModelPath);
+            EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
+            await using var app = FerServer.Build(options, recognizer);
             await app.StartAsync(ct).ConfigureAwait(false);
             AnsiConsole.MarkupLineInterpolated($"serving on [bold]{string.Join(", ", app.Urls)}[/] — open it in a browser; Ctrl+C stops");
             try

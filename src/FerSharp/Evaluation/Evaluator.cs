@@ -27,6 +27,8 @@ public sealed class EvaluationResult
     public ClassificationMetrics? WithoutTta { get; init; }
     public required double Seconds { get; init; }
     public required double ImagesPerSecond { get; init; }
+    /// <summary>What ran the network(s): OpenCv or TorchSharp (joined with '+' for an ensemble that mixes them).</summary>
+    public string Engine { get; init; } = "";
     /// <summary>Per face, probabilities over <see cref="ClassificationMetrics.Classes"/>.</summary>
     public required IReadOnlyList<float[]> Probabilities { get; init; }
     public required IReadOnlyList<int> Truth { get; init; }
@@ -88,6 +90,7 @@ public static class Evaluator
             WithoutTta = plain,
             Seconds = watch.Elapsed.TotalSeconds,
             ImagesPerSecond = data.Count / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
+            Engine = string.Join("+", models.Select(m => m.ActiveEngine).Distinct()),
             Probabilities = probabilities,
             Truth = truth,
             Data = data,

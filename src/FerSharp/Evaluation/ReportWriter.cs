@@ -75,6 +75,7 @@ public static class ReportWriter
             ["confusion_matrix_normalized"] = m.RowNormalized(),
             ["without_tta"] = result.WithoutTta is { } plain ? new { accuracy = plain.Accuracy, macro_f1 = plain.MacroF1 } : null,
             ["images_per_second"] = Math.Round(result.ImagesPerSecond, 1),
+            ["engine"] = result.Engine,
             ["seconds"] = Math.Round(result.Seconds, 3),
             ["notes"] = result.Notes,
             ["fersharp_version"] = FerSharpInfo.Version,
@@ -104,7 +105,7 @@ public static class ReportWriter
         sb.AppendLine(inv, $"| weighted F1 | {m.WeightedF1:P2} |");
         foreach (var (k, v) in m.TopKAccuracy.Where(kv => kv.Key > 1)) sb.AppendLine(inv, $"| top-{k} accuracy | {v:P2} |");
         sb.AppendLine(inv, $"| expected calibration error | {m.ExpectedCalibrationError:F4} |");
-        sb.AppendLine(inv, $"| throughput | {result.ImagesPerSecond:N0} faces/s |");
+        sb.AppendLine(inv, $"| throughput | {result.ImagesPerSecond:N0} faces/s ({result.Engine} engine) |");
         sb.AppendLine();
         if (result.Notes.Count > 0)
         {
