@@ -298,7 +298,8 @@ public sealed class EmotionModel : IDisposable
 
     /// <summary>
     /// The photo and video path on the OpenCV engine, without libtorch: at batch 1 its dozen small tensor
-    /// ops (scaling, mirroring, softmax, averaging) cost more than the network on the hosts measured.
+    /// ops (scaling, mirroring, softmax, averaging) took fer2013-realtime from 2.4-2.6 to 3.8 ms per face on
+    /// the AVX2 host measured (docs/BENCHMARKS.md, "Inference engines").
     /// Same arithmetic as <see cref="PredictProbabilities(Tensor)"/>: pixels / 255, minus the mean, divided
     /// by the std, in float; a flip-averaging package predicts each face and its mirror in one batch.
     /// </summary>
