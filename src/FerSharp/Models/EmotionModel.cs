@@ -315,7 +315,7 @@ public sealed class EmotionModel : IDisposable
         for (var i = 0; i < count; i++)
         {
             var face = faces[i];
-            if (face.Length != pixels) throw new ArgumentException($"face {i} has {face.Length} bytes; expected 48x48 = {pixels}");
+            EnsureFaceSize(face, i);
             var mirror = (count + i) * pixels;
             for (var p = 0; p < pixels; p++)
             {
@@ -337,6 +337,14 @@ public sealed class EmotionModel : IDisposable
             rows[i] = row;
         }
         return rows;
+    }
+
+    private static void EnsureFaceSize(byte[] face, int index)
+    {
+        if (face.Length != FaceDataset.PixelsPerImage)
+        {
+            throw new ArgumentException($"face {index} has {face.Length} bytes; expected 48x48 = {FaceDataset.PixelsPerImage}");
+        }
     }
 
     private static float[] Softmax(ReadOnlySpan<float> logits)
@@ -362,10 +370,7 @@ public sealed class EmotionModel : IDisposable
         var flat = new byte[faces.Count * FaceDataset.PixelsPerImage];
         for (var i = 0; i < faces.Count; i++)
         {
-            if (faces[i].Length != FaceDataset.PixelsPerImage)
-            {
-                throw new ArgumentException($"face {i} has {faces[i].Length} bytes; expected 48x48 = {FaceDataset.PixelsPerImage}");
-            }
+            EnsureFaceSize(faces[i], i);
             Buffer.BlockCopy(faces[i], 0, flat, i * FaceDataset.PixelsPerImage, FaceDataset.PixelsPerImage);
         }
         using var input = tensor(flat, [faces.Count, 1, FaceDataset.ImageSize, FaceDataset.ImageSize], ScalarType.Byte);
