@@ -9,7 +9,7 @@ internal static class EngineOption
 {
     public static Option<InferenceEngine> Create() => new("--engine")
     {
-        Description = "What runs the network: Auto (OpenCV's DNN module when the model exports to ONNX, as every shipped model does; else TorchSharp), OpenCv or TorchSharp.",
+        Description = "What runs the network: Auto (OpenCV's DNN module when the network exports to ONNX, as every registered architecture does; else TorchSharp), OpenCv or TorchSharp.",
         DefaultValueFactory = _ => InferenceEngine.Auto,
     };
 

@@ -78,7 +78,7 @@ public sealed class FoldedNetwork : IDisposable
             {
                 steps.Add(module.call);
                 // Flatten returns a view, as fresh as its input; these others always allocate their output.
-                fresh = layer is Flatten ? fresh : layer is Conv2d or Linear or MaxPool2d or AdaptiveAvgPool2d or BatchNorm or ResidualBlock or SeparableBlock;
+                fresh = layer is Flatten ? fresh : layer is Conv2d or Linear or MaxPool2d or AdaptiveAvgPool2d or BatchNorm or IResidualModule;
             }
             else
             {

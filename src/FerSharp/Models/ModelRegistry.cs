@@ -106,7 +106,20 @@ internal static class VggBn
     }
 }
 
-internal sealed class ResidualBlock : Module<Tensor, Tensor>
+/// <summary>
+/// A block computing <c>branch(x) + shortcut(x)</c> (<c>x</c> itself when there is no shortcut), then a ReLU if
+/// <see cref="ReluAfterSum"/>: the shape the ONNX export needs to write a residual block as a graph.
+/// </summary>
+internal interface IResidualModule
+{
+    TorchSharp.Modules.Sequential Branch { get; }
+
+    TorchSharp.Modules.Sequential? Shortcut { get; }
+
+    bool ReluAfterSum { get; }
+}
+
+internal sealed class ResidualBlock : Module<Tensor, Tensor>, IResidualModule
 {
     private readonly Module<Tensor, Tensor> _body;
     private readonly Module<Tensor, Tensor>? _shortcut;
@@ -127,6 +140,13 @@ internal sealed class ResidualBlock : Module<Tensor, Tensor>
         }
         RegisterComponents();
     }
+
+    // Properties, not renamed fields: the field names are the keys of saved weights.
+    public TorchSharp.Modules.Sequential Branch => (TorchSharp.Modules.Sequential)_body;
+
+    public TorchSharp.Modules.Sequential? Shortcut => (TorchSharp.Modules.Sequential?)_shortcut;
+
+    public bool ReluAfterSum => true;
 
     public override Tensor forward(Tensor input)
     {
@@ -157,7 +177,7 @@ internal static class ResNetSmall
 }
 
 /// <summary>Depthwise-separable convolution: a per-channel 3x3 followed by a 1x1 mixing channels.</summary>
-internal sealed class SeparableBlock : Module<Tensor, Tensor>
+internal sealed class SeparableBlock : Module<Tensor, Tensor>, IResidualModule
 {
     private readonly Module<Tensor, Tensor> _branch;
     private readonly Module<Tensor, Tensor> _shortcut;
@@ -178,6 +198,12 @@ internal sealed class SeparableBlock : Module<Tensor, Tensor>
             ("bn", BatchNorm2d(outChannels)));
         RegisterComponents();
     }
+
+    public TorchSharp.Modules.Sequential Branch => (TorchSharp.Modules.Sequential)_branch;
+
+    public TorchSharp.Modules.Sequential? Shortcut => (TorchSharp.Modules.Sequential)_shortcut;
+
+    public bool ReluAfterSum => false;
 
     public override Tensor forward(Tensor input)
     {

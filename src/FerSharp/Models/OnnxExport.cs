@@ -21,9 +21,11 @@ namespace FerSharp.Models;
 /// logits <c>[N, classes]</c>; softmax and flip averaging stay with the caller.
 /// </summary>
 /// <remarks>
-/// Only plain <c>Sequential</c> networks of convolutions, linear layers, batch norms that follow them, ReLU,
-/// max pooling, global average pooling, flatten and dropout are written: seed-cnn, vgg-bn, vgg-wide and
-/// fast-cnn. Residual blocks (resnet-small, mini-xception) are not; <see cref="FindUnsupportedLayer"/> says so.
+/// A <c>Sequential</c> network of convolutions, linear layers, batch norms that follow them, ReLU, max pooling,
+/// global average pooling, flatten and dropout is written, and so are FerSharp's residual blocks built from
+/// those (<see cref="IResidualModule"/>): every registered architecture. For anything else
+/// <see cref="FindUnsupportedLayer"/> names the layer. The class count is the out size of the last
+/// convolution or linear layer (mini-xception ends in a convolution and a global average pool).
 /// </remarks>
 public static class OnnxExport
 {
@@ -35,16 +37,35 @@ public static class OnnxExport
     public static string? FindUnsupportedLayer(nn.Module<Tensor, Tensor> network)
     {
         ArgumentNullException.ThrowIfNull(network);
-        if (network is not Sequential sequential) return $"the network itself ({network.GetType().Name}, not a Sequential)";
+        return network is Sequential sequential
+            ? FindUnsupportedIn(sequential, "")
+            : $"the network itself ({network.GetType().Name}, not a Sequential)";
+    }
+
+    private static string? FindUnsupportedIn(Sequential sequential, string prefix)
+    {
         var layers = sequential.named_children().ToList();
         for (var i = 0; i < layers.Count; i++)
         {
             var (name, layer) = layers[i];
-            if (layer is BatchNorm && (i == 0 || layers[i - 1].module is not (Conv2d or Linear) || !BatchNormFolding.CanFold((BatchNorm)layer)))
+            var path = prefix + name;
+            if (layer is BatchNorm norm)
             {
-                return $"{name} (a batch norm that does not follow a convolution or linear layer)";
+                if (i == 0 || layers[i - 1].module is not (Conv2d or Linear) || !BatchNormFolding.CanFold(norm))
+                {
+                    return $"{path} (a batch norm that does not follow a convolution or linear layer)";
+                }
             }
-            if (layer is not BatchNorm && !IsSupported(layer)) return $"{name} ({layer.GetType().Name})";
+            else if (layer is IResidualModule block)
+            {
+                var inside = FindUnsupportedIn(block.Branch, path + ".branch.");
+                if (inside is null && block.Shortcut is { } shortcut) inside = FindUnsupportedIn(shortcut, path + ".shortcut.");
+                if (inside is not null) return inside;
+            }
+            else if (!IsSupported(layer))
+            {
+                return $"{path} ({layer.GetType().Name})";
+            }
         }
         return null;
     }
@@ -75,19 +96,12 @@ public static class OnnxExport
         ArgumentNullException.ThrowIfNull(network);
         if (FindUnsupportedLayer(network) is { } unsupported)
         {
-            throw new NotSupportedException($"cannot export to ONNX: layer {unsupported} is not supported (supported: Conv2d, Linear, a BatchNorm after either, ReLU, MaxPool2d, AdaptiveAvgPool2d(1), Flatten, Dropout)");
+            throw new NotSupportedException($"cannot export to ONNX: layer {unsupported} is not supported (supported: Conv2d, Linear, a BatchNorm after either, ReLU, MaxPool2d, AdaptiveAvgPool2d(1), Flatten, Dropout, and FerSharp's residual blocks made of these)");
         }
         var graph = new GraphBuilder();
-        var layers = ((Sequential)network).named_children().ToList();
         using (no_grad())
         {
-            for (var i = 0; i < layers.Count; i++)
-            {
-                var (name, layer) = layers[i];
-                var norm = i + 1 < layers.Count ? layers[i + 1].module as BatchNorm : null;
-                if (norm != null && layer is Conv2d or Linear) i++; // folded into this layer
-                graph.Add(name, layer, norm);
-            }
+            graph.AddSequence((Sequential)network, "");
         }
         var model = new ModelProto
         {
@@ -116,14 +130,47 @@ public static class OnnxExport
         _ => false,
     };
 
-    /// <summary>Appends one node per layer, each reading the previous node's output.</summary>
+    /// <summary>
+    /// Appends one node per layer, each reading the previous node's output; a residual block forks from its
+    /// input and joins with an Add. Node names are the layers' paths (<c>stage1_block1.branch.conv1</c>).
+    /// </summary>
     private sealed class GraphBuilder
     {
         private readonly GraphProto _graph = new() { Name = "fersharp" };
         private string _current = InputName;
         private long _outputs = -1;
 
-        public void Add(string name, nn.Module layer, BatchNorm? norm)
+        public void AddSequence(Sequential sequential, string prefix)
+        {
+            var layers = sequential.named_children().ToList();
+            for (var i = 0; i < layers.Count; i++)
+            {
+                var (name, layer) = layers[i];
+                var norm = i + 1 < layers.Count ? layers[i + 1].module as BatchNorm : null;
+                if (norm != null && layer is Conv2d or Linear) i++; // folded into this layer
+                if (layer is IResidualModule block) AddResidual(prefix + name, block);
+                else Add(prefix + name, layer, norm);
+            }
+        }
+
+        private void AddResidual(string path, IResidualModule block)
+        {
+            var input = _current;
+            AddSequence(block.Branch, path + ".branch.");
+            var branch = _current;
+            var shortcut = input;
+            if (block.Shortcut is { } layers)
+            {
+                _current = input;
+                AddSequence(layers, path + ".shortcut.");
+                shortcut = _current;
+            }
+            _current = branch;
+            Node("Add", path + ".add", shortcut);
+            if (block.ReluAfterSum) Node("Relu", path + ".relu");
+        }
+
+        private void Add(string name, nn.Module layer, BatchNorm? norm)
         {
             switch (layer)
             {
@@ -135,6 +182,7 @@ public static class OnnxExport
                         node.Attribute.Add(Ints("pads", [.. conv.padding!, .. conv.padding!]));
                         node.Attribute.Add(Ints("dilations", conv.dilation ?? [1, 1]));
                         node.Attribute.Add(Int("group", conv.groups));
+                        _outputs = conv.out_channels;
                         break;
                     }
                 case Linear linear:
@@ -169,7 +217,7 @@ public static class OnnxExport
 
         public GraphProto Finish(int inputSize)
         {
-            if (_graph.Node.Count == 0 || _outputs < 0) throw new NotSupportedException("cannot export to ONNX: the network has no final linear layer");
+            if (_graph.Node.Count == 0 || _outputs < 0) throw new NotSupportedException("cannot export to ONNX: the network has no convolution or linear layer");
             // The last node writes the graph's output under its public name.
             var last = _graph.Node[^1];
             last.Output.Clear();
@@ -205,11 +253,11 @@ public static class OnnxExport
             return name;
         }
 
-        private NodeProto Node(string op, string name, params string[] parameters)
+        private NodeProto Node(string op, string name, params string[] moreInputs)
         {
             var node = new NodeProto { OpType = op, Name = name };
             node.Input.Add(_current);
-            node.Input.AddRange(parameters);
+            node.Input.AddRange(moreInputs);
             node.Output.Add(name);
             _graph.Node.Add(node);
             _current = name;
