@@ -45,6 +45,26 @@ public class TrainCommandTests
     }
 
     [Fact]
+    public void Continuing_a_package_with_its_own_seed_says_it_repeats_the_same_draws()
+    {
+        using var dir = new TempDir();
+        var csv = WriteData(dir);
+        var runs = dir.File("runs");
+        string[] common = ["train", "--data", csv, "--arch", "seed-cnn", "--batch-size", "16", "--epochs", "1", "--runs-dir", runs];
+        var first = Cli.Run([.. common, "--name", "first"]);
+        Assert.True(first.ExitCode == 0, first.Stderr + first.Stdout);
+        var package = Path.Combine(runs, "first", "model");
+
+        var same = Cli.Run([.. common, "--name", "same", "--init-from", package]);
+        Assert.True(same.ExitCode == 0, same.Stderr + same.Stdout);
+        Assert.Contains("same --seed 42", same.Stdout);
+
+        var fresh = Cli.Run([.. common, "--name", "fresh", "--init-from", package, "--seed", "43"]);
+        Assert.True(fresh.ExitCode == 0, fresh.Stderr + fresh.Stdout);
+        Assert.DoesNotContain("same --seed", fresh.Stdout);
+    }
+
+    [Fact]
     public void Missing_data_and_unknown_architecture_are_clear_errors_that_leave_no_run()
     {
         using var dir = new TempDir();

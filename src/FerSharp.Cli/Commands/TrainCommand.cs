@@ -113,7 +113,13 @@ internal static class TrainCommand
             if (options.InitFrom is { } initPath && !parse.GetValue(resume))
             {
                 // Fail on a missing or mismatched package now, not after the minute of loading data.
-                Trainer.LoadInitialPackage(initPath, options.Architecture).Dispose();
+                using var initial = Trainer.LoadInitialPackage(initPath, options.Architecture);
+                if (initial.Metadata.Training?.Seed == options.Seed)
+                {
+                    // The seed fixes each epoch's order, augmentation and dropout masks, so epoch k of this run
+                    // shows the network exactly the batches of the package's own epoch k (docs/DECISIONS.md).
+                    AnsiConsole.MarkupLineInterpolated($"[yellow]note: {initPath} was trained with the same --seed {options.Seed}; this run repeats its data order, augmentation and dropout epoch by epoch. Pass another --seed for fresh draws.[/]");
+                }
             }
             foreach (var teacherPath in (stages ?? [options]).Select(o => o.Teacher).OfType<string>().Distinct())
             {
