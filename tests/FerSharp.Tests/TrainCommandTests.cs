@@ -65,7 +65,7 @@ public class TrainCommandTests
     }
 
     [Fact]
-    public void Missing_data_and_unknown_architecture_are_clear_errors_that_leave_no_run()
+    public void Missing_data_unknown_architecture_and_bad_checkpoint_interval_are_clear_errors_that_leave_no_run()
     {
         using var dir = new TempDir();
         var runs = dir.File("runs");
@@ -78,5 +78,10 @@ public class TrainCommandTests
         Assert.NotEqual(0, arch.ExitCode);
         Assert.Contains("no-such-net", arch.Stderr);
         Assert.False(Directory.Exists(Path.Combine(runs, "t", "model")), "a failed start must not leave a package behind");
+
+        var interval = Cli.Run("train", "--data", csv, "--checkpoint-minutes", "-1", "--epochs", "1", "--name", "t", "--runs-dir", runs);
+        Assert.Equal(2, interval.ExitCode);
+        Assert.Contains("--checkpoint-minutes", interval.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(runs, "t")), "a refused start must not leave a run behind");
     }
 }

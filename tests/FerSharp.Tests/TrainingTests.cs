@@ -105,16 +105,93 @@ public class TrainerTests
         Assert.Equal(2, stopped.History.Count);
 
         var resumed = new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true);
-        Assert.Equal(3, resumed.History.Count);
-        for (var i = 0; i < 3; i++)
+        AssertSameHistory(straight, resumed);
+    }
+
+    private static void AssertSameHistory(TrainingResult straight, TrainingResult resumed)
+    {
+        Assert.Equal(straight.History.Count, resumed.History.Count);
+        foreach (var (x, y) in straight.History.Zip(resumed.History))
         {
-            var (x, y) = (straight.History[i], resumed.History[i]);
             Assert.Equal(x.TrainLoss, y.TrainLoss, 6);
             Assert.Equal(x.TrainAccuracy, y.TrainAccuracy, 6);
             Assert.Equal(x.ValLoss, y.ValLoss, 6);
             Assert.Equal(x.ValAccuracy, y.ValAccuracy, 6);
             Assert.Equal(x.LearningRate, y.LearningRate, 12);
         }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Resume_within_an_epoch_repeats_the_uninterrupted_history_exactly(bool killed)
+    {
+        // Cancelled (Ctrl+C) writes partial.ckpt at the batch it reached; "killed" is a process that dies without
+        // cancelling, which leaves only the periodic mid-epoch checkpoint (written after every batch here).
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(6, seed: 1); // 42 faces: 6 batches of 8 (the last of 2)
+        var validation = Synthetic.Patterns(4, seed: 2, split: DataSplit.PublicTest);
+        var options = Quick(3) with
+        {
+            BatchSize = 8,
+            Augment = "rotate=10,zoom=0.1,flip,erase=0.3,mixup=0.2,cutmix=1",
+            Schedule = LrScheduleKind.Cosine,
+            WarmupEpochs = 1,
+            Ema = 0.9,
+        };
+        var straight = new Trainer(options, Path.Combine(dir.Path, "straight")) { DrawCurvesEachEpoch = false }.Fit(train, validation);
+
+        var runDir = Path.Combine(dir.Path, "stopped");
+        var cts = new CancellationTokenSource();
+        var progress = new SyncProgress<TrainingProgress>(p =>
+        {
+            if (p.Phase != TrainingPhase.Batch || p.Epoch != 2 || p.Batch != 3) return;
+            if (killed) throw new SimulatedCrash();
+            cts.Cancel();
+        });
+        var first = new Trainer(options, runDir) { DrawCurvesEachEpoch = false, PartialCheckpointInterval = killed ? TimeSpan.Zero : null };
+        if (killed)
+        {
+            Assert.Throws<SimulatedCrash>(() => first.Fit(train, validation, progress: progress));
+        }
+        else
+        {
+            var stopped = first.Fit(train, validation, progress: progress, cancellationToken: cts.Token);
+            Assert.True(stopped.Cancelled && stopped.SavedMidEpoch);
+            Assert.Single(stopped.History);
+        }
+        Assert.Equal(3, Checkpoint.LoadState(first.PartialCheckpointPath).InProgress?.Batches);
+
+        var resumedTrainer = new Trainer(options, runDir) { DrawCurvesEachEpoch = false };
+        var resumed = resumedTrainer.Fit(train, validation, resume: true);
+        Assert.Contains($"resumed from {first.PartialCheckpointPath} in epoch 2 after batch 3", File.ReadAllText(resumedTrainer.LogPath));
+        Assert.False(File.Exists(first.PartialCheckpointPath), "partial.ckpt outlived the epoch it belongs to");
+        AssertSameHistory(straight, resumed);
+    }
+
+    [Fact]
+    public void A_partial_checkpoint_older_than_the_last_epoch_is_passed_over()
+    {
+        // A run killed between writing last.ckpt and deleting partial.ckpt leaves a partial checkpoint of the
+        // epoch before; resuming from it would train that epoch's rest twice.
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(6, seed: 1);
+        var validation = Synthetic.Patterns(4, seed: 2, split: DataSplit.PublicTest);
+        var options = Quick(2) with { BatchSize = 8 };
+        var runDir = Path.Combine(dir.Path, "run");
+        var stale = Path.Combine(dir.Path, "stale.ckpt");
+        var progress = new SyncProgress<TrainingProgress>(p =>
+        {
+            if (p.Phase == TrainingPhase.Batch && p.Epoch == 1 && p.Batch == 2) File.Copy(Path.Combine(runDir, "checkpoints", "partial.ckpt"), stale);
+        });
+        var trainer = new Trainer(options with { Epochs = 1 }, runDir) { DrawCurvesEachEpoch = false, PartialCheckpointInterval = TimeSpan.Zero };
+        trainer.Fit(train, validation, progress: progress);
+        File.Copy(stale, trainer.PartialCheckpointPath);
+
+        var resumedTrainer = new Trainer(options, runDir) { DrawCurvesEachEpoch = false };
+        var resumed = resumedTrainer.Fit(train, validation, resume: true);
+        Assert.Contains($"resumed from {trainer.LastCheckpointPath} after epoch 1", File.ReadAllText(resumedTrainer.LogPath));
+        Assert.Equal(2, resumed.History.Count);
     }
 
     [Fact]
@@ -867,3 +944,5 @@ public class HeldScalarsTests
         Assert.True(inPlace.allclose((a + b) / 2, rtol: 0, atol: 0));
     }
 }
+
+internal sealed class SimulatedCrash : Exception;

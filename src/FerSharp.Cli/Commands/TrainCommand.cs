@@ -42,7 +42,8 @@ internal static class TrainCommand
         var valFraction = new Option<double>("--val-fraction") { Description = "Instead of --val-split, hold out this fraction of Training.", DefaultValueFactory = _ => 0 };
         var name = new Option<string?>("--name", "-n") { Description = "Run name (folder under --runs-dir). Default: <arch>-<timestamp>." };
         var runsDir = new Option<string>("--runs-dir") { Description = "Where run folders go.", DefaultValueFactory = _ => "runs" };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --name from its last checkpoint." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --name from its last checkpoint (mid-epoch if it was stopped within an epoch)." };
+        var checkpointMinutes = new Option<double>("--checkpoint-minutes") { Description = "Also checkpoint within an epoch every this many minutes (0 = only at epoch ends and on Ctrl+C), so a killed run loses at most that much.", DefaultValueFactory = _ => Trainer.DefaultPartialCheckpointInterval.TotalMinutes };
         var initFrom = new Option<string?>("--init-from") { Description = "Start from the weights of a model package (same --arch and classes) instead of random ones: continue training a shipped model, or fine-tune it on other data. The package's input normalization is kept." };
         var teacher = new Option<string?>("--teacher") { Description = "Knowledge distillation: also learn the softened predictions of this model package (any architecture, same classes) on each augmented batch, e.g. a small network from models/fer2013-best." };
         var distillWeight = new Option<double>("--distill-weight") { Description = "With --teacher: share of the loss given to the teacher's predictions (0..1).", DefaultValueFactory = _ => 0.5 };
@@ -59,8 +60,8 @@ internal static class TrainCommand
         var command = new Command("train", "Train a CNN on FER2013 (or FER+) with augmentation, early stopping and checkpoints.")
         {
             data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
-            augment, monitor, patience, standardize, ema, seed, threads, limit, valSplit, valFraction, name, runsDir, resume, initFrom,
-            teacher, distillWeight, distillTemperature, trainOnValidation,
+            augment, monitor, patience, standardize, ema, seed, threads, limit, valSplit, valFraction, name, runsDir, resume, checkpointMinutes,
+            initFrom, teacher, distillWeight, distillTemperature, trainOnValidation,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
@@ -147,6 +148,12 @@ internal static class TrainCommand
                 throw new UserFacingException($"not enough data: {train.Count} training and {validation.Count} validation faces");
             }
 
+            var minutes = parse.GetValue(checkpointMinutes);
+            if (!double.IsFinite(minutes) || minutes < 0)
+            {
+                throw new UserFacingException($"--checkpoint-minutes: expected 0 or more minutes, got {minutes.ToString(CultureInfo.InvariantCulture)}");
+            }
+            TimeSpan? partialInterval = minutes > 0 ? TimeSpan.FromMinutes(minutes) : null;
             var runName = parse.GetValue(name) ?? $"{options.Architecture}-{DateTime.Now:yyyyMMdd-HHmmss}";
             var runDir = Path.Combine(parse.GetValue(runsDir)!, runName);
             var resumeHint = $"fer train {(stages != null ? $"--preset {recipe!.Name} " : "")}--name {runName} --runs-dir {parse.GetValue(runsDir)} --resume{(stages != null ? "" : " (same options)")}";
@@ -155,7 +162,7 @@ internal static class TrainCommand
             string curvesPath;
             if (stages != null)
             {
-                var chain = new TrainingChain(stages, runDir);
+                var chain = new TrainingChain(stages, runDir) { PartialCheckpointInterval = partialInterval };
                 var results = chain.Fit(train, validation, parse.GetValue(resume), (stage, trainer, resumeStage) =>
                 {
                     var o = chain.StageOptions(stage);
@@ -171,12 +178,17 @@ internal static class TrainCommand
             }
             else
             {
-                var trainer = new Trainer(options, runDir);
+                var trainer = new Trainer(options, runDir) { PartialCheckpointInterval = partialInterval };
                 AnsiConsole.MarkupLineInterpolated($"[grey]{options.Optimizer} lr={options.LearningRate.ToString(CultureInfo.InvariantCulture)} batch={options.BatchSize} schedule={options.Schedule} augment={options.Augment} threads={TorchSharp.torch.get_num_threads()}[/]");
                 result = TrainingProgressView.Run(trainer, train, validation, parse.GetValue(resume), ct);
                 curvesPath = trainer.CurvesPath;
             }
 
+            if (result.History.Count == 0 && result.SavedMidEpoch)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[yellow]interrupted in the first epoch; continue with: {resumeHint}[/]");
+                return Task.FromResult(CliRunner.ExitCancelled);
+            }
             if (result.History.Count == 0)
             {
                 AnsiConsole.MarkupLine("[yellow]stopped before the first epoch completed; nothing saved[/]");

@@ -23,6 +23,25 @@ public sealed record TrainingState
     public string? TeacherWeightsSha256 { get; init; }
     public double ElapsedSeconds { get; init; }
     public bool Stopped { get; init; }
+    /// <summary>Set in a mid-epoch checkpoint: how far the run had got into the epoch after <see cref="Epoch"/>.</summary>
+    public EpochInProgress? InProgress { get; init; }
+}
+
+/// <summary>
+/// The part of an epoch a mid-epoch checkpoint holds: the batches already trained, the running sums the epoch's
+/// metrics are made of, and the states of the epoch's augmentation and dropout generators, so that the rest of
+/// the epoch draws what it would have drawn uninterrupted (the data order is re-drawn from the epoch's seed).
+/// </summary>
+public sealed record EpochInProgress
+{
+    public int Batches { get; init; }
+    public double LossSum { get; init; }
+    public long Correct { get; init; }
+    public long Seen { get; init; }
+    /// <summary>Training seconds of the epoch so far, for its images-per-second figure.</summary>
+    public double Seconds { get; init; }
+    public required byte[] AugmentGenerator { get; init; }
+    public required byte[] DropoutGenerator { get; init; }
 }
 
 /// <summary>
@@ -49,7 +68,20 @@ public static class Checkpoint
         });
     }
 
-    public static (TrainingState State, byte[] Model, byte[]? EmaModel, byte[] Optimizer) Load(string path)
+    public static (TrainingState State, byte[] Model, byte[]? EmaModel, byte[] Optimizer) Load(string path) =>
+        Read(path, reader =>
+        {
+            var state = ReadState(reader);
+            var model = ReadBlock(reader);
+            var ema = ReadBlock(reader);
+            var optimizer = ReadBlock(reader);
+            return (state, model, ema.Length == 0 ? null : ema, optimizer);
+        });
+
+    /// <summary>The state alone, without reading the tensors (a checkpoint of a large network is tens of MB).</summary>
+    public static TrainingState LoadState(string path) => Read(path, ReadState);
+
+    private static T Read<T>(string path, Func<BinaryReader, T> read)
     {
         if (!File.Exists(path))
         {
@@ -62,18 +94,17 @@ public static class Checkpoint
             {
                 throw new InvalidDataException("not a FerSharp checkpoint");
             }
-            var state = JsonSerializer.Deserialize<TrainingState>(ReadBlock(reader), ModelMetadata.JsonOptions)
-                ?? throw new InvalidDataException("empty state");
-            var model = ReadBlock(reader);
-            var ema = ReadBlock(reader);
-            var optimizer = ReadBlock(reader);
-            return (state, model, ema.Length == 0 ? null : ema, optimizer);
+            return read(reader);
         }
         catch (Exception ex) when (ex is EndOfStreamException or JsonException or InvalidDataException)
         {
             throw new InvalidDataException($"{path}: checkpoint is corrupt or truncated ({ex.Message})", ex);
         }
     }
+
+    private static TrainingState ReadState(BinaryReader reader) =>
+        JsonSerializer.Deserialize<TrainingState>(ReadBlock(reader), ModelMetadata.JsonOptions)
+            ?? throw new InvalidDataException("empty state");
 
     private static void WriteBlock(BinaryWriter writer, byte[] bytes)
     {

@@ -13,7 +13,10 @@ using static TorchSharp.torch;
 
 namespace FerSharp.Training;
 
-/// <summary>The outcome of <see cref="Trainer.Fit"/>.</summary>
+/// <summary>
+/// The outcome of <see cref="Trainer.Fit"/>. <paramref name="SavedMidEpoch"/>: the run was cancelled within an epoch
+/// and wrote checkpoints/partial.ckpt, so <c>resume</c> continues from the batch it reached.
+/// </summary>
 public sealed record TrainingResult(
     IReadOnlyList<EpochMetrics> History,
     int BestEpoch,
@@ -21,12 +24,15 @@ public sealed record TrainingResult(
     string ModelPath,
     bool StoppedEarly,
     bool Cancelled,
-    double ElapsedSeconds);
+    double ElapsedSeconds,
+    bool SavedMidEpoch = false);
 
 /// <summary>
 /// Trains one architecture on in-memory faces. A run lives in a folder (<c>runs/&lt;name&gt;</c>) holding
 /// config.json, history.csv, curves.png, log.txt, checkpoints/{last,best}.ckpt and the best model package
-/// in model/. Every epoch is seeded from (seed, epoch), so a resumed run repeats an uninterrupted one.
+/// in model/. Every epoch is seeded from (seed, epoch), so a resumed run repeats an uninterrupted one. Within an
+/// epoch, checkpoints/partial.ckpt is written every <see cref="PartialCheckpointInterval"/> and when the run is
+/// cancelled, so a stopped run resumes at the batch it reached, not at the start of the epoch.
 /// </summary>
 public sealed class Trainer
 {
@@ -48,6 +54,7 @@ public sealed class Trainer
     /// <summary>Where a run in <paramref name="runDirectory"/> keeps the checkpoint <c>--resume</c> continues from.</summary>
     public static string LastCheckpointIn(string runDirectory) => Path.Combine(runDirectory, "checkpoints", "last.ckpt");
     public string BestCheckpointPath => Path.Combine(_runDirectory, "checkpoints", "best.ckpt");
+    public string PartialCheckpointPath => Path.Combine(_runDirectory, "checkpoints", "partial.ckpt");
     public string ModelPath => Path.Combine(_runDirectory, "model");
     public string HistoryPath => Path.Combine(_runDirectory, "history.csv");
     public string CurvesPath => Path.Combine(_runDirectory, "curves.png");
@@ -55,6 +62,15 @@ public sealed class Trainer
 
     /// <summary>Skip writing curves.png each epoch (tests; the file is still written at the end).</summary>
     public bool DrawCurvesEachEpoch { get; init; } = true;
+
+    /// <summary>
+    /// How often a mid-epoch checkpoint is written (null: never; one is still written when the run is
+    /// cancelled). An epoch of a large network takes about 20 minutes on two cores, and a run killed rather
+    /// than cancelled would otherwise lose all of it.
+    /// </summary>
+    public TimeSpan? PartialCheckpointInterval { get; init; } = DefaultPartialCheckpointInterval;
+
+    public static readonly TimeSpan DefaultPartialCheckpointInterval = TimeSpan.FromMinutes(10);
 
     public TrainingResult Fit(
         FaceDataset train,
@@ -88,15 +104,16 @@ public sealed class Trainer
         var optimizer = CreateOptimizer(model);
 
         TrainingState state;
-        if (resume && File.Exists(LastCheckpointPath))
+        var resumeFrom = resume ? CheckpointToResume() : null;
+        if (resumeFrom != null)
         {
-            var (saved, modelBytes, emaBytes, optimizerBytes) = Checkpoint.Load(LastCheckpointPath);
+            var (saved, modelBytes, emaBytes, optimizerBytes) = Checkpoint.Load(resumeFrom);
             // The starting weights are in the checkpoint now; the run keeps the package it was started from.
             _options = _options with { InitFrom = saved.Options.InitFrom };
-            CheckResumable(saved.Options, saved.Epoch);
+            CheckResumable(resumeFrom, saved.Options, saved.Epoch);
             if (!saved.ClassNames.SequenceEqual(train.ClassNames))
             {
-                throw new ArgumentException($"{LastCheckpointPath}: checkpoint classes ({string.Join(",", saved.ClassNames)}) differ from the data's");
+                throw new ArgumentException($"{resumeFrom}: checkpoint classes ({string.Join(",", saved.ClassNames)}) differ from the data's");
             }
             LoadModule(model, modelBytes);
             if (ema != null) LoadModule(ema, emaBytes ?? modelBytes);
@@ -105,11 +122,13 @@ public sealed class Trainer
                 optimizer.load_state_dict(reader);
             }
             state = saved with { Options = _options, Stopped = false };
-            Log($"resumed from {LastCheckpointPath} after epoch {state.Epoch}");
+            Log(state.InProgress is { } partial
+                ? $"resumed from {resumeFrom} in epoch {state.Epoch + 1} after batch {partial.Batches}"
+                : $"resumed from {resumeFrom} after epoch {state.Epoch}");
         }
         else
         {
-            if (!resume && File.Exists(LastCheckpointPath))
+            if (!resume && (File.Exists(LastCheckpointPath) || File.Exists(PartialCheckpointPath)))
             {
                 throw new IOException($"{_runDirectory} already holds a run; pass --resume to continue it or choose another --name");
             }
@@ -160,6 +179,7 @@ public sealed class Trainer
         var totalWatch = Stopwatch.StartNew();
         var elapsedBefore = state.ElapsedSeconds;
         var cancelled = false;
+        var savedMidEpoch = false;
         var stoppedEarly = false;
 
         for (var epoch = state.Epoch + 1; epoch <= _options.Epochs; epoch++)
@@ -175,17 +195,49 @@ public sealed class Trainer
             using var dropoutBinding = SeededLayers.BindDropout(model, dropoutGen);
             using var orderGen = new Generator().manual_seed(EpochSeed(epoch, 2));
             using var augmentGen = new Generator().manual_seed(EpochSeed(epoch, 3));
-            var mixRandom = new Random(unchecked((int)EpochSeed(epoch, 4)));
             using var order = randperm(train.Count, generator: orderGen);
             model.train();
-            double lossSum = 0;
+            double lossSum = 0, secondsBefore = 0;
             long correct = 0, seen = 0;
             double lr = 0;
-            for (var b = 0; b < batches; b++)
+            var firstBatch = 0;
+            if (state.InProgress is { } partial)
+            {
+                RestoreGenerator(augmentGen, partial.AugmentGenerator);
+                RestoreGenerator(dropoutGen, partial.DropoutGenerator);
+                (firstBatch, lossSum, correct, seen, secondsBefore) = (partial.Batches, partial.LossSum, partial.Correct, partial.Seen, partial.Seconds);
+                state = state with { InProgress = null };
+            }
+            double EpochSeconds() => secondsBefore + epochWatch.Elapsed.TotalSeconds;
+            var sinceSave = Stopwatch.StartNew();
+            void SavePartial(int batchesDone)
+            {
+                var inProgress = new EpochInProgress
+                {
+                    Batches = batchesDone,
+                    LossSum = lossSum,
+                    Correct = correct,
+                    Seen = seen,
+                    Seconds = EpochSeconds(),
+                    AugmentGenerator = GeneratorState(augmentGen),
+                    DropoutGenerator = GeneratorState(dropoutGen),
+                };
+                Checkpoint.Save(PartialCheckpointPath,
+                    state with { InProgress = inProgress, ElapsedSeconds = elapsedBefore + totalWatch.Elapsed.TotalSeconds },
+                    SaveModule(model), ema == null ? null : SaveModule(ema), SaveOptimizer(optimizer));
+                sinceSave.Restart();
+            }
+            for (var b = firstBatch; b < batches; b++)
             {
                 if (cancellationToken.IsCancellationRequested)
                 {
                     cancelled = true;
+                    if (b > 0)
+                    {
+                        SavePartial(b);
+                        savedMidEpoch = true;
+                        Log($"cancelled in epoch {epoch} after batch {b}/{batches}; continue with --resume");
+                    }
                     break;
                 }
                 using var scope = NewDisposeScope();
@@ -199,6 +251,8 @@ public sealed class Trainer
                 var target = SmoothTargets(trainTargets.index_select(0, index), classCount);
                 if (augment.MixesBatch)
                 {
+                    // Seeded per batch, not per epoch, so a run resumed mid-epoch mixes as it would have.
+                    var mixRandom = new Random(unchecked((int)(EpochSeed(epoch, 4) * 1_000_003L + b)));
                     (augmented, target, _) = BatchMixing.Apply(augmented, target, augment, mixRandom);
                 }
                 var input = Preprocessing.NormalizeScaled(augmented, state.Normalization);
@@ -214,20 +268,24 @@ public sealed class Trainer
                 lossSum += loss.item<float>() * n;
                 correct += logits.argmax(1).eq(trainLabels.index_select(0, index)).sum().item<long>();
                 seen += n;
+                if (PartialCheckpointInterval is { } every && sinceSave.Elapsed >= every && b + 1 < batches)
+                {
+                    SavePartial(b + 1);
+                }
                 progress?.Report(new TrainingProgress(TrainingPhase.Batch, epoch, _options.Epochs, b + 1, batches,
-                    lossSum / seen, (double)correct / seen, seen / epochWatch.Elapsed.TotalSeconds));
+                    lossSum / seen, (double)correct / seen, seen / EpochSeconds()));
             }
             if (cancelled)
             {
                 break;
             }
-            var trainSeconds = epochWatch.Elapsed.TotalSeconds;
+            var trainSeconds = EpochSeconds();
             progress?.Report(new TrainingProgress(TrainingPhase.Validating, epoch, _options.Epochs, batches, batches,
                 lossSum / seen, (double)correct / seen, seen / trainSeconds));
             var evalModel = ema ?? model;
             var (valLoss, valAccuracy) = Validate(evalModel, valX, valTargets, valLabels, state.Normalization);
             var metrics = new EpochMetrics(epoch, lossSum / seen, (double)correct / seen, valLoss, valAccuracy, lr,
-                epochWatch.Elapsed.TotalSeconds, seen / trainSeconds);
+                EpochSeconds(), seen / trainSeconds);
             var monitored = metrics.Monitored(_options.Monitor);
             var isBest = _options.TrainOnValidation || double.IsNaN(state.BestMonitored) || Better(monitored, state.BestMonitored);
             var history = new List<EpochMetrics>(state.History) { metrics };
@@ -253,6 +311,7 @@ public sealed class Trainer
                 SavePackage(evalModel, state, train.ClassNames);
             }
             Checkpoint.Save(LastCheckpointPath, state, modelBytes, emaBytes, optimizerBytes);
+            File.Delete(PartialCheckpointPath); // now older than last.ckpt (if this is cut short, CheckpointToResume passes it over)
             AtomicFile.WriteAllText(HistoryPath, TrainingHistory.ToCsv(state.History));
             if (DrawCurvesEachEpoch)
             {
@@ -270,9 +329,12 @@ public sealed class Trainer
         }
         if (cancelled)
         {
-            Log(state.Epoch > 0
-                ? $"cancelled during epoch {state.Epoch + 1}; checkpoint of epoch {state.Epoch} kept, continue with --resume"
-                : "cancelled before the first epoch completed");
+            if (!savedMidEpoch)
+            {
+                Log(state.Epoch > 0
+                    ? $"cancelled during epoch {state.Epoch + 1}; checkpoint of epoch {state.Epoch} kept, continue with --resume"
+                    : "cancelled before the first epoch completed");
+            }
             progress?.Report(new TrainingProgress(TrainingPhase.Stopped, state.Epoch, _options.Epochs, 0, 0, 0, 0, 0, Message: "cancelled"));
         }
         if (state.History.Count > 0)
@@ -280,10 +342,36 @@ public sealed class Trainer
             TrainingCurves.Save(state.History, CurvesPath, _options.Architecture);
         }
         return new TrainingResult(state.History, state.BestEpoch, state.BestMonitored, ModelPath, stoppedEarly, cancelled,
-            elapsedBefore + totalWatch.Elapsed.TotalSeconds);
+            elapsedBefore + totalWatch.Elapsed.TotalSeconds, savedMidEpoch);
     }
 
-    private void CheckResumable(TrainOptions saved, int epochsDone)
+    /// <summary>
+    /// The checkpoint <c>--resume</c> continues from: the mid-epoch one when it is from the epoch after last.ckpt
+    /// (a run stopped before it finished that epoch), else last.ckpt; null when the run has neither.
+    /// </summary>
+    private string? CheckpointToResume()
+    {
+        var hasLast = File.Exists(LastCheckpointPath);
+        if (!File.Exists(PartialCheckpointPath)) return hasLast ? LastCheckpointPath : null;
+        if (!hasLast) return PartialCheckpointPath;
+        return Checkpoint.LoadState(PartialCheckpointPath).Epoch >= Checkpoint.LoadState(LastCheckpointPath).Epoch
+            ? PartialCheckpointPath
+            : LastCheckpointPath;
+    }
+
+    private static byte[] GeneratorState(Generator generator)
+    {
+        using var state = generator.get_state();
+        return state.data<byte>().ToArray();
+    }
+
+    private static void RestoreGenerator(Generator generator, byte[] bytes)
+    {
+        using var state = tensor(bytes);
+        generator.set_state(state);
+    }
+
+    private void CheckResumable(string checkpointPath, TrainOptions saved, int epochsDone)
     {
         // The epoch budget may change on resume, and so may the warm restarts as long as the epochs already
         // trained keep their learning rates (so the run stays one that could have been made uninterrupted);
@@ -291,11 +379,11 @@ public sealed class Trainer
         var extended = saved with { Epochs = _options.Epochs, RestartAt = _options.RestartAt, RestartLrFactor = _options.RestartLrFactor };
         if (extended != _options)
         {
-            throw new ArgumentException($"{LastCheckpointPath}: the run was started with different options; resume with the same options (only --epochs, --restart-at and --restart-lr-factor may change)");
+            throw new ArgumentException($"{checkpointPath}: the run was started with different options; resume with the same options (only --epochs, --restart-at and --restart-lr-factor may change)");
         }
         if (!LrSchedule.SameUpTo(saved, _options, epochsDone))
         {
-            throw new ArgumentException($"{LastCheckpointPath}: these options would change the learning rate of the {epochsDone} epochs already trained (a cosine schedule stretches with --epochs); to train longer, add a warm restart at epoch {epochsDone} or later: --restart-at {epochsDone}");
+            throw new ArgumentException($"{checkpointPath}: these options would change the learning rate of the {epochsDone} epochs already trained (a cosine schedule stretches with --epochs); to train longer, add a warm restart at epoch {epochsDone} or later: --restart-at {epochsDone}");
         }
     }
 

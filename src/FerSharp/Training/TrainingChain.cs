@@ -37,7 +37,10 @@ public sealed class TrainingChain
         return stage == 0 ? _stages[0] : _stages[stage] with { InitFrom = Path.Combine(StageDirectory(stage - 1), "model") };
     }
 
-    public Trainer StageTrainer(int stage) => new(StageOptions(stage), StageDirectory(stage));
+    /// <summary>Passed to every stage's <see cref="Trainer.PartialCheckpointInterval"/>.</summary>
+    public TimeSpan? PartialCheckpointInterval { get; init; } = Trainer.DefaultPartialCheckpointInterval;
+
+    public Trainer StageTrainer(int stage) => new(StageOptions(stage), StageDirectory(stage)) { PartialCheckpointInterval = PartialCheckpointInterval };
 
     /// <summary>
     /// Runs the stages in order. <paramref name="runStage"/> (stage index, its trainer, resume) replaces
