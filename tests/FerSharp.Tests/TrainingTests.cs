@@ -363,6 +363,14 @@ public class TrainerTests
         single.Fit(train, validation);
         var ex = Assert.Throws<IOException>(() => new TrainingChain([Quick(1)], single.RunDirectory).Fit(train, validation, resume: true));
         Assert.Contains("single run", ex.Message);
+
+        // A single run stopped in its first epoch has only a mid-epoch checkpoint, and is still not a chain.
+        var cts = new CancellationTokenSource();
+        var stopped = new Trainer(Quick(1), Path.Combine(dir.Path, "stopped")) { DrawCurvesEachEpoch = false }.Fit(train, validation,
+            progress: new SyncProgress<TrainingProgress>(p => { if (p.Phase == TrainingPhase.Batch) cts.Cancel(); }), cancellationToken: cts.Token);
+        Assert.True(stopped.SavedMidEpoch && stopped.History.Count == 0);
+        ex = Assert.Throws<IOException>(() => new TrainingChain([Quick(1)], Path.Combine(dir.Path, "stopped")).Fit(train, validation, resume: true));
+        Assert.Contains("single run", ex.Message);
     }
 
     [Fact]

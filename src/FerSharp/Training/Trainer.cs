@@ -51,10 +51,16 @@ public sealed class Trainer
     public string RunDirectory => _runDirectory;
     public string LastCheckpointPath => LastCheckpointIn(_runDirectory);
 
-    /// <summary>Where a run in <paramref name="runDirectory"/> keeps the checkpoint <c>--resume</c> continues from.</summary>
+    /// <summary>Where a run in <paramref name="runDirectory"/> keeps the checkpoint of its last completed epoch.</summary>
     public static string LastCheckpointIn(string runDirectory) => Path.Combine(runDirectory, "checkpoints", "last.ckpt");
+
+    /// <summary>Whether <paramref name="runDirectory"/> holds a run that <c>resume</c> would continue (even one stopped in its first epoch).</summary>
+    public static bool HasRunIn(string runDirectory) =>
+        File.Exists(LastCheckpointIn(runDirectory)) || File.Exists(PartialCheckpointIn(runDirectory));
+
+    private static string PartialCheckpointIn(string runDirectory) => Path.Combine(runDirectory, "checkpoints", "partial.ckpt");
     public string BestCheckpointPath => Path.Combine(_runDirectory, "checkpoints", "best.ckpt");
-    public string PartialCheckpointPath => Path.Combine(_runDirectory, "checkpoints", "partial.ckpt");
+    public string PartialCheckpointPath => PartialCheckpointIn(_runDirectory);
     public string ModelPath => Path.Combine(_runDirectory, "model");
     public string HistoryPath => Path.Combine(_runDirectory, "history.csv");
     public string CurvesPath => Path.Combine(_runDirectory, "curves.png");
@@ -128,7 +134,7 @@ public sealed class Trainer
         }
         else
         {
-            if (!resume && (File.Exists(LastCheckpointPath) || File.Exists(PartialCheckpointPath)))
+            if (!resume && HasRunIn(_runDirectory))
             {
                 throw new IOException($"{_runDirectory} already holds a run; pass --resume to continue it or choose another --name");
             }

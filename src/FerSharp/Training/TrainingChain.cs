@@ -54,7 +54,7 @@ public sealed class TrainingChain
         Func<int, Trainer, bool, TrainingResult>? runStage = null,
         CancellationToken cancellationToken = default)
     {
-        if (File.Exists(Trainer.LastCheckpointIn(RunDirectory)))
+        if (Trainer.HasRunIn(RunDirectory))
         {
             throw new IOException($"{RunDirectory} holds a single run, not a chain of stages; continue it with the options it was started with, or choose another name");
         }
