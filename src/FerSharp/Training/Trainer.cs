@@ -99,71 +99,19 @@ public sealed class Trainer
             train = train.Concat(validation);
         }
 
-        var classCount = train.ClassCount;
         var architecture = ModelRegistry.Get(_options.Architecture);
-        using var model = architecture.Create(classCount);
+        using var model = architecture.Create(train.ClassCount);
         using (var initGenerator = new Generator().manual_seed(EpochSeed(0, 0)))
         {
             SeededLayers.ResetParameters(model, initGenerator); // weight initialisation is part of the run's reproducibility
         }
-        using var ema = _options.Ema > 0 ? architecture.Create(classCount) : null;
+        using var ema = _options.Ema > 0 ? architecture.Create(train.ClassCount) : null;
         var optimizer = CreateOptimizer(model);
 
-        TrainingState state;
         var resumeFrom = resume ? CheckpointToResume() : null;
-        if (resumeFrom != null)
-        {
-            var (saved, modelBytes, emaBytes, optimizerBytes) = Checkpoint.Load(resumeFrom);
-            // The starting weights are in the checkpoint now; the run keeps the package it was started from.
-            _options = _options with { InitFrom = saved.Options.InitFrom };
-            CheckResumable(resumeFrom, saved.Options, saved.Epoch);
-            if (!saved.ClassNames.SequenceEqual(train.ClassNames))
-            {
-                throw new ArgumentException($"{resumeFrom}: checkpoint classes ({string.Join(",", saved.ClassNames)}) differ from the data's");
-            }
-            LoadModule(model, modelBytes);
-            if (ema != null) LoadModule(ema, emaBytes ?? modelBytes);
-            using (var reader = new BinaryReader(new MemoryStream(optimizerBytes)))
-            {
-                optimizer.load_state_dict(reader);
-            }
-            state = saved with { Options = _options, Stopped = false };
-            Log(state.InProgress is { } partial
-                ? $"resumed from {resumeFrom} in epoch {state.Epoch + 1} after batch {partial.Batches}"
-                : $"resumed from {resumeFrom} after epoch {state.Epoch}");
-        }
-        else
-        {
-            if (!resume && HasRunIn(_runDirectory))
-            {
-                throw new IOException($"{_runDirectory} already holds a run; pass --resume to continue it or choose another --name");
-            }
-            // A new run starts a new log; only what this run does goes in it, from here on.
-            File.Delete(LogPath);
-            if (resume)
-            {
-                Log($"--resume: no checkpoint at {LastCheckpointPath}; starting a new run");
-            }
-            var normalization = _options.InitFrom is { } initFrom
-                ? LoadInitialWeights(model, initFrom, train.ClassNames)
-                : _options.Standardize ? ComputeNormalization(train) : new Normalization();
-            ema?.load_state_dict(model.state_dict());
-            state = new TrainingState
-            {
-                Options = _options,
-                History = [],
-                BestMonitored = double.NaN,
-                Schedule = new LrScheduleState(),
-                Normalization = normalization,
-                ClassNames = train.ClassNames,
-                Dataset = Fingerprint(train),
-            };
-            Log($"new run: {_options.Architecture}, {train.Count} training / {validation.Count} validation faces, {get_num_threads()} threads");
-            if (_options.TrainOnValidation)
-            {
-                Log("the validation faces are part of the training data: validation accuracy is not held out, and the package is the last epoch's");
-            }
-        }
+        var state = resumeFrom != null
+            ? Resume(resumeFrom, model, ema, optimizer, train.ClassNames)
+            : StartNewRun(resume, model, ema, train, validation.Count);
         if (!HeldScalars.RuntimeKeepsTemporariesAlive())
         {
             Log("warning: DOTNET_JITMinOpts=1 is not set; TorchSharp's optimizer and batch norm can then, rarely, fail in libtorch when a garbage collection frees a number mid-call (docs/DECISIONS.md, \"TorchSharp scalar lifetime\"). ./fer sets it; set it for your own programs.");
@@ -172,18 +120,25 @@ public sealed class Trainer
         state = state with { TeacherWeightsSha256 = SameTeacher(state, teacher) };
         AtomicFile.WriteAllText(Path.Combine(_runDirectory, "config.json"), JsonSerializer.Serialize(_options, ModelMetadata.JsonOptions));
 
-        using var trainX = train.ToTensor();
-        using var trainTargets = Targets(train);
-        using var trainLabels = train.LabelsTensor();
-        using var valX = validation.ToTensor();
-        using var valTargets = Targets(validation);
-        using var valLabels = validation.LabelsTensor();
-        var augment = _options.AugmentOptions;
+        using var trainData = new DataTensors(train);
+        using var validationData = new DataTensors(validation);
         var batchSize = Math.Min(_options.BatchSize, train.Count);
-        // A last batch of one sample breaks batch norm; drop a remainder smaller than 2.
-        var batches = train.Count / batchSize + (train.Count % batchSize >= 2 ? 1 : 0);
-        var totalWatch = Stopwatch.StartNew();
-        var elapsedBefore = state.ElapsedSeconds;
+        var fit = new FitContext
+        {
+            Model = model,
+            Ema = ema,
+            Optimizer = optimizer,
+            Teacher = teacher,
+            Train = trainData,
+            Validation = validationData,
+            ClassNames = train.ClassNames,
+            Augment = _options.AugmentOptions,
+            BatchSize = batchSize,
+            // A last batch of one sample breaks batch norm; drop a remainder smaller than 2.
+            Batches = train.Count / batchSize + (train.Count % batchSize >= 2 ? 1 : 0),
+            ElapsedBefore = state.ElapsedSeconds,
+            Progress = progress,
+        };
         var cancelled = false;
         var savedMidEpoch = false;
         var stoppedEarly = false;
@@ -195,138 +150,20 @@ public sealed class Trainer
                 cancelled = true;
                 break;
             }
-            progress?.Report(new TrainingProgress(TrainingPhase.EpochStarted, epoch, _options.Epochs, 0, batches, 0, 0, 0));
-            var epochWatch = Stopwatch.StartNew();
-            using var dropoutGen = new Generator().manual_seed(EpochSeed(epoch, 1));
-            using var dropoutBinding = SeededLayers.BindDropout(model, dropoutGen);
-            using var orderGen = new Generator().manual_seed(EpochSeed(epoch, 2));
-            using var augmentGen = new Generator().manual_seed(EpochSeed(epoch, 3));
-            using var order = randperm(train.Count, generator: orderGen);
+            progress?.Report(new TrainingProgress(TrainingPhase.EpochStarted, epoch, _options.Epochs, 0, fit.Batches, 0, 0, 0));
+            using var run = new EpochRun(train.Count, new EpochSeeds(EpochSeed(epoch, 1), EpochSeed(epoch, 2), EpochSeed(epoch, 3)), state.InProgress);
+            state = state with { InProgress = null };
+            using var dropoutBinding = SeededLayers.BindDropout(model, run.Dropout);
             model.train();
-            double lossSum = 0, secondsBefore = 0;
-            long correct = 0, seen = 0;
-            double lr = 0;
-            var firstBatch = 0;
-            if (state.InProgress is { } partial)
+            var (batchesDone, lr) = TrainBatches(fit, state, epoch, run, cancellationToken);
+            if (batchesDone < fit.Batches)
             {
-                RestoreGenerator(augmentGen, partial.AugmentGenerator);
-                RestoreGenerator(dropoutGen, partial.DropoutGenerator);
-                (firstBatch, lossSum, correct, seen, secondsBefore) = (partial.Batches, partial.LossSum, partial.Correct, partial.Seen, partial.Seconds);
-                state = state with { InProgress = null };
-            }
-            double EpochSeconds() => secondsBefore + epochWatch.Elapsed.TotalSeconds;
-            var sinceSave = Stopwatch.StartNew();
-            void SavePartial(int batchesDone)
-            {
-                var inProgress = new EpochInProgress
-                {
-                    Batches = batchesDone,
-                    LossSum = lossSum,
-                    Correct = correct,
-                    Seen = seen,
-                    Seconds = EpochSeconds(),
-                    AugmentGenerator = GeneratorState(augmentGen),
-                    DropoutGenerator = GeneratorState(dropoutGen),
-                };
-                Checkpoint.Save(PartialCheckpointPath,
-                    state with { InProgress = inProgress, ElapsedSeconds = elapsedBefore + totalWatch.Elapsed.TotalSeconds },
-                    SaveModule(model), ema == null ? null : SaveModule(ema), SaveOptimizer(optimizer));
-                sinceSave.Restart();
-            }
-            for (var b = firstBatch; b < batches; b++)
-            {
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    cancelled = true;
-                    if (b > 0)
-                    {
-                        SavePartial(b);
-                        savedMidEpoch = true;
-                        Log($"cancelled in epoch {epoch} after batch {b}/{batches}; continue with --resume");
-                    }
-                    break;
-                }
-                using var scope = NewDisposeScope();
-                lr = LrSchedule.At(_options, state.Schedule, epoch - 1 + (double)b / batches);
-                SetLearningRate(optimizer, lr);
-                var start = b * batchSize;
-                var end = Math.Min(train.Count, start + batchSize);
-                var index = order.narrow(0, start, end - start);
-                var scaled = trainX.index_select(0, index).to(ScalarType.Float32).DivScalarInPlace(255);
-                var augmented = Augmentation.Apply(scaled, augment, augmentGen);
-                var target = SmoothTargets(trainTargets.index_select(0, index), classCount);
-                if (augment.MixesBatch)
-                {
-                    // Seeded per batch, not per epoch, so a run resumed mid-epoch mixes as it would have.
-                    var mixRandom = new Random(unchecked((int)(EpochSeed(epoch, 4) * 1_000_003L + b)));
-                    (augmented, target, _) = BatchMixing.Apply(augmented, target, augment, mixRandom);
-                }
-                var input = Preprocessing.NormalizeScaled(augmented, state.Normalization);
-                var logits = model.forward(input);
-                var loss = teacher == null
-                    ? SoftCrossEntropy(logits, target)
-                    : DistillationLoss(logits, target, TeacherLogits(teacher, augmented), _options.DistillWeight, _options.DistillTemperature);
-                optimizer.zero_grad();
-                loss.backward();
-                optimizer.step();
-                if (ema != null) WeightMixing.MixInto(ema, model, EmaDecayAt(_options.Ema, (long)(epoch - 1) * batches + b));
-                var n = end - start;
-                lossSum += loss.item<float>() * n;
-                correct += logits.argmax(1).eq(trainLabels.index_select(0, index)).sum().item<long>();
-                seen += n;
-                if (PartialCheckpointInterval is { } every && sinceSave.Elapsed >= every && b + 1 < batches)
-                {
-                    SavePartial(b + 1);
-                }
-                progress?.Report(new TrainingProgress(TrainingPhase.Batch, epoch, _options.Epochs, b + 1, batches,
-                    lossSum / seen, (double)correct / seen, seen / EpochSeconds()));
-            }
-            if (cancelled)
-            {
+                cancelled = true;
+                savedMidEpoch = batchesDone > 0;
                 break;
             }
-            var trainSeconds = EpochSeconds();
-            progress?.Report(new TrainingProgress(TrainingPhase.Validating, epoch, _options.Epochs, batches, batches,
-                lossSum / seen, (double)correct / seen, seen / trainSeconds));
-            var evalModel = ema ?? model;
-            var (valLoss, valAccuracy) = Validate(evalModel, valX, valTargets, valLabels, state.Normalization);
-            var metrics = new EpochMetrics(epoch, lossSum / seen, (double)correct / seen, valLoss, valAccuracy, lr,
-                EpochSeconds(), seen / trainSeconds);
-            var monitored = metrics.Monitored(_options.Monitor);
-            var isBest = _options.TrainOnValidation || double.IsNaN(state.BestMonitored) || Better(monitored, state.BestMonitored);
-            var history = new List<EpochMetrics>(state.History) { metrics };
-            state = state with
-            {
-                Epoch = epoch,
-                History = history,
-                BestMonitored = isBest ? monitored : state.BestMonitored,
-                BestEpoch = isBest ? epoch : state.BestEpoch,
-                EpochsWithoutImprovement = isBest ? 0 : state.EpochsWithoutImprovement + 1,
-                Schedule = LrSchedule.AfterEpoch(_options, state.Schedule, monitored),
-                ElapsedSeconds = elapsedBefore + totalWatch.Elapsed.TotalSeconds,
-            };
-            stoppedEarly = _options.EarlyStoppingPatience > 0 && state.EpochsWithoutImprovement >= _options.EarlyStoppingPatience;
-            state = state with { Stopped = stoppedEarly || epoch == _options.Epochs };
-
-            var modelBytes = SaveModule(model);
-            var emaBytes = ema == null ? null : SaveModule(ema);
-            var optimizerBytes = SaveOptimizer(optimizer);
-            if (isBest)
-            {
-                Checkpoint.Save(BestCheckpointPath, state, modelBytes, emaBytes, optimizerBytes);
-                SavePackage(evalModel, state, train.ClassNames);
-            }
-            Checkpoint.Save(LastCheckpointPath, state, modelBytes, emaBytes, optimizerBytes);
-            File.Delete(PartialCheckpointPath); // now older than last.ckpt (if this is cut short, CheckpointToResume passes it over)
-            AtomicFile.WriteAllText(HistoryPath, TrainingHistory.ToCsv(state.History));
-            if (DrawCurvesEachEpoch)
-            {
-                TrainingCurves.Save(state.History, CurvesPath, _options.Architecture);
-            }
-            Log(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"epoch {epoch}/{_options.Epochs}: loss {metrics.TrainLoss:F4} acc {metrics.TrainAccuracy:P2} | val_loss {metrics.ValLoss:F4} val_acc {metrics.ValAccuracy:P2} | lr {lr:G3} | {metrics.Seconds:F0}s {metrics.ImagesPerSecond:F0} img/s{(isBest ? " | best" : "")}"));
-            progress?.Report(new TrainingProgress(TrainingPhase.EpochCompleted, epoch, _options.Epochs, batches, batches,
-                metrics.TrainLoss, metrics.TrainAccuracy, metrics.ImagesPerSecond, metrics, isBest));
+            state = CompleteEpoch(fit, state, epoch, run, lr);
+            stoppedEarly = StopsEarly(state);
             if (stoppedEarly)
             {
                 Log($"early stopping: no improvement in {_options.Monitor} for {_options.EarlyStoppingPatience} epochs; best epoch {state.BestEpoch}");
@@ -348,8 +185,226 @@ public sealed class Trainer
             TrainingCurves.Save(state.History, CurvesPath, _options.Architecture);
         }
         return new TrainingResult(state.History, state.BestEpoch, state.BestMonitored, ModelPath, stoppedEarly, cancelled,
-            elapsedBefore + totalWatch.Elapsed.TotalSeconds, savedMidEpoch);
+            fit.ElapsedSeconds, savedMidEpoch);
     }
+
+    /// <summary>What one call of <see cref="Fit"/> trains with: the networks, the data as tensors, the batching, the clock.</summary>
+    private sealed class FitContext
+    {
+        public required nn.Module<Tensor, Tensor> Model { get; init; }
+        /// <summary>The weight average, validated and shipped instead of the model when present.</summary>
+        public required nn.Module<Tensor, Tensor>? Ema { get; init; }
+        public required OptimizerHelper Optimizer { get; init; }
+        public required EmotionModel? Teacher { get; init; }
+        public required DataTensors Train { get; init; }
+        public required DataTensors Validation { get; init; }
+        public required IReadOnlyList<string> ClassNames { get; init; }
+        public required AugmentOptions Augment { get; init; }
+        public required int BatchSize { get; init; }
+        public required int Batches { get; init; }
+        /// <summary>Seconds the run had trained before this call (a resumed run).</summary>
+        public required double ElapsedBefore { get; init; }
+        public IProgress<TrainingProgress>? Progress { get; init; }
+        private readonly Stopwatch _watch = Stopwatch.StartNew();
+
+        public double ElapsedSeconds => ElapsedBefore + _watch.Elapsed.TotalSeconds;
+        public nn.Module<Tensor, Tensor> Evaluated => Ema ?? Model;
+    }
+
+    /// <summary>A dataset as tensors: raw pixels (bytes), target distributions and labels.</summary>
+    private sealed class DataTensors(FaceDataset data) : IDisposable
+    {
+        public Tensor Pixels { get; } = data.ToTensor();
+        public Tensor Targets { get; } = TargetsOf(data);
+        public Tensor Labels { get; } = data.LabelsTensor();
+        public int Count => data.Count;
+        public int ClassCount => data.ClassCount;
+
+        public void Dispose()
+        {
+            Pixels.Dispose();
+            Targets.Dispose();
+            Labels.Dispose();
+        }
+    }
+
+    /// <summary>Continues the run from <paramref name="checkpointPath"/>: weights, weight average and optimizer state.</summary>
+    private TrainingState Resume(string checkpointPath, nn.Module<Tensor, Tensor> model, nn.Module<Tensor, Tensor>? ema,
+        OptimizerHelper optimizer, IReadOnlyList<string> classNames)
+    {
+        var (saved, modelBytes, emaBytes, optimizerBytes) = Checkpoint.Load(checkpointPath);
+        // The starting weights are in the checkpoint now; the run keeps the package it was started from.
+        _options = _options with { InitFrom = saved.Options.InitFrom };
+        CheckResumable(checkpointPath, saved.Options, saved.Epoch);
+        if (!saved.ClassNames.SequenceEqual(classNames))
+        {
+            throw new ArgumentException($"{checkpointPath}: checkpoint classes ({string.Join(",", saved.ClassNames)}) differ from the data's");
+        }
+        LoadModule(model, modelBytes);
+        if (ema != null) LoadModule(ema, emaBytes ?? modelBytes);
+        using (var reader = new BinaryReader(new MemoryStream(optimizerBytes)))
+        {
+            optimizer.load_state_dict(reader);
+        }
+        Log(saved.InProgress is { } partial
+            ? $"resumed from {checkpointPath} in epoch {saved.Epoch + 1} after batch {partial.Batches}"
+            : $"resumed from {checkpointPath} after epoch {saved.Epoch}");
+        return saved with { Options = _options, Stopped = false };
+    }
+
+    private TrainingState StartNewRun(bool resumeAsked, nn.Module<Tensor, Tensor> model, nn.Module<Tensor, Tensor>? ema,
+        FaceDataset train, int validationCount)
+    {
+        if (!resumeAsked && HasRunIn(_runDirectory))
+        {
+            throw new IOException($"{_runDirectory} already holds a run; pass --resume to continue it or choose another --name");
+        }
+        // A new run starts a new log; only what this run does goes in it, from here on.
+        File.Delete(LogPath);
+        if (resumeAsked)
+        {
+            Log($"--resume: no checkpoint at {LastCheckpointPath}; starting a new run");
+        }
+        var normalization = _options.InitFrom is { } initFrom
+            ? LoadInitialWeights(model, initFrom, train.ClassNames)
+            : _options.Standardize ? ComputeNormalization(train) : new Normalization();
+        ema?.load_state_dict(model.state_dict());
+        Log($"new run: {_options.Architecture}, {train.Count} training / {validationCount} validation faces, {get_num_threads()} threads");
+        if (_options.TrainOnValidation)
+        {
+            Log("the validation faces are part of the training data: validation accuracy is not held out, and the package is the last epoch's");
+        }
+        return new TrainingState
+        {
+            Options = _options,
+            History = [],
+            BestMonitored = double.NaN,
+            Schedule = new LrScheduleState(),
+            Normalization = normalization,
+            ClassNames = train.ClassNames,
+            Dataset = Fingerprint(train),
+        };
+    }
+
+    /// <summary>
+    /// Trains the epoch's batches from <see cref="EpochRun.FirstBatch"/> on. Returns how many batches the epoch
+    /// has done (fewer than all when cancelled, after writing a mid-epoch checkpoint) and the last learning rate.
+    /// </summary>
+    private (int BatchesDone, double LearningRate) TrainBatches(FitContext fit, TrainingState state, int epoch, EpochRun run,
+        CancellationToken cancellationToken)
+    {
+        var sinceSave = Stopwatch.StartNew();
+        void SavePartial(int batchesDone)
+        {
+            Checkpoint.Save(PartialCheckpointPath,
+                state with { InProgress = run.Snapshot(batchesDone), ElapsedSeconds = fit.ElapsedSeconds },
+                SaveModule(fit.Model), fit.Ema == null ? null : SaveModule(fit.Ema), SaveOptimizer(fit.Optimizer));
+            sinceSave.Restart();
+        }
+        double lr = 0;
+        for (var b = run.FirstBatch; b < fit.Batches; b++)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                if (b > 0)
+                {
+                    SavePartial(b);
+                    Log($"cancelled in epoch {epoch} after batch {b}/{fit.Batches}; continue with --resume");
+                }
+                return (b, lr);
+            }
+            lr = LrSchedule.At(_options, state.Schedule, epoch - 1 + (double)b / fit.Batches);
+            SetLearningRate(fit.Optimizer, lr);
+            TrainBatch(fit, state.Normalization, epoch, b, run);
+            if (PartialCheckpointInterval is { } every && sinceSave.Elapsed >= every && b + 1 < fit.Batches)
+            {
+                SavePartial(b + 1);
+            }
+            fit.Progress?.Report(new TrainingProgress(TrainingPhase.Batch, epoch, _options.Epochs, b + 1, fit.Batches,
+                run.MeanLoss, run.Accuracy, run.ImagesPerSecond));
+        }
+        return (fit.Batches, lr);
+    }
+
+    /// <summary>One optimizer step on batch <paramref name="b"/> of the epoch's order, its loss and hits added to <paramref name="run"/>.</summary>
+    private void TrainBatch(FitContext fit, Normalization normalization, int epoch, int b, EpochRun run)
+    {
+        using var scope = NewDisposeScope();
+        var augment = fit.Augment;
+        var start = b * fit.BatchSize;
+        var end = Math.Min(fit.Train.Count, start + fit.BatchSize);
+        var index = run.Order.narrow(0, start, end - start);
+        var scaled = fit.Train.Pixels.index_select(0, index).to(ScalarType.Float32).DivScalarInPlace(255);
+        var augmented = Augmentation.Apply(scaled, augment, run.Augment);
+        var target = SmoothTargets(fit.Train.Targets.index_select(0, index), fit.Train.ClassCount);
+        if (augment.MixesBatch)
+        {
+            // Seeded per batch, not per epoch, so a run resumed mid-epoch mixes as it would have.
+            var mixRandom = new Random(unchecked((int)(EpochSeed(epoch, 4) * 1_000_003L + b)));
+            (augmented, target, _) = BatchMixing.Apply(augmented, target, augment, mixRandom);
+        }
+        var input = Preprocessing.NormalizeScaled(augmented, normalization);
+        var logits = fit.Model.forward(input);
+        var loss = fit.Teacher == null
+            ? SoftCrossEntropy(logits, target)
+            : DistillationLoss(logits, target, TeacherLogits(fit.Teacher, augmented), _options.DistillWeight, _options.DistillTemperature);
+        fit.Optimizer.zero_grad();
+        loss.backward();
+        fit.Optimizer.step();
+        if (fit.Ema != null) WeightMixing.MixInto(fit.Ema, fit.Model, EmaDecayAt(_options.Ema, (long)(epoch - 1) * fit.Batches + b));
+        run.Add(loss.item<float>(), logits.argmax(1).eq(fit.Train.Labels.index_select(0, index)).sum().item<long>(), end - start);
+    }
+
+    /// <summary>
+    /// Validates the finished epoch, records it, and writes what depends on it: checkpoints, the package (when
+    /// best), history.csv, curves.png and the log line. Returns the state after the epoch.
+    /// </summary>
+    private TrainingState CompleteEpoch(FitContext fit, TrainingState state, int epoch, EpochRun run, double lr)
+    {
+        var trainSeconds = run.Seconds;
+        fit.Progress?.Report(new TrainingProgress(TrainingPhase.Validating, epoch, _options.Epochs, fit.Batches, fit.Batches,
+            run.MeanLoss, run.Accuracy, run.Seen / trainSeconds));
+        var (valLoss, valAccuracy) = Validate(fit.Evaluated, fit.Validation, state.Normalization);
+        var metrics = new EpochMetrics(epoch, run.MeanLoss, run.Accuracy, valLoss, valAccuracy, lr,
+            run.Seconds, run.Seen / trainSeconds);
+        var monitored = metrics.Monitored(_options.Monitor);
+        var isBest = _options.TrainOnValidation || double.IsNaN(state.BestMonitored) || Better(monitored, state.BestMonitored);
+        state = state with
+        {
+            Epoch = epoch,
+            History = [.. state.History, metrics],
+            BestMonitored = isBest ? monitored : state.BestMonitored,
+            BestEpoch = isBest ? epoch : state.BestEpoch,
+            EpochsWithoutImprovement = isBest ? 0 : state.EpochsWithoutImprovement + 1,
+            Schedule = LrSchedule.AfterEpoch(_options, state.Schedule, monitored),
+            ElapsedSeconds = fit.ElapsedSeconds,
+        };
+        state = state with { Stopped = StopsEarly(state) || epoch == _options.Epochs };
+
+        var modelBytes = SaveModule(fit.Model);
+        var emaBytes = fit.Ema == null ? null : SaveModule(fit.Ema);
+        var optimizerBytes = SaveOptimizer(fit.Optimizer);
+        if (isBest)
+        {
+            Checkpoint.Save(BestCheckpointPath, state, modelBytes, emaBytes, optimizerBytes);
+            SavePackage(fit.Evaluated, state, fit.ClassNames);
+        }
+        Checkpoint.Save(LastCheckpointPath, state, modelBytes, emaBytes, optimizerBytes);
+        File.Delete(PartialCheckpointPath); // now older than last.ckpt (if this is cut short, CheckpointToResume passes it over)
+        AtomicFile.WriteAllText(HistoryPath, TrainingHistory.ToCsv(state.History));
+        if (DrawCurvesEachEpoch)
+        {
+            TrainingCurves.Save(state.History, CurvesPath, _options.Architecture);
+        }
+        Log(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"epoch {epoch}/{_options.Epochs}: loss {metrics.TrainLoss:F4} acc {metrics.TrainAccuracy:P2} | val_loss {metrics.ValLoss:F4} val_acc {metrics.ValAccuracy:P2} | lr {lr:G3} | {metrics.Seconds:F0}s {metrics.ImagesPerSecond:F0} img/s{(isBest ? " | best" : "")}"));
+        fit.Progress?.Report(new TrainingProgress(TrainingPhase.EpochCompleted, epoch, _options.Epochs, fit.Batches, fit.Batches,
+            metrics.TrainLoss, metrics.TrainAccuracy, metrics.ImagesPerSecond, metrics, isBest));
+        return state;
+    }
+
+    private bool StopsEarly(TrainingState state) =>
+        _options.EarlyStoppingPatience > 0 && state.EpochsWithoutImprovement >= _options.EarlyStoppingPatience;
 
     /// <summary>
     /// The checkpoint <c>--resume</c> continues from: the mid-epoch one when it is from the epoch after last.ckpt
@@ -363,18 +418,6 @@ public sealed class Trainer
         return Checkpoint.LoadState(PartialCheckpointPath).Epoch >= Checkpoint.LoadState(LastCheckpointPath).Epoch
             ? PartialCheckpointPath
             : LastCheckpointPath;
-    }
-
-    private static byte[] GeneratorState(Generator generator)
-    {
-        using var state = generator.get_state();
-        return state.data<byte>().ToArray();
-    }
-
-    private static void RestoreGenerator(Generator generator, byte[] bytes)
-    {
-        using var state = tensor(bytes);
-        generator.set_state(state);
     }
 
     private void CheckResumable(string checkpointPath, TrainOptions saved, int epochsDone)
@@ -528,7 +571,7 @@ public sealed class Trainer
         }
     }
 
-    private static Tensor Targets(FaceDataset data) => data.LabelDistributions is { } soft
+    private static Tensor TargetsOf(FaceDataset data) => data.LabelDistributions is { } soft
         ? tensor(soft, [data.Count, data.ClassCount])
         : nn.functional.one_hot(data.LabelsTensor(), data.ClassCount).to(ScalarType.Float32);
 
@@ -544,9 +587,9 @@ public sealed class Trainer
         return nn.functional.log_softmax(logits, 1).mul(target).sum(1).mean().neg();
     }
 
-    private static (double Loss, double Accuracy) Validate(
-        nn.Module<Tensor, Tensor> model, Tensor x, Tensor targets, Tensor labels, Normalization normalization)
+    private static (double Loss, double Accuracy) Validate(nn.Module<Tensor, Tensor> model, DataTensors data, Normalization normalization)
     {
+        var (x, targets, labels) = (data.Pixels, data.Targets, data.Labels);
         model.eval();
         using var noGrad = no_grad();
         var count = x.shape[0];
