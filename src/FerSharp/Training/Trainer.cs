@@ -361,12 +361,13 @@ public sealed class Trainer
     /// </summary>
     private TrainingState CompleteEpoch(FitContext fit, TrainingState state, int epoch, EpochRun run, double lr)
     {
-        var trainSeconds = run.Seconds;
+        // Read before validation: the run's clock keeps going through it, and img/s is the training speed.
+        var trainImagesPerSecond = run.ImagesPerSecond;
         fit.Progress?.Report(new TrainingProgress(TrainingPhase.Validating, epoch, _options.Epochs, fit.Batches, fit.Batches,
-            run.MeanLoss, run.Accuracy, run.Seen / trainSeconds));
+            run.MeanLoss, run.Accuracy, trainImagesPerSecond));
         var (valLoss, valAccuracy) = Validate(fit.Evaluated, fit.Validation, state.Normalization);
         var metrics = new EpochMetrics(epoch, run.MeanLoss, run.Accuracy, valLoss, valAccuracy, lr,
-            run.Seconds, run.Seen / trainSeconds);
+            run.Seconds, trainImagesPerSecond);
         var monitored = metrics.Monitored(_options.Monitor);
         var isBest = _options.TrainOnValidation || double.IsNaN(state.BestMonitored) || Better(monitored, state.BestMonitored);
         state = state with
