@@ -198,6 +198,23 @@ public class EvaluationReportTests
     }
 
     [Fact]
+    public void Training_curves_mark_the_epoch_the_package_holds()
+    {
+        static EpochMetrics At(int epoch, double valAccuracy) => new(epoch, 1.0, 0.5, 1.0, valAccuracy, 0.01, 1, 100);
+        EpochMetrics[] history = [At(1, 0.60), At(2, 0.70), At(3, 0.65)];
+
+        // A run on its validation faces ships the last epoch, not the one of highest validation accuracy.
+        var (package, label) = TrainingCurves.Marked(history, packageEpoch: 3)!.Value;
+        Assert.Equal(3, package.Epoch);
+        Assert.Equal("package 65.00 % @ 3", label);
+
+        // Without a package epoch (or before one exists) the highest validation accuracy is marked.
+        Assert.Equal("best 70.00 % @ 2", TrainingCurves.Marked(history, packageEpoch: null)!.Value.Label);
+        Assert.Equal("best 70.00 % @ 2", TrainingCurves.Marked(history, packageEpoch: 0)!.Value.Label);
+        Assert.Null(TrainingCurves.Marked([], packageEpoch: 3));
+    }
+
+    [Fact]
     public void Missing_model_is_a_clear_error()
     {
         using var dir = new TempDir();

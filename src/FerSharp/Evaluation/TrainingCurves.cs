@@ -7,13 +7,14 @@ namespace FerSharp.Evaluation;
 /// <summary>Draws train-vs-validation loss and accuracy per epoch, side by side, as one PNG.</summary>
 public static class TrainingCurves
 {
-    public static void Save(IReadOnlyList<EpochMetrics> history, string path, string title, int width = 1200, int height = 450)
+    /// <summary>Writes the curves atomically; the accuracy plot marks <c>packageEpoch</c> (see <see cref="Marked"/>).</summary>
+    public static void Save(IReadOnlyList<EpochMetrics> history, string path, string title, int? packageEpoch = null, int width = 1200, int height = 450)
     {
         ArgumentNullException.ThrowIfNull(history);
-        AtomicFile.WriteAllBytes(path, Render(history, title, width, height));
+        AtomicFile.WriteAllBytes(path, Render(history, title, packageEpoch, width, height));
     }
 
-    public static byte[] Render(IReadOnlyList<EpochMetrics> history, string title, int width = 1200, int height = 450)
+    public static byte[] Render(IReadOnlyList<EpochMetrics> history, string title, int? packageEpoch = null, int width = 1200, int height = 450)
     {
         ArgumentNullException.ThrowIfNull(history);
         var epochs = history.Select(h => (double)h.Epoch).ToArray();
@@ -32,13 +33,12 @@ public static class TrainingCurves
         var accuracy = multiplot.GetPlot(1);
         AddSeries(accuracy, epochs, history.Select(h => h.TrainAccuracy * 100).ToArray(), "train", Colors.SteelBlue);
         AddSeries(accuracy, epochs, history.Select(h => h.ValAccuracy * 100).ToArray(), "validation", Colors.OrangeRed);
-        if (history.Count > 0)
+        if (Marked(history, packageEpoch) is var (epoch, text))
         {
-            var best = history.MaxBy(h => h.ValAccuracy)!;
-            var marker = accuracy.Add.Marker(best.Epoch, best.ValAccuracy * 100);
+            var marker = accuracy.Add.Marker(epoch.Epoch, epoch.ValAccuracy * 100);
             marker.Color = Colors.OrangeRed;
             marker.Size = 10;
-            var label = accuracy.Add.Text($"best {best.ValAccuracy:P2} @ {best.Epoch}", best.Epoch, best.ValAccuracy * 100);
+            var label = accuracy.Add.Text(text, epoch.Epoch, epoch.ValAccuracy * 100);
             label.LabelAlignment = Alignment.UpperRight; // left of and below the marker, so it stays inside the axes
         }
         accuracy.Title($"{title}: accuracy");
@@ -52,6 +52,21 @@ public static class TrainingCurves
         }
         using var image = multiplot.Render(width, height);
         return image.GetImageBytes(ImageFormat.Png, 100);
+    }
+
+    /// <summary>
+    /// The epoch the accuracy plot marks, and its label. The package's epoch when known: a run monitored on
+    /// validation loss, or one that trains on its validation faces (the package is the last epoch), does
+    /// not keep the epoch of highest validation accuracy, and "best" there would point at weights nobody has.
+    /// </summary>
+    internal static (EpochMetrics Epoch, string Label)? Marked(IReadOnlyList<EpochMetrics> history, int? packageEpoch)
+    {
+        if (packageEpoch is { } kept && history.FirstOrDefault(h => h.Epoch == kept) is { } package)
+        {
+            return (package, FormattableString.Invariant($"package {package.ValAccuracy * 100:F2} % @ {package.Epoch}"));
+        }
+        var best = history.MaxBy(h => h.ValAccuracy);
+        return best is null ? null : (best, FormattableString.Invariant($"best {best.ValAccuracy * 100:F2} % @ {best.Epoch}"));
     }
 
     private static void AddSeries(Plot plot, double[] xs, double[] ys, string label, Color color)
