@@ -89,7 +89,7 @@ public static class TrainPresets
     private static readonly TrainPreset[] All =
     [
         new("seed", "seed-cnn, the seed's Keras-style CNN (fer2013-seed)", [Seed]),
-        new("best", "vgg-wide: 80 epochs in two cosine cycles, 30 then a warm restart for 50 at half the peak rate, then two 40-epoch cycles at peak lr 0.0125, then on Training + PublicTest a 40-epoch cycle and three 20-epoch ones at peak lr 0.00625, 0.003125 and 0.00625 (the last with seed 43) (fer2013-best)",
+        new("best", "vgg-wide: 80 epochs in two cosine cycles, 30 then a warm restart for 50 at half the peak rate, then two 40-epoch cycles at peak lr 0.0125, then on Training + PublicTest a 40-epoch cycle and three 20-epoch ones at peak lr 0.00625, 0.003125 and 0.00625, the last with seed 43 (fer2013-best)",
             [Best, NextCycle(Best, 40, 0.0125), NextCycle(Best, 40, 0.0125), FinalFit(NextCycle(Best, 40, 0.0125)), FinalFit(NextCycle(Best, 20, 0.00625)), FinalFit(NextCycle(Best, 20, 0.003125)), FinalFit(NextCycle(Best, 20, 0.00625)) with { Seed = 43 }]),
         new("vggbn", "vgg-bn: 88 epochs in two cosine cycles, then a 40-epoch cycle at peak lr 0.0125 (fer2013-vggbn, the realtime preset's teacher)",
             [VggBn, NextCycle(VggBn, 40, 0.0125)]),
