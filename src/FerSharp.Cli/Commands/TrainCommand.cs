@@ -45,7 +45,8 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --name from its last checkpoint (mid-epoch if it was stopped within an epoch)." };
         var checkpointMinutes = new Option<double>("--checkpoint-minutes") { Description = "Also checkpoint within an epoch every this many minutes (0 = only at epoch ends and on Ctrl+C), so a killed run loses at most that much.", DefaultValueFactory = _ => Trainer.DefaultPartialCheckpointInterval.TotalMinutes };
         var initFrom = new Option<string?>("--init-from") { Description = "Start from the weights of a model package (same --arch and classes) instead of random ones: continue training a shipped model, or fine-tune it on other data. The package's input normalization is kept." };
-        var teacher = new Option<string?>("--teacher") { Description = "Knowledge distillation: also learn the softened predictions of this model package (any architecture, same classes) on each augmented batch, e.g. a small network from models/fer2013-best." };
+        var teacher = new Option<string?>("--teacher") { Description = "Knowledge distillation: also learn the softened predictions of this model package (any architecture, same classes) on each augmented batch, e.g. a small network from models/fer2013-best; several packages separated by commas teach as an ensemble (their probabilities averaged)." };
+        var distillOffline = new Option<bool>("--distill-offline") { Description = "With --teacher: compute the teachers' predictions once, on the unaugmented training faces (with each package's flip averaging), instead of on every augmented batch; an ensemble of large teachers then costs minutes, not a doubled epoch." };
         var distillWeight = new Option<double>("--distill-weight") { Description = "With --teacher: share of the loss given to the teacher's predictions (0..1).", DefaultValueFactory = _ => 0.5 };
         var distillTemperature = new Option<double>("--distill-temperature") { Description = "With --teacher: softmax temperature of the distillation term.", DefaultValueFactory = _ => 4 };
         var trainOnValidation = new Option<bool>("--train-on-validation") { Description = "A final fit: the validation faces (--val-split) join the training data; the package is then the last epoch's, and validation accuracy is no longer held out. Needs a cosine (or no) schedule and --patience 0." };
@@ -53,7 +54,7 @@ internal static class TrainCommand
         Option[] recipeOptions =
         [
             arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
-            augment, monitor, patience, standardize, ema, seed, initFrom, teacher, distillWeight, distillTemperature,
+            augment, monitor, patience, standardize, ema, seed, initFrom, teacher, distillOffline, distillWeight, distillTemperature,
             trainOnValidation,
         ];
 
@@ -61,7 +62,7 @@ internal static class TrainCommand
         {
             data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
             augment, monitor, patience, standardize, ema, seed, threads, limit, valSplit, valFraction, name, runsDir, resume, checkpointMinutes,
-            initFrom, teacher, distillWeight, distillTemperature, trainOnValidation,
+            initFrom, teacher, distillOffline, distillWeight, distillTemperature, trainOnValidation,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
@@ -96,6 +97,7 @@ internal static class TrainCommand
                 Seed = Pick(seed, baseOptions.Seed),
                 InitFrom = parse.GetValue(initFrom) ?? baseOptions.InitFrom,
                 Teacher = parse.GetValue(teacher) ?? baseOptions.Teacher,
+                DistillOffline = parse.GetValue(distillOffline) || baseOptions.DistillOffline,
                 DistillWeight = Pick(distillWeight, baseOptions.DistillWeight),
                 DistillTemperature = Pick(distillTemperature, baseOptions.DistillTemperature),
                 TrainOnValidation = parse.GetValue(trainOnValidation) || baseOptions.TrainOnValidation,
@@ -122,7 +124,7 @@ internal static class TrainCommand
                     AnsiConsole.MarkupLineInterpolated($"[yellow]note: {initPath} was trained with the same --seed {options.Seed}; this run repeats its data order, augmentation and dropout epoch by epoch. Pass another --seed for fresh draws.[/]");
                 }
             }
-            foreach (var teacherPath in (stages ?? [options]).Select(o => o.Teacher).OfType<string>().Distinct())
+            foreach (var teacherPath in (stages ?? [options]).SelectMany(o => o.TeacherPaths).Distinct())
             {
                 EmotionModel.Load(teacherPath).Dispose();
             }

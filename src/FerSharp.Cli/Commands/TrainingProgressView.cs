@@ -27,6 +27,16 @@ internal static class TrainingProgressView
                 {
                     switch (p.Phase)
                     {
+                        case TrainingPhase.TeacherTargets:
+                            task ??= ctx.AddTask("teacher targets", maxValue: p.TotalBatches);
+                            task.Value = p.Batch;
+                            task.Description = $"teacher targets  {p.Batch:N0}/{p.TotalBatches:N0} faces  {p.ImagesPerSecond:F0} faces/s";
+                            if (p.Batch >= p.TotalBatches)
+                            {
+                                task.StopTask();
+                                task = null;
+                            }
+                            break;
                         case TrainingPhase.EpochStarted:
                             task = ctx.AddTask($"epoch {p.Epoch}/{p.TotalEpochs}", maxValue: p.TotalBatches);
                             break;
@@ -69,6 +79,9 @@ internal static class TrainingProgressView
     {
         switch (p.Phase)
         {
+            case TrainingPhase.TeacherTargets when p.Batch >= p.TotalBatches:
+                Console.WriteLine($"  teacher targets: {p.Batch:N0}/{p.TotalBatches:N0} faces, {p.ImagesPerSecond:F0} faces/s");
+                break;
             case TrainingPhase.Batch when p.TotalBatches >= 8 && p.Batch % (p.TotalBatches / 4) == 0 && p.Batch < p.TotalBatches:
                 Console.WriteLine($"  epoch {p.Epoch} batch {p.Batch}/{p.TotalBatches}: loss {p.RunningLoss:F3} acc {p.RunningAccuracy:P1} {p.ImagesPerSecond:F0} img/s");
                 break;

@@ -51,8 +51,16 @@ public sealed record TrainOptions
     public double Ema { get; init; }
     /// <summary>Model package whose weights (and input normalization) start the run instead of a random initialisation.</summary>
     public string? InitFrom { get; init; }
-    /// <summary>Model package whose predictions on each (augmented) batch the run also learns from: knowledge distillation; null = none.</summary>
+    /// <summary>
+    /// Model package whose predictions the run also learns from (knowledge distillation), or several separated by
+    /// commas, whose probabilities are averaged (an ensemble teacher); null = none.
+    /// </summary>
     public string? Teacher { get; init; }
+    /// <summary>
+    /// Distil from the teachers' predictions on the unaugmented training faces, computed once before the first
+    /// epoch, instead of running them on every augmented batch (see <see cref="DistillationTeacher"/>).
+    /// </summary>
+    public bool DistillOffline { get; init; }
     /// <summary>Share of the loss given to matching the teacher's softened predictions (the rest to the labels).</summary>
     public double DistillWeight { get; init; } = 0.5;
     /// <summary>Softmax temperature for teacher and student in the distillation term (Hinton et al. 2015).</summary>
@@ -71,6 +79,10 @@ public sealed record TrainOptions
     [JsonIgnore]
     public AugmentOptions AugmentOptions => AugmentOptions.Parse(Augment);
 
+    /// <summary>The packages <see cref="Teacher"/> names (none without a teacher).</summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> TeacherPaths => Teacher is null ? [] : DistillationTeacher.PathsOf(Teacher);
+
     public void Validate()
     {
         _ = Models.ModelRegistry.Get(Architecture);
@@ -87,6 +99,8 @@ public sealed record TrainOptions
         if (Ema is < 0 or >= 1) throw new ArgumentException("EMA decay must be in [0, 1)");
         if (DistillWeight is < 0 or > 1) throw new ArgumentException("distillation weight must be in [0, 1]");
         if (DistillTemperature <= 0) throw new ArgumentException("distillation temperature must be positive");
+        _ = TeacherPaths;
+        if (DistillOffline && Teacher is null) throw new ArgumentException("--distill-offline needs --teacher");
         if (RestartLrFactor is <= 0 or > 1) throw new ArgumentException("restart learning-rate factor must be in (0, 1]");
         var restarts = RestartEpochs;
         if (restarts.Count > 0)

@@ -116,11 +116,11 @@ public sealed class Trainer
         {
             Log("warning: DOTNET_JITMinOpts=1 is not set; TorchSharp's optimizer and batch norm can then, rarely, fail in libtorch when a garbage collection frees a number mid-call (docs/DECISIONS.md, \"TorchSharp scalar lifetime\"). ./fer sets it; set it for your own programs.");
         }
-        using var teacher = _options.Teacher is { } teacherPath ? LoadTeacher(teacherPath, train.ClassNames) : null;
-        state = state with { TeacherWeightsSha256 = SameTeacher(state, teacher) };
         AtomicFile.WriteAllText(Path.Combine(_runDirectory, "config.json"), JsonSerializer.Serialize(_options, ModelMetadata.JsonOptions));
 
         using var trainData = new DataTensors(train);
+        using var teacher = _options.Teacher is { } teacherOption ? LoadTeacher(teacherOption, trainData, state, progress, cancellationToken) : null;
+        state = state with { TeacherWeightsSha256 = teacher?.WeightsSha256 };
         using var validationData = new DataTensors(validation);
         var batchSize = Math.Min(_options.BatchSize, train.Count);
         var fit = new FitContext
@@ -195,7 +195,7 @@ public sealed class Trainer
         /// <summary>The weight average, validated and shipped instead of the model when present.</summary>
         public required nn.Module<Tensor, Tensor>? Ema { get; init; }
         public required OptimizerHelper Optimizer { get; init; }
-        public required EmotionModel? Teacher { get; init; }
+        public required DistillationTeacher? Teacher { get; init; }
         public required DataTensors Train { get; init; }
         public required DataTensors Validation { get; init; }
         public required IReadOnlyList<string> ClassNames { get; init; }
@@ -219,6 +219,7 @@ public sealed class Trainer
         public Tensor Labels { get; } = data.LabelsTensor();
         public int Count => data.Count;
         public int ClassCount => data.ClassCount;
+        public IReadOnlyList<string> ClassNames => data.ClassNames;
 
         public void Dispose()
         {
@@ -337,17 +338,27 @@ public sealed class Trainer
         var scaled = fit.Train.Pixels.index_select(0, index).to(ScalarType.Float32).DivScalarInPlace(255);
         var augmented = Augmentation.Apply(scaled, augment, run.Augment);
         var target = SmoothTargets(fit.Train.Targets.index_select(0, index), fit.Train.ClassCount);
+        // Offline teacher targets belong to the faces, so a mixed batch mixes them with its labels; an online
+        // teacher looks at the mixed faces themselves.
+        var offlineTeacher = fit.Teacher is { IsOffline: true } ? fit.Teacher.Logits(augmented, index).exp_() : null;
         if (augment.MixesBatch)
         {
             // Seeded per batch, not per epoch, so a run resumed mid-epoch mixes as it would have.
             var mixRandom = new Random(unchecked((int)(EpochSeed(epoch, 4) * 1_000_003L + b)));
-            (augmented, target, _) = BatchMixing.Apply(augmented, target, augment, mixRandom);
+            var classes = target.shape[1];
+            var targets = offlineTeacher is null ? target : cat([target, offlineTeacher], 1);
+            (augmented, targets, _) = BatchMixing.Apply(augmented, targets, augment, mixRandom);
+            target = targets.narrow(1, 0, classes);
+            offlineTeacher = offlineTeacher is null ? null : targets.narrow(1, classes, classes);
         }
         var input = Preprocessing.NormalizeScaled(augmented, normalization);
         var logits = fit.Model.forward(input);
-        var loss = fit.Teacher == null
-            ? SoftCrossEntropy(logits, target)
-            : DistillationLoss(logits, target, TeacherLogits(fit.Teacher, augmented), _options.DistillWeight, _options.DistillTemperature);
+        var loss = fit.Teacher switch
+        {
+            null => SoftCrossEntropy(logits, target),
+            _ => DistillationLoss(logits, target, offlineTeacher?.log() ?? fit.Teacher.Logits(augmented, index),
+                _options.DistillWeight, _options.DistillTemperature),
+        };
         fit.Optimizer.zero_grad();
         loss.backward();
         fit.Optimizer.step();
@@ -454,47 +465,41 @@ public sealed class Trainer
     }
 
     /// <summary>
-    /// Loads the distillation teacher. Its weights are hashed into the log because a resumed run reloads the
-    /// teacher from its path: a package replaced in between would silently teach something else.
+    /// Loads the distillation teacher(s) and, offline, computes their targets on the training faces. The weights
+    /// are hashed into the log because a resumed run reloads the teachers from their paths: a package replaced
+    /// in between would silently teach something else.
     /// </summary>
-    private EmotionModel LoadTeacher(string path, IReadOnlyList<string> classNames)
+    private DistillationTeacher LoadTeacher(string teacherOption, DataTensors train, TrainingState state,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
-        var teacher = EmotionModel.Load(path);
-        // The recipes that distil were measured with libtorch teaching; two thread pools taking turns on two
-        // cores every step is not something to change unmeasured.
-        teacher.Engine = InferenceEngine.TorchSharp;
-        if (!teacher.ClassNames.SequenceEqual(classNames))
+        var teacher = DistillationTeacher.Load(teacherOption, train.ClassNames, Log);
+        try
+        {
+            var current = teacher.WeightsSha256;
+            if (state.TeacherWeightsSha256 is { } started && !string.Equals(started, current, StringComparison.OrdinalIgnoreCase))
+            {
+                throw new ArgumentException($"{teacherOption}: --teacher weights (sha256 {Short(current)}) differ from those the run started with ({Short(started)})");
+            }
+            var mode = _options.DistillOffline ? "offline (predictions on the unaugmented training faces, computed once)" : "online (on each augmented batch)";
+            Log($"distillation from {teacher.Count} teacher{(teacher.Count == 1 ? "" : "s, probabilities averaged")}, {mode}; weight {_options.DistillWeight}, temperature {_options.DistillTemperature}");
+            if (_options.DistillOffline)
+            {
+                var clock = Stopwatch.StartNew();
+                var faces = new SyncProgress<long>(done => progress?.Report(new TrainingProgress(TrainingPhase.TeacherTargets,
+                    state.Epoch, _options.Epochs, (int)done, train.Count, 0, 0, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3))));
+                teacher.PrecomputeOffline(train.Pixels, faces, cancellationToken);
+                Log($"teacher targets for {train.Count} faces in {clock.Elapsed.TotalSeconds:F0} s");
+            }
+            return teacher;
+        }
+        catch
         {
             teacher.Dispose();
-            throw new ArgumentException($"{path}: --teacher package predicts {string.Join(",", teacher.ClassNames)} but the data has {string.Join(",", classNames)}");
+            throw;
         }
-        // Load verified the weights against this hash when the package records one.
-        Log($"teacher {path} ({teacher.Metadata.Name}, {teacher.Metadata.Architecture}, weights sha256 {Short(teacher.Metadata.WeightsSha256)}); distillation weight {_options.DistillWeight}, temperature {_options.DistillTemperature}");
-        return teacher;
-    }
-
-    /// <summary>
-    /// A resumed run must keep learning from the teacher it started with. The options check already refuses
-    /// another <c>--teacher</c> path; this catches a different package put at the same path in between.
-    /// </summary>
-    private string? SameTeacher(TrainingState state, EmotionModel? teacher)
-    {
-        var current = teacher?.Metadata.WeightsSha256;
-        if (state.TeacherWeightsSha256 is { } started && !string.Equals(started, current, StringComparison.OrdinalIgnoreCase))
-        {
-            throw new ArgumentException($"{_options.Teacher}: --teacher weights (sha256 {Short(current)}) differ from those the run started with ({Short(started)})");
-        }
-        return current;
     }
 
     private static string Short(string? sha) => sha is { Length: >= 16 } ? sha[..16] : "not recorded";
-
-    /// <summary>The teacher sees the same augmented (and mixed) faces as the student, in its own input normalization.</summary>
-    private static Tensor TeacherLogits(EmotionModel teacher, Tensor augmented)
-    {
-        using var input = Preprocessing.NormalizeScaled(augmented, teacher.Metadata.Normalization);
-        return teacher.Forward(input);
-    }
 
     /// <summary>
     /// (1 − w)·CE(labels) + w·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) (Hinton et al. 2015): the T² keeps
@@ -672,5 +677,11 @@ public sealed class Trainer
     {
         Directory.CreateDirectory(_runDirectory);
         File.AppendAllText(LogPath, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss}Z {line}{Environment.NewLine}");
+    }
+
+    /// <summary>Reports on the caller's thread, in order (Progress&lt;T&gt; would post to the thread pool).</summary>
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
     }
 }

@@ -2,6 +2,8 @@ namespace FerSharp.Training;
 
 public enum TrainingPhase
 {
+    /// <summary>Offline distillation: the teachers' targets are being computed (Batch of TotalBatches faces).</summary>
+    TeacherTargets,
     EpochStarted,
     Batch,
     Validating,
