@@ -313,6 +313,75 @@ public class TrainerTests
     }
 
     [Fact]
+    public void An_ensemble_teacher_averages_its_packages_probabilities_online_and_offline_alike()
+    {
+        using var dir = new TempDir();
+        var (train, validation, learned) = LearnedTask(dir);
+        // A second, different package: another seed, one epoch, no standardization (its own input scaling).
+        var other = new Trainer(Quick(1) with { Seed = 9 }, Path.Combine(dir.Path, "other")) { DrawCurvesEachEpoch = false };
+        other.Fit(train, validation);
+
+        using var scope = NewDisposeScope();
+        using var a = EmotionModel.Load(learned.ModelPath);
+        using var b = EmotionModel.Load(other.ModelPath);
+        var faces = train.ToTensor().narrow(0, 0, 10);
+        var expected = a.PredictProbabilities(faces).add(b.PredictProbabilities(faces)).div(2).log();
+
+        using var teacher = DistillationTeacher.Load($"{learned.ModelPath}, {other.ModelPath}", train.ClassNames, _ => { });
+        Assert.Equal(2, teacher.Count);
+        Assert.Equal($"{a.Metadata.WeightsSha256}+{b.Metadata.WeightsSha256}", teacher.WeightsSha256);
+        var index = arange(10L);
+        var scaled = faces.to(ScalarType.Float32).div(255);
+        var online = teacher.Logits(scaled, index);
+        Assert.False(teacher.IsOffline);
+        Assert.True(online.allclose(expected, rtol: 1e-4, atol: 1e-5), "online: the log of the packages' mean probabilities");
+
+        teacher.PrecomputeOffline(train.ToTensor());
+        Assert.True(teacher.IsOffline);
+        // Offline, the faces are looked up by index whatever the (augmented) batch holds.
+        var offline = teacher.Logits(zeros_like(scaled), index);
+        Assert.True(offline.allclose(expected, rtol: 1e-4, atol: 1e-5), "offline: the same targets, computed once");
+        var reordered = teacher.Logits(scaled, tensor(new long[] { 3, 0 }));
+        Assert.True(reordered.allclose(expected.index_select(0, tensor(new long[] { 3, 0 })), rtol: 1e-4, atol: 1e-5));
+    }
+
+    [Fact]
+    public void An_offline_distilled_run_learns_the_teachers_answers_and_refuses_options_without_a_teacher()
+    {
+        using var dir = new TempDir();
+        var (train, validation, teacher) = LearnedTask(dir);
+        var copy = Path.Combine(dir.Path, "teacher-copy");
+        Directory.CreateDirectory(copy);
+        foreach (var file in Directory.GetFiles(teacher.ModelPath)) File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+
+        // All the student's labels are wrong (shifted by one class); only the offline targets know the task.
+        var wrong = new FaceDataset(train.ClassNames, train.Pixels.ToArray(), train.Labels.Select(l => (l + 1) % train.ClassCount).ToArray(),
+            Enumerable.Repeat(DataSplit.Training, train.Count).ToArray());
+        var student = Quick(4) with
+        {
+            Architecture = "fast-cnn",
+            Teacher = $"{teacher.ModelPath},{copy}",
+            DistillOffline = true,
+            DistillWeight = 1,
+            DistillTemperature = 2,
+            Augment = "mixup=0.2", // mixed batches mix the looked-up targets with the faces
+        };
+        var taught = new Trainer(student, Path.Combine(dir.Path, "taught")) { DrawCurvesEachEpoch = false }.Fit(wrong, validation);
+        Assert.True(taught.BestMonitored >= 0.9, $"the offline-distilled student scored {taught.BestMonitored}");
+        var log = File.ReadAllText(Path.Combine(dir.Path, "taught", "log.txt"));
+        Assert.Contains("distillation from 2 teachers, probabilities averaged, offline", log);
+        Assert.Contains($"teacher targets for {wrong.Count} faces", log);
+        using (var package = EmotionModel.Load(taught.ModelPath))
+        {
+            Assert.True(package.Metadata.Training!.DistillOffline);
+        }
+
+        var noTeacher = Assert.Throws<ArgumentException>(() => (student with { Teacher = null }).Validate());
+        Assert.Contains("--distill-offline needs --teacher", noTeacher.Message);
+        Assert.Throws<ArgumentException>(() => (student with { Teacher = " , " }).Validate());
+    }
+
+    [Fact]
     public void Distillation_loss_is_the_label_loss_at_weight_0_and_flat_where_the_student_matches_the_teacher()
     {
         using var scope = NewDisposeScope();
