@@ -192,9 +192,48 @@ public class EvaluationReportTests
         Assert.Equal("TorchSharp", ensembleJson.RootElement.GetProperty("engine").GetString());
         Assert.Equal(accuracy, ensembleJson.RootElement.GetProperty("accuracy").GetDouble(), 9);
 
-        var compare = Cli.Run("compare", outDir, outDir);
+        // predictions.csv: one row per face, whose right answers give the reported accuracy.
+        var rows = File.ReadAllLines(Path.Combine(outDir, ReportWriter.PredictionsFile));
+        Assert.Equal("face,truth,predicted,p_angry,p_disgust,p_fear,p_happy,p_sad,p_surprise,p_neutral", rows[0]);
+        Assert.Equal(35, rows.Length - 1);
+        Assert.Equal(accuracy, rows.Skip(1).Count(r => r.Split(',')[1] == r.Split(',')[2]) / 35.0, 9);
+        var (classes, truth, predicted) = ReportWriter.ReadPredictions(outDir)!.Value;
+        Assert.Equal(EmotionClasses.Fer2013, classes);
+        var rebuilt = new int[7, 7];
+        for (var i = 0; i < truth.Length; i++) rebuilt[truth[i], predicted[i]]++;
+        Assert.All(Enumerable.Range(0, 49), cell => Assert.Equal(matrix[cell / 7][cell % 7], rebuilt[cell / 7, cell % 7]));
+
+        var compare = Cli.Run("compare", outDir, ensembleDir);
         Assert.True(compare.ExitCode == 0, compare.Stderr);
         Assert.Contains("accuracy", compare.Stdout);
+        // Equal accuracies mean as many faces right only in one as only in the other: McNemar's p is 1.
+        Assert.Contains("face by face against run", compare.Stdout);
+        Assert.Contains("1.000", compare.Stdout);
+
+        rows[3] = string.Join(',', rows[3].Split(',').Select((f, i) => i == 1 ? "joyful" : f));
+        File.WriteAllLines(Path.Combine(outDir, ReportWriter.PredictionsFile), rows);
+        var broken = Cli.Run("compare", outDir, ensembleDir);
+        Assert.NotEqual(0, broken.ExitCode);
+        Assert.Contains("predictions.csv, line 4, field 'truth': 'joyful'", broken.Stderr);
+    }
+
+    [Fact]
+    public void Paired_comparison_counts_faces_and_gives_the_exact_mcnemar_p()
+    {
+        int[] truth = [0, 0, 1, 1, 2, 2, 3];
+        int[] first = [0, 0, 1, 0, 2, 1, 4];
+        int[] second = [0, 1, 1, 1, 0, 1, 3];
+        var c = PairedComparison.Of(truth, first, second);
+        Assert.Equal((7, 2, 2, 2, 1, 3), (c.Faces, c.BothRight, c.OnlyFirstRight, c.OnlySecondRight, c.BothWrong, c.SameLabel));
+        Assert.Equal(1, c.McNemarP);
+        // 0 against 5 discordant faces: 2 · 0.5^5; and the seventh and eighth cycles' packages (133 against
+        // 111 on PrivateTest, docs/BENCHMARKS.md), p = 0.179 by the binomial tail.
+        Assert.Equal(0.0625, PairedComparison.ExactMcNemarP(0, 5), 12);
+        Assert.Equal(PairedComparison.ExactMcNemarP(5, 0), PairedComparison.ExactMcNemarP(0, 5));
+        Assert.Equal(0.179, PairedComparison.ExactMcNemarP(133, 111), 3);
+        Assert.Equal(1, PairedComparison.ExactMcNemarP(0, 0));
+        Assert.InRange(PairedComparison.ExactMcNemarP(2000, 1500), 0, 1e-15); // no underflow to NaN
+        Assert.Throws<ArgumentException>(() => PairedComparison.Of(truth, first, second[..3]));
     }
 
     [Fact]

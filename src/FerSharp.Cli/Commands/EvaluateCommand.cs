@@ -73,7 +73,7 @@ internal static class EvaluateCommand
             else
             {
                 PrintSummary(evaluated);
-                AnsiConsole.MarkupLineInterpolated($"report: [bold]{Path.Combine(folder, "report.md")}[/] (metrics.json, confusion_matrix.png, per_class.png, mistakes.png)");
+                AnsiConsole.MarkupLineInterpolated($"report: [bold]{Path.Combine(folder, "report.md")}[/] (metrics.json, predictions.csv, confusion_matrix.png, per_class.png, mistakes.png)");
             }
             return Task.FromResult(CliRunner.ExitOk);
         });
@@ -125,10 +125,11 @@ internal static class EvaluateCommand
         var data = new Option<string?>("--data", "-d") { Description = "Data for evaluating model packages given directly." };
         var split = new Option<string>("--split") { Description = "Split for model packages given directly.", DefaultValueFactory = _ => "PrivateTest" };
         var tta = new Option<TtaMode>("--tta") { Description = "TTA for model packages given directly.", DefaultValueFactory = _ => TtaMode.None };
-        var command = new Command("compare", "Side-by-side table of several models on the same data.") { items, data, split, tta };
+        var command = new Command("compare", "Side-by-side table of several models on the same data, and face by face against the first (McNemar's exact test) when their answers per face are known.") { items, data, split, tta };
         command.SetAction((parse, ct) =>
         {
             var rows = new List<JsonElement>();
+            var answers = new List<(IReadOnlyList<string> Classes, int[] Truth, int[] Predicted)?>();
             FaceDataset? loaded = null;
             foreach (var item in parse.GetRequiredValue(items))
             {
@@ -136,6 +137,7 @@ internal static class EvaluateCommand
                 if (File.Exists(metricsPath) && Path.GetFileName(metricsPath) == ReportWriter.MetricsFile)
                 {
                     rows.Add(JsonDocument.Parse(File.ReadAllText(metricsPath)).RootElement.Clone());
+                    answers.Add(ReportWriter.ReadPredictions(Path.GetDirectoryName(Path.GetFullPath(metricsPath))!));
                     continue;
                 }
                 using var emotionModel = EmotionModel.Load(item);
@@ -147,6 +149,7 @@ internal static class EvaluateCommand
                 }
                 var result = Evaluator.Evaluate(emotionModel, loaded, new EvaluationOptions { Tta = parse.GetValue(tta) }, parse.GetValue(split)!, cancellationToken: ct);
                 rows.Add(JsonDocument.Parse(ReportWriter.MetricsJson(result, item, parse.GetValue(data))).RootElement.Clone());
+                answers.Add((result.Metrics.Classes, result.Truth.ToArray(), ReportWriter.PredictedClasses(result)));
             }
             var classes = rows.SelectMany(r => r.GetProperty("classes").EnumerateArray().Select(c => c.GetString()!)).Distinct().ToList();
             var table = new Table().Border(TableBorder.Rounded).Title("model comparison");
@@ -170,9 +173,47 @@ internal static class EvaluateCommand
             {
                 AnsiConsole.MarkupLine("[yellow]warning: these results are not on the same data (split or face count differs)[/]");
             }
+            else
+            {
+                PrintFaceByFace(rows, answers);
+            }
             return Task.FromResult(CliRunner.ExitOk);
         });
         return command;
+    }
+
+    /// <summary>
+    /// Each model against the first, face by face. Needs every answer per face (reports written before
+    /// predictions.csv existed have none) and the same labels in the same order.
+    /// </summary>
+    private static void PrintFaceByFace(List<JsonElement> rows, List<(IReadOnlyList<string> Classes, int[] Truth, int[] Predicted)?> answers)
+    {
+        if (answers.Count < 2) return;
+        if (answers.Any(a => a is null))
+        {
+            AnsiConsole.MarkupLine($"[grey]no face-by-face comparison: a report without {ReportWriter.PredictionsFile} (written by fer evaluate since 2026-11-28)[/]");
+            return;
+        }
+        var first = answers[0]!.Value;
+        if (answers.Any(a => !a!.Value.Classes.SequenceEqual(first.Classes) || !a.Value.Truth.SequenceEqual(first.Truth)))
+        {
+            AnsiConsole.MarkupLine("[yellow]no face-by-face comparison: the reports' faces or labels differ[/]");
+            return;
+        }
+        var table = new Table().Border(TableBorder.Rounded).Title($"face by face against {Markup.Escape(rows[0].GetProperty("model").GetString() ?? "the first")}");
+        table.AddColumn("");
+        foreach (var h in new[] { "same label", "both right", "only first right", "only this right", "both wrong", "McNemar exact p" })
+        {
+            table.AddColumn(new TableColumn(h).RightAligned());
+        }
+        for (var i = 1; i < answers.Count; i++)
+        {
+            var c = PairedComparison.Of(first.Truth, first.Predicted, answers[i]!.Value.Predicted);
+            static string N(int n) => n.ToString("N0", System.Globalization.CultureInfo.InvariantCulture);
+            table.AddRow(Markup.Escape(rows[i].GetProperty("model").GetString() ?? $"#{i + 1}"), N(c.SameLabel), N(c.BothRight),
+                N(c.OnlyFirstRight), N(c.OnlySecondRight), N(c.BothWrong), c.McNemarP.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture));
+        }
+        AnsiConsole.Write(table);
     }
 }
 

@@ -6,10 +6,13 @@ using FerSharp.Models;
 
 namespace FerSharp.Evaluation;
 
-/// <summary>Writes an evaluation as a report folder: metrics.json, report.md and PNG pictures.</summary>
+/// <summary>Writes an evaluation as a report folder: metrics.json, predictions.csv, report.md and PNG pictures.</summary>
 public static class ReportWriter
 {
     public const string MetricsFile = "metrics.json";
+
+    /// <summary>One row per face, in the split's order: its label, the predicted class and every probability.</summary>
+    public const string PredictionsFile = "predictions.csv";
 
     public static void Write(EvaluationResult result, string folder, string? modelPath = null, string? dataPath = null)
     {
@@ -28,8 +31,67 @@ public static class ReportWriter
         {
             AtomicFile.WriteAllBytes(Path.Combine(folder, "curves.png"), File.ReadAllBytes(curves));
         }
+        AtomicFile.WriteAllText(Path.Combine(folder, PredictionsFile), PredictionsCsv(result));
         AtomicFile.WriteAllText(Path.Combine(folder, MetricsFile), MetricsJson(result, modelPath, dataPath));
         AtomicFile.WriteAllText(Path.Combine(folder, "report.md"), Markdown(result, mistakes != null, curves != null, modelPath, dataPath));
+    }
+
+    /// <summary>The predicted class of each face: the most probable one, as the metrics count it.</summary>
+    public static int[] PredictedClasses(EvaluationResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        return result.Probabilities.Select(p => Array.IndexOf(p, p.Max())).ToArray();
+    }
+
+    private static string PredictionsCsv(EvaluationResult result)
+    {
+        var classes = result.Metrics.Classes;
+        var predicted = PredictedClasses(result);
+        var csv = new StringBuilder();
+        csv.Append("face,truth,predicted");
+        foreach (var c in classes) csv.Append(",p_").Append(c);
+        csv.Append('\n');
+        for (var i = 0; i < predicted.Length; i++)
+        {
+            csv.Append(i.ToString(CultureInfo.InvariantCulture)).Append(',').Append(classes[result.Truth[i]]).Append(',').Append(classes[predicted[i]]);
+            foreach (var p in result.Probabilities[i]) csv.Append(',').Append(p.ToString("0.######", CultureInfo.InvariantCulture));
+            csv.Append('\n');
+        }
+        return csv.ToString();
+    }
+
+    /// <summary>
+    /// Reads a report's <see cref="PredictionsFile"/> back: the class names and, per face, the label and the
+    /// predicted class as indices into them. Null when the report has none (reports made before it was written).
+    /// </summary>
+    public static (IReadOnlyList<string> Classes, int[] Truth, int[] Predicted)? ReadPredictions(string folder)
+    {
+        var path = Path.Combine(folder, PredictionsFile);
+        if (!File.Exists(path)) return null;
+        using var reader = new StreamReader(path);
+        var header = reader.ReadLine()?.Split(',') ?? throw new InvalidDataException($"{path}: empty file");
+        if (header.Length < 4 || header[0] != "face" || header[1] != "truth" || header[2] != "predicted" || !header.Skip(3).All(h => h.StartsWith("p_", StringComparison.Ordinal)))
+        {
+            throw new InvalidDataException($"{path}, line 1: expected the header face,truth,predicted,p_<class>…");
+        }
+        var classes = header.Skip(3).Select(h => h[2..]).ToArray();
+        var truth = new List<int>();
+        var predicted = new List<int>();
+        var lineNumber = 1;
+        while (reader.ReadLine() is { } line)
+        {
+            lineNumber++;
+            if (line.Length == 0) continue;
+            var fields = line.Split(',');
+            int ClassOf(int field, string name)
+            {
+                var index = fields.Length == header.Length ? Array.IndexOf(classes, fields[field]) : -1;
+                return index >= 0 ? index : throw new InvalidDataException($"{path}, line {lineNumber}, field '{name}': '{(field < fields.Length ? fields[field] : "")}' is not one of {string.Join(",", classes)} (or the row has {fields.Length} fields, not {header.Length})");
+            }
+            truth.Add(ClassOf(1, "truth"));
+            predicted.Add(ClassOf(2, "predicted"));
+        }
+        return (classes, truth.ToArray(), predicted.ToArray());
     }
 
     /// <summary>A model package inside a run folder (<c>runs/x/model</c>) has its training curves one level up.</summary>
