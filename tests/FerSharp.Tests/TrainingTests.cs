@@ -420,13 +420,21 @@ public class TrainerTests
             Assert.Equal(Path.Combine(chain.StageDirectory(0), "model"), final.Metadata.Training!.InitFrom);
         }
 
-        // Resuming a finished chain trains nothing; a third stage added later starts from the second.
+        // Resuming a finished chain trains nothing; a third stage added later starts from the second, and may
+        // distil from earlier stages' packages, named by stage.
         var again = chain.Fit(train, validation, resume: true);
         Assert.Equal(results.Select(r => r.History.Count), again.Select(r => r.History.Count));
-        var longer = new TrainingChain([Quick(4) with { Standardize = true }, still, still], chain.RunDirectory).Fit(train, validation, resume: true);
+        var distilled = still with { Teacher = $"{TrainingChain.StageTeacher(1)},{TrainingChain.StageTeacher(2)}", DistillOffline = true };
+        var longer = new TrainingChain([Quick(4) with { Standardize = true }, still, distilled], chain.RunDirectory).Fit(train, validation, resume: true);
         Assert.Equal([4, 1, 1], longer.Select(r => r.History.Count));
-        Assert.Contains("initial weights from " + Path.Combine(chain.StageDirectory(1), "model"),
-            File.ReadAllText(Path.Combine(chain.RunDirectory, "stage3", "log.txt")));
+        var stage3Log = File.ReadAllText(Path.Combine(chain.RunDirectory, "stage3", "log.txt"));
+        Assert.Contains("initial weights from " + Path.Combine(chain.StageDirectory(1), "model"), stage3Log);
+        Assert.Contains("teacher " + Path.Combine(chain.StageDirectory(0), "model"), stage3Log);
+        Assert.Contains("teacher " + Path.Combine(chain.StageDirectory(1), "model"), stage3Log);
+        var later = Assert.Throws<ArgumentException>(() => new TrainingChain([still, still with { Teacher = TrainingChain.StageTeacher(2) }], Path.Combine(dir.Path, "later")));
+        Assert.Contains("must name an earlier stage", later.Message);
+        var alone = Assert.Throws<ArgumentException>(() => new Trainer(still with { Teacher = TrainingChain.StageTeacher(1) }, Path.Combine(dir.Path, "alone")).Fit(train, validation));
+        Assert.Contains("exists only when the preset runs all its stages", alone.Message);
         Assert.Throws<IOException>(() => chain.Fit(train, validation));
         var single = new Trainer(Quick(1), Path.Combine(dir.Path, "single")) { DrawCurvesEachEpoch = false };
         single.Fit(train, validation);

@@ -41,6 +41,10 @@ internal sealed class DistillationTeacher : IDisposable
         {
             foreach (var path in PathsOf(teacher))
             {
+                if (path.StartsWith('@'))
+                {
+                    throw new ArgumentException($"--teacher {path} names an earlier stage of a preset, which exists only when the preset runs all its stages");
+                }
                 var model = EmotionModel.Load(path);
                 models.Add(model);
                 // The recipes that distil were measured with libtorch teaching; two thread pools taking turns on

@@ -34,7 +34,27 @@ public sealed class TrainingChain
     {
         ArgumentOutOfRangeException.ThrowIfNegative(stage);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(stage, _stages.Count);
-        return stage == 0 ? _stages[0] : _stages[stage] with { InitFrom = Path.Combine(StageDirectory(stage - 1), "model") };
+        var options = _stages[stage] with { Teacher = ResolveTeachers(_stages[stage].Teacher, stage) };
+        return stage == 0 ? options : options with { InitFrom = Path.Combine(StageDirectory(stage - 1), "model") };
+    }
+
+    /// <summary>How a preset stage names an earlier stage's package as a teacher (1-based, as in <c>stageN</c>).</summary>
+    public static string StageTeacher(int stageNumber) => $"{StageToken}{stageNumber}";
+
+    private const string StageToken = "@stage";
+
+    /// <summary>Replaces <see cref="StageTeacher"/> tokens by the packages of this chain's earlier stages.</summary>
+    private string? ResolveTeachers(string? teacher, int stage)
+    {
+        if (teacher is null || !teacher.Contains(StageToken, StringComparison.Ordinal)) return teacher;
+        return string.Join(",", DistillationTeacher.PathsOf(teacher).Select(path =>
+        {
+            if (!path.StartsWith(StageToken, StringComparison.Ordinal)) return path;
+            return int.TryParse(path.AsSpan(StageToken.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var number)
+                && number >= 1 && number <= stage
+                ? Path.Combine(StageDirectory(number - 1), "model")
+                : throw new ArgumentException($"stage {stage + 1}: teacher '{path}' must name an earlier stage ({StageToken}1 to {StageToken}{stage})");
+        }));
     }
 
     /// <summary>Passed to every stage's <see cref="Trainer.PartialCheckpointInterval"/>.</summary>
