@@ -124,7 +124,8 @@ internal static class TrainCommand
                     AnsiConsole.MarkupLineInterpolated($"[yellow]note: {initPath} was trained with the same --seed {options.Seed}; this run repeats its data order, augmentation and dropout epoch by epoch. Pass another --seed for fresh draws.[/]");
                 }
             }
-            foreach (var teacherPath in (stages ?? [options]).SelectMany(o => o.TeacherPaths).Distinct())
+            // A stage taught by earlier stages (@stageN) finds their packages only when the chain reaches it.
+            foreach (var teacherPath in (stages ?? [options]).SelectMany(o => o.TeacherPaths).Where(p => !p.StartsWith('@')).Distinct())
             {
                 EmotionModel.Load(teacherPath).Dispose();
             }
