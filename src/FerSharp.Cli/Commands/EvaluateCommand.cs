@@ -154,7 +154,7 @@ internal static class EvaluateCommand
             var classes = rows.SelectMany(r => r.GetProperty("classes").EnumerateArray().Select(c => c.GetString()!)).Distinct().ToList();
             var table = new Table().Border(TableBorder.Rounded).Title("model comparison");
             table.AddColumn("");
-            foreach (var r in rows) table.AddColumn(new TableColumn(Markup.Escape($"{r.GetProperty("model").GetString()}\n{r.GetProperty("split").GetString()} tta={r.GetProperty("tta").GetString()}")).RightAligned());
+            foreach (var r in rows) table.AddColumn(new TableColumn(Markup.Escape($"{Label(rows, r)}\n{r.GetProperty("split").GetString()} tta={r.GetProperty("tta").GetString()}")).RightAligned());
             void Row(string label, Func<JsonElement, string> cell) => table.AddRow([label, .. rows.Select(cell)]);
             Row("faces", r => r.GetProperty("count").GetInt32().ToString("N0", System.Globalization.CultureInfo.InvariantCulture));
             Row("[bold]accuracy[/]", r => $"[bold]{r.GetProperty("accuracy").GetDouble():P2}[/]");
@@ -182,6 +182,14 @@ internal static class EvaluateCommand
         return command;
     }
 
+    /// <summary>A result's model name, or its path when another result has the same name (two versions of one package).</summary>
+    private static string Label(List<JsonElement> rows, JsonElement row)
+    {
+        static string? Name(JsonElement r) => r.GetProperty("model").GetString();
+        var name = Name(row) ?? "?";
+        return rows.Count(r => Name(r) == name) > 1 && row.TryGetProperty("model_path", out var path) && path.GetString() is { } p ? p : name;
+    }
+
     /// <summary>
     /// Each model against the first, face by face. Needs every answer per face (reports written before
     /// predictions.csv existed have none) and the same labels in the same order.
@@ -200,7 +208,7 @@ internal static class EvaluateCommand
             AnsiConsole.MarkupLine("[yellow]no face-by-face comparison: the reports' faces or labels differ[/]");
             return;
         }
-        var table = new Table().Border(TableBorder.Rounded).Title($"face by face against {Markup.Escape(rows[0].GetProperty("model").GetString() ?? "the first")}");
+        var table = new Table().Border(TableBorder.Rounded).Title($"face by face against {Markup.Escape(Label(rows, rows[0]))}");
         table.AddColumn("");
         foreach (var h in new[] { "same label", "both right", "only first right", "only this right", "both wrong", "McNemar exact p" })
         {
@@ -210,7 +218,7 @@ internal static class EvaluateCommand
         {
             var c = PairedComparison.Of(first.Truth, first.Predicted, answers[i]!.Value.Predicted);
             static string N(int n) => n.ToString("N0", System.Globalization.CultureInfo.InvariantCulture);
-            table.AddRow(Markup.Escape(rows[i].GetProperty("model").GetString() ?? $"#{i + 1}"), N(c.SameLabel), N(c.BothRight),
+            table.AddRow(Markup.Escape(Label(rows, rows[i])), N(c.SameLabel), N(c.BothRight),
                 N(c.OnlyFirstRight), N(c.OnlySecondRight), N(c.BothWrong), c.McNemarP.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture));
         }
         AnsiConsole.Write(table);
