@@ -112,9 +112,3 @@ public static class Cli
 /// </summary>
 [CollectionDefinition("torch", DisableParallelization = true)]
 public sealed class TorchCollection;
-
-/// <summary>Runs reports on the reporting thread (Progress&lt;T&gt; would post them to the thread pool, after the test looked).</summary>
-internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
-}

@@ -225,11 +225,6 @@ internal static class EvaluateCommand
     }
 }
 
-internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
-}
-
 /// <summary>Loads the packages named on the command line and disposes whichever loaded if a later one fails.</summary>
 internal sealed class ModelSet : IDisposable
 {

@@ -12,7 +12,7 @@ internal static class TrainingProgressView
     {
         if (!AnsiConsole.Profile.Capabilities.Interactive)
         {
-            return trainer.Fit(train, validation, resume, new SyncProgress(PrintPlain), ct);
+            return trainer.Fit(train, validation, resume, new SyncProgress<TrainingProgress>(PrintPlain), ct);
         }
         TrainingResult? result = null;
         AnsiConsole.Progress()
@@ -23,7 +23,7 @@ internal static class TrainingProgressView
             .Start(ctx =>
             {
                 ProgressTask? task = null;
-                result = trainer.Fit(train, validation, resume, new SyncProgress(p =>
+                result = trainer.Fit(train, validation, resume, new SyncProgress<TrainingProgress>(p =>
                 {
                     switch (p.Phase)
                     {
@@ -89,11 +89,5 @@ internal static class TrainingProgressView
                 AnsiConsole.MarkupLine(Summary(m, p.IsBest, p.TotalEpochs));
                 break;
         }
-    }
-
-    /// <summary>Reports on the trainer's thread, in order (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
     }
 }

@@ -16,7 +16,7 @@ namespace FerSharp.Training;
 internal sealed class DistillationTeacher : IDisposable
 {
     private readonly IReadOnlyList<EmotionModel> _models;
-    private Tensor? _offlineLogProbabilities;
+    private Tensor? _offlineProbabilities;
 
     private DistillationTeacher(IReadOnlyList<EmotionModel> models) => _models = models;
 
@@ -55,7 +55,7 @@ internal sealed class DistillationTeacher : IDisposable
                     throw new ArgumentException($"{path}: --teacher package predicts {string.Join(",", model.ClassNames)} but the data has {string.Join(",", classNames)}");
                 }
                 // Load verified the weights against this hash when the package records one.
-                log($"teacher {path} ({model.Metadata.Name}, {model.Metadata.Architecture}, weights sha256 {Short(model.Metadata.WeightsSha256)}{(model.Metadata.FlipAveraging ? ", flip averaging" : "")})");
+                log($"teacher {path} ({model.Metadata.Name}, {model.Metadata.Architecture}, weights sha256 {Trainer.Short(model.Metadata.WeightsSha256)}{(model.Metadata.FlipAveraging ? ", flip averaging" : "")})");
             }
             return new DistillationTeacher(models);
         }
@@ -75,7 +75,7 @@ internal sealed class DistillationTeacher : IDisposable
     public string? WeightsSha256 =>
         _models.Any(m => m.Metadata.WeightsSha256 is null) ? null : string.Join("+", _models.Select(m => m.Metadata.WeightsSha256));
 
-    public bool IsOffline => _offlineLogProbabilities is not null;
+    public bool IsOffline => _offlineProbabilities is not null;
 
     /// <summary>
     /// Computes the offline targets for <paramref name="pixels"/> (uint8 [N,1,H,W], the training faces in the
@@ -95,11 +95,11 @@ internal sealed class DistillationTeacher : IDisposable
                 cancellationToken.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 var faces = pixels.narrow(0, start, Math.Min(batch, count - start));
-                parts.Add(AveragedProbabilities(faces).log_().MoveToOuterDisposeScope());
+                parts.Add(AveragedProbabilities(faces).MoveToOuterDisposeScope());
                 progress?.Report(start + faces.shape[0]);
             }
-            _offlineLogProbabilities?.Dispose();
-            _offlineLogProbabilities = cat(parts, 0);
+            _offlineProbabilities?.Dispose();
+            _offlineProbabilities = cat(parts, 0);
         }
         finally
         {
@@ -119,8 +119,20 @@ internal sealed class DistillationTeacher : IDisposable
     }
 
     /// <summary>
-    /// Teacher logits [B, classes] for a batch: offline, the precomputed log-probabilities of the faces at
-    /// <paramref name="index"/> (a batch mixed by mixup or CutMix mixes them like its targets, in Trainer);
+    /// The precomputed averaged probabilities [B, classes] of the training faces at <paramref name="index"/>
+    /// (offline only): targets a mixed batch can mix like its labels.
+    /// </summary>
+    public Tensor OfflineProbabilities(Tensor index)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        return _offlineProbabilities is { } offline
+            ? offline.index_select(0, index)
+            : throw new InvalidOperationException("the teacher's offline targets have not been computed");
+    }
+
+    /// <summary>
+    /// Teacher logits [B, classes] for a batch: offline, the log of the precomputed probabilities of the faces at
+    /// <paramref name="index"/> (Trainer takes <see cref="OfflineProbabilities"/> instead, to mix them like a mixed batch's labels);
     /// online, the teachers on <paramref name="augmented"/> (scaled to [0,1], each in its own input
     /// normalization). One online teacher gives its raw logits; several give the log of their averaged
     /// probabilities, which the temperature softens alike because softmax ignores the constant between them.
@@ -129,7 +141,11 @@ internal sealed class DistillationTeacher : IDisposable
     {
         ArgumentNullException.ThrowIfNull(augmented);
         ArgumentNullException.ThrowIfNull(index);
-        if (_offlineLogProbabilities is { } offline) return offline.index_select(0, index);
+        if (_offlineProbabilities is { } offline)
+        {
+            using var probabilities = offline.index_select(0, index);
+            return probabilities.log();
+        }
         if (_models.Count == 1) return OnlineLogits(_models[0], augmented);
         using var scope = NewDisposeScope();
         Tensor? sum = null;
@@ -147,11 +163,9 @@ internal sealed class DistillationTeacher : IDisposable
         return teacher.Forward(input);
     }
 
-    private static string Short(string? sha) => sha is { Length: >= 16 } ? sha[..16] : "not recorded";
-
     public void Dispose()
     {
-        _offlineLogProbabilities?.Dispose();
+        _offlineProbabilities?.Dispose();
         foreach (var model in _models) model.Dispose();
     }
 }

@@ -340,7 +340,7 @@ public sealed class Trainer
         var target = SmoothTargets(fit.Train.Targets.index_select(0, index), fit.Train.ClassCount);
         // Offline teacher targets belong to the faces, so a mixed batch mixes them with its labels; an online
         // teacher looks at the mixed faces themselves.
-        var offlineTeacher = fit.Teacher is { IsOffline: true } ? fit.Teacher.Logits(augmented, index).exp_() : null;
+        var offlineTeacher = fit.Teacher is { IsOffline: true } ? fit.Teacher.OfflineProbabilities(index) : null;
         if (augment.MixesBatch)
         {
             // Seeded per batch, not per epoch, so a run resumed mid-epoch mixes as it would have.
@@ -499,7 +499,8 @@ public sealed class Trainer
         }
     }
 
-    private static string Short(string? sha) => sha is { Length: >= 16 } ? sha[..16] : "not recorded";
+    /// <summary>The first 16 hex digits of a weights checksum, as logs and messages show it.</summary>
+    internal static string Short(string? sha) => sha is { Length: >= 16 } ? sha[..16] : "not recorded";
 
     /// <summary>
     /// (1 − w)·CE(labels) + w·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) (Hinton et al. 2015): the T² keeps
@@ -677,11 +678,5 @@ public sealed class Trainer
     {
         Directory.CreateDirectory(_runDirectory);
         File.AppendAllText(LogPath, $"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss}Z {line}{Environment.NewLine}");
-    }
-
-    /// <summary>Reports on the caller's thread, in order (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }
