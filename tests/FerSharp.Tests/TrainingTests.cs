@@ -463,14 +463,14 @@ public class TrainerTests
             var trained = shipped.Metadata.Training!;
             // A stage taught by earlier stages names them by number; the shipped run named their packages, one
             // for each (docs/BENCHMARKS.md ties the packages to the stages).
-            var byStage = stages[^1].TeacherPaths.Any(t => t.StartsWith('@'));
+            var byStage = stages[^1].TeacherPaths.Any(TrainingChain.IsStageTeacher);
             Assert.Equal(trained with { InitFrom = null, Teacher = byStage ? null : trained.Teacher }, stages[^1] with { Teacher = byStage ? null : stages[^1].Teacher });
             Assert.Equal(stages[^1].TeacherPaths.Count, trained.TeacherPaths.Count);
             Assert.Equal(stages.Count > 1, trained.InitFrom != null);
             Assert.True(shipped.Metadata.Epochs <= stages[^1].Epochs, $"{package} trained more epochs than its preset");
             _ = new TrainingChain(stages, Path.Combine(Path.GetTempPath(), "unused")); // stage teachers name earlier stages
             // Teachers are paths from the repository root: renaming a shipped package must not orphan them.
-            foreach (var teacher in stages.SelectMany(s => s.TeacherPaths).Where(t => !t.StartsWith('@')))
+            foreach (var teacher in stages.SelectMany(s => s.TeacherPaths).Where(t => !TrainingChain.IsStageTeacher(t)))
             {
                 Assert.True(File.Exists(Path.Combine(Path.GetDirectoryName(models)!, teacher, "model.json")), $"preset {preset.Name}: teacher {teacher} is not a shipped package");
             }

@@ -125,7 +125,7 @@ internal static class TrainCommand
                 }
             }
             // A stage taught by earlier stages (@stageN) finds their packages only when the chain reaches it.
-            foreach (var teacherPath in (stages ?? [options]).SelectMany(o => o.TeacherPaths).Where(p => !p.StartsWith('@')).Distinct())
+            foreach (var teacherPath in (stages ?? [options]).SelectMany(o => o.TeacherPaths).Where(p => !TrainingChain.IsStageTeacher(p)).Distinct())
             {
                 EmotionModel.Load(teacherPath).Dispose();
             }

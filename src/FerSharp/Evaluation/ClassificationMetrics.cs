@@ -100,7 +100,8 @@ public sealed record ClassificationMetrics
         };
     }
 
-    private static int ArgMax(float[] values)
+    /// <summary>The predicted class: the most probable, the first of equals (as every report counts it).</summary>
+    internal static int ArgMax(float[] values)
     {
         var best = 0;
         for (var i = 1; i < values.Length; i++)

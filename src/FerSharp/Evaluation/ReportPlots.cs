@@ -106,7 +106,7 @@ public static class ReportPlots
             Cv2.PutText(canvas, $"{count} faces", new OpenCvSharp.Point(pad, y + 70), HersheyFonts.HersheySimplex, 0.55,
                 Scalar.All(90), 1, LineTypes.AntiAlias);
             var worst = Enumerable.Range(0, result.Truth.Count)
-                .Where(i => result.Truth[i] == t && ArgMax(result.Probabilities[i]) == p)
+                .Where(i => result.Truth[i] == t && ClassificationMetrics.ArgMax(result.Probabilities[i]) == p)
                 .OrderByDescending(i => result.Probabilities[i][p]).Take(perPair).ToList();
             for (var j = 0; j < worst.Count; j++)
             {
@@ -122,15 +122,5 @@ public static class ReportPlots
             }
         }
         return canvas.ImEncode(".png");
-    }
-
-    private static int ArgMax(float[] values)
-    {
-        var best = 0;
-        for (var i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best]) best = i;
-        }
-        return best;
     }
 }

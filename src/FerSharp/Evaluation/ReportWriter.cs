@@ -40,7 +40,7 @@ public static class ReportWriter
     public static int[] PredictedClasses(EvaluationResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
-        return result.Probabilities.Select(p => Array.IndexOf(p, p.Max())).ToArray();
+        return result.Probabilities.Select(ClassificationMetrics.ArgMax).ToArray();
     }
 
     private static string PredictionsCsv(EvaluationResult result)

@@ -41,7 +41,7 @@ internal sealed class DistillationTeacher : IDisposable
         {
             foreach (var path in PathsOf(teacher))
             {
-                if (path.StartsWith('@'))
+                if (TrainingChain.IsStageTeacher(path))
                 {
                     throw new ArgumentException($"--teacher {path} names an earlier stage of a preset, which exists only when the preset runs all its stages");
                 }

@@ -475,6 +475,7 @@ public sealed class Trainer
         var teacher = DistillationTeacher.Load(teacherOption, train.ClassNames, Log);
         try
         {
+            // A resumed run keeps its teachers: the options check refuses other paths, this a package replaced in place.
             var current = teacher.WeightsSha256;
             if (state.TeacherWeightsSha256 is { } started && !string.Equals(started, current, StringComparison.OrdinalIgnoreCase))
             {

@@ -43,13 +43,16 @@ public sealed class TrainingChain
 
     private const string StageToken = "@stage";
 
+    /// <summary>Whether a teacher path is a <see cref="StageTeacher"/> token, which only a chain can resolve.</summary>
+    public static bool IsStageTeacher(string path) => path?.StartsWith(StageToken, StringComparison.Ordinal) == true;
+
     /// <summary>Replaces <see cref="StageTeacher"/> tokens by the packages of this chain's earlier stages.</summary>
     private string? ResolveTeachers(string? teacher, int stage)
     {
         if (teacher is null || !teacher.Contains(StageToken, StringComparison.Ordinal)) return teacher;
         return string.Join(",", DistillationTeacher.PathsOf(teacher).Select(path =>
         {
-            if (!path.StartsWith(StageToken, StringComparison.Ordinal)) return path;
+            if (!IsStageTeacher(path)) return path;
             return int.TryParse(path.AsSpan(StageToken.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var number)
                 && number >= 1 && number <= stage
                 ? Path.Combine(StageDirectory(number - 1), "model")
