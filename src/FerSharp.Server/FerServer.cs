@@ -97,6 +97,10 @@ public static class FerServer
             parameters = m.Parameters,
             flip_averaging = m.FlipAveraging,
             engine = recognizer.Model.ActiveEngine.ToString(),
+            // How Auto chose the engine on this machine (null when set by hand or the network does not export).
+            engine_timing = recognizer.Model.EngineTiming is { } timing
+                ? new { opencv_ms = timing.OpenCvMs, torchsharp_ms = timing.TorchSharpMs, rounds = timing.Rounds }
+                : null,
             metrics = m.Metrics,
             fersharp_version = FerSharpInfo.Version,
         };

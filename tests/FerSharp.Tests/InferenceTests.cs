@@ -244,6 +244,14 @@ public class PredictCliTests
         var lines = csv.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.StartsWith("file,face,x,y,width,height,emotion,confidence,angry,", lines[0], StringComparison.Ordinal);
         Assert.Equal(faces.Count + 1, lines.Length);
+
+        // The table says which engine ran and, on Auto, the timing that chose it.
+        static string Words(string text) => System.Text.RegularExpressions.Regex.Replace(text, @"\s+", " ");
+        var table = Cli.Run("predict", photo);
+        Assert.True(table.ExitCode == 0, table.Stderr);
+        Assert.Matches(@"engine (OpenCv|TorchSharp), the faster here: OpenCv [0-9.]+ ms per face, TorchSharp [0-9.]+ ms", Words(table.Stdout));
+        var byHand = Cli.Run("predict", photo, "--engine", "TorchSharp");
+        Assert.Contains("engine TorchSharp (--engine)", Words(byHand.Stdout));
     }
 
     [SharedDataFact]

@@ -53,20 +53,53 @@ public class OnnxExportTests
         Assert.True(worst <= 1e-4f * magnitude + 1e-7f, $"{architecture}: OpenCV logits differ by {worst} (logits up to {magnitude})");
     }
 
-    [Fact]
-    public void Auto_picks_OpenCV_for_exportable_networks_and_both_engines_agree_on_probabilities()
+    [Theory]
+    [InlineData("fast-cnn")]
+    [InlineData("vgg-wide")]
+    public void Auto_times_both_engines_and_keeps_the_faster_and_both_agree_on_probabilities(string architecture)
     {
         using var scope = NewDisposeScope();
-        using var model = Untrained("fast-cnn", seed: 8, flip: true);
+        using var model = Untrained(architecture, seed: 8, flip: true);
         using var faces = FoldedNetworkTests.RandomFaces(5, seed: 2);
         Assert.Equal(InferenceEngine.Auto, model.Engine);
-        Assert.Equal(InferenceEngine.OpenCv, model.ActiveEngine);
-        using var viaOpenCv = model.PredictProbabilities(faces);
+        var timing = Assert.IsType<EngineTiming>(model.EngineTiming);
+        Assert.True(timing.OpenCvMs > 0 && timing.TorchSharpMs > 0, timing.ToString());
+        Assert.InRange(timing.Rounds, 5, 25);
+        Assert.Equal(timing.OpenCvMs <= timing.TorchSharpMs ? InferenceEngine.OpenCv : InferenceEngine.TorchSharp, model.ActiveEngine);
+        using var viaAuto = model.PredictProbabilities(faces);
 
+        model.Engine = InferenceEngine.OpenCv;
+        Assert.Equal(InferenceEngine.OpenCv, model.ActiveEngine);
+        Assert.Null(model.EngineTiming); // chosen by hand: nothing timed
+        using var viaOpenCv = model.PredictProbabilities(faces);
         model.Engine = InferenceEngine.TorchSharp;
         Assert.Equal(InferenceEngine.TorchSharp, model.ActiveEngine);
+        Assert.Null(model.EngineTiming);
         using var viaTorch = model.PredictProbabilities(faces);
         Assert.True(viaOpenCv.allclose(viaTorch, rtol: 1e-4, atol: 1e-6), "the engines' flip-averaged probabilities differ");
+        Assert.True(viaAuto.allclose(model.ActiveEngine == InferenceEngine.OpenCv ? viaOpenCv : viaTorch, rtol: 1e-4, atol: 1e-6));
+
+        model.Engine = InferenceEngine.Auto; // back to Auto: timed afresh
+        Assert.NotNull(model.EngineTiming);
+    }
+
+    [Fact]
+    public void Engine_timing_keeps_the_call_with_the_lower_median_whichever_engine_it_is()
+    {
+        var slow = 0;
+        var fast = 0;
+        var timing = EngineTiming.Measure(() => { slow++; Thread.Sleep(3); }, () => fast++, TimeSpan.Zero, minRounds: 5, maxRounds: 9);
+        Assert.Equal(InferenceEngine.TorchSharp, timing.Faster);
+        Assert.Equal(5, timing.Rounds); // no budget beyond the minimum
+        Assert.Equal(5 + EngineTiming.WarmupCalls, slow);
+        Assert.Equal(5 + EngineTiming.WarmupCalls, fast);
+        Assert.True(timing.OpenCvMs >= 3, timing.ToString());
+        Assert.True(timing.Ratio > 1);
+
+        var other = EngineTiming.Measure(() => { }, () => Thread.Sleep(3), TimeSpan.FromSeconds(10), minRounds: 2, maxRounds: 4);
+        Assert.Equal(InferenceEngine.OpenCv, other.Faster);
+        Assert.Equal(4, other.Rounds); // the budget left, the cap stops it
+        Assert.StartsWith("OpenCv 0.", other.ToString(), StringComparison.Ordinal);
     }
 
     [Theory]
@@ -79,7 +112,7 @@ public class OnnxExportTests
         using var faces = FoldedNetworkTests.RandomFaces(3, seed: 4);
         var bytes = faces.reshape(3, -1).data<byte>().ToArray();
         var list = Enumerable.Range(0, 3).Select(i => bytes.AsSpan(i * 2304, 2304).ToArray()).ToList();
-        Assert.Equal(InferenceEngine.OpenCv, model.ActiveEngine);
+        model.Engine = InferenceEngine.OpenCv;
         var rows = model.PredictProbabilities(list); // managed pre- and post-processing around OpenCV
 
         model.Engine = InferenceEngine.TorchSharp;
@@ -116,6 +149,7 @@ public class OnnxExportTests
         Assert.Contains("act", engine.Message);
 
         Assert.Equal(InferenceEngine.TorchSharp, model.ActiveEngine); // Auto falls back
+        Assert.Null(model.EngineTiming);
         using var faces = FoldedNetworkTests.RandomFaces(2, seed: 1);
         using var probabilities = model.PredictProbabilities(faces);
         Assert.Equal([2L, 7L], probabilities.shape);

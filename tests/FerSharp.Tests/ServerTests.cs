@@ -70,6 +70,10 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         Assert.Equal(7, model.RootElement.GetProperty("classes").GetArrayLength());
         Assert.Equal(48, model.RootElement.GetProperty("input_size")[2].GetInt32());
         Assert.Equal(server.Recognizer.Model.ActiveEngine.ToString(), model.RootElement.GetProperty("engine").GetString());
+        // The server's model is on Auto, so the engine was timed: the API shows both medians.
+        var timing = model.RootElement.GetProperty("engine_timing");
+        Assert.Equal(server.Recognizer.Model.EngineTiming!.OpenCvMs, timing.GetProperty("opencv_ms").GetDouble());
+        Assert.True(timing.GetProperty("torchsharp_ms").GetDouble() > 0);
         var openapi = await server.Http.GetStringAsync(Url("/openapi/v1.json"));
         Assert.Contains("/api/v1/recognize", openapi);
         var page = await server.Http.GetStringAsync(Url("/"));
@@ -297,6 +301,7 @@ public class WebPageTests(ServerFixture server) : IClassFixture<ServerFixture>
         await page.GotoAsync(server.BaseUri.ToString());
         await page.WaitForSelectorAsync("#model-info:not(:text('loading model…'))");
         Assert.Contains(server.Recognizer.Model.Metadata.Name, await page.InnerTextAsync("#model-info"));
+        Assert.Contains($"engine {server.Recognizer.Model.ActiveEngine}", await page.InnerTextAsync("#model-info"));
 
         await page.ClickAsync("#start-camera");
         var live = await page.WaitForSelectorAsync("#live-faces .face-label", new PageWaitForSelectorOptions { Timeout = 60_000 });

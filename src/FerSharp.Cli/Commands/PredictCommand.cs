@@ -5,6 +5,7 @@ using System.Text.Json;
 
 using FerSharp.Evaluation;
 using FerSharp.Inference;
+using FerSharp.Models;
 
 using OpenCvSharp;
 
@@ -80,7 +81,7 @@ internal static class PredictCommand
                     Console.Write(ToCsv(results, classes));
                     break;
                 default:
-                    PrintTable(results, recognizer.Model.Metadata.Name);
+                    PrintTable(results, recognizer.Model);
                     break;
             }
             foreach (var failed in results.Where(r => r.Error != null))
@@ -174,9 +175,10 @@ internal static class PredictCommand
     private static string CsvField(string value) =>
         value.IndexOfAny([',', '"', '\n']) >= 0 ? $"\"{value.Replace("\"", "\"\"", StringComparison.Ordinal)}\"" : value;
 
-    private static void PrintTable(List<FileResult> results, string modelName)
+    private static void PrintTable(List<FileResult> results, EmotionModel model)
     {
-        var table = new Table().Border(TableBorder.Rounded).Title($"expressions ({modelName})");
+        var table = new Table().Border(TableBorder.Rounded).Title($"expressions ({model.Metadata.Name})")
+            .Caption($"[grey]{Markup.Escape(EngineOption.Describe(model))}[/]");
         table.AddColumn("file");
         table.AddColumn(new TableColumn("face").RightAligned());
         table.AddColumn("box (x,y,w,h)");
@@ -260,7 +262,7 @@ internal static class PredictCommand
             }
             var s = summary!;
             AnsiConsole.MarkupLineInterpolated(
-                $"{s.FramesRead} frames ({s.FramesAnalyzed} analysed), {s.FaceDetections} face detections, {s.Tracks} tracked faces; [bold]{s.FramesPerSecond:F1} FPS[/] achieved (source {s.SourceFps:F1} FPS); model {recognizer.Model.Metadata.Name}");
+                $"{s.FramesRead} frames ({s.FramesAnalyzed} analysed), {s.FaceDetections} face detections, {s.Tracks} tracked faces; [bold]{s.FramesPerSecond:F1} FPS[/] achieved (source {s.SourceFps:F1} FPS); model {recognizer.Model.Metadata.Name}, {EngineOption.Describe(recognizer.Model)}");
             if (options.OutputPath != null) AnsiConsole.MarkupLineInterpolated($"annotated video: [bold]{options.OutputPath}[/]");
             if (options.CsvPath != null) AnsiConsole.MarkupLineInterpolated($"per-frame CSV: [bold]{options.CsvPath}[/]");
             return Task.FromResult(CliRunner.ExitOk);

@@ -42,6 +42,7 @@ internal static class ServeCommand
             await using var app = FerServer.Build(options, recognizer);
             await app.StartAsync(ct).ConfigureAwait(false);
             AnsiConsole.MarkupLineInterpolated($"serving on [bold]{string.Join(", ", app.Urls)}[/] — open it in a browser; Ctrl+C stops");
+            AnsiConsole.MarkupLineInterpolated($"[grey]model {recognizer.Model.Metadata.Name}, {EngineOption.Describe(recognizer.Model)}[/]");
             try
             {
                 await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);

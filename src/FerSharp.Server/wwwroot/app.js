@@ -14,7 +14,9 @@ async function loadModel() {
     const acc = m.metrics && m.metrics.privatetest_accuracy !== undefined
       ? ` · PrivateTest ${(m.metrics.privatetest_accuracy * 100).toFixed(1)} %`
       : (m.metrics && m.metrics.val_accuracy !== undefined ? ` · validation ${(m.metrics.val_accuracy * 100).toFixed(1)} %` : "");
-    $("model-info").textContent = `model ${m.name} (${m.architecture}, ${m.classes.length} classes${acc})`;
+    const t = m.engine_timing;
+    const speed = t ? `, ${Math.min(t.opencv_ms, t.torchsharp_ms).toFixed(1)} ms per face` : "";
+    $("model-info").textContent = `model ${m.name} (${m.architecture}, ${m.classes.length} classes${acc}) · engine ${m.engine}${speed}`;
   } catch (e) {
     $("model-info").textContent = "model info unavailable";
   }

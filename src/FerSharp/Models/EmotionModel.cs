@@ -13,9 +13,13 @@ namespace FerSharp.Models;
 /// <summary>What runs a model's predictions.</summary>
 public enum InferenceEngine
 {
-    /// <summary>OpenCV's DNN module when the network exports to ONNX (every shipped model), else TorchSharp.</summary>
+    /// <summary>
+    /// The faster of the two on this machine when the network exports to ONNX (every registered architecture):
+    /// both are timed on one face when the model first predicts (<see cref="EmotionModel.EngineTiming"/>);
+    /// TorchSharp for a network that does not export.
+    /// </summary>
     Auto,
-    /// <summary>OpenCV's DNN module on the network's ONNX export: the faster one on the hosts measured.</summary>
+    /// <summary>OpenCV's DNN module on the network's ONNX export.</summary>
     OpenCv,
     /// <summary>libtorch through TorchSharp, batch norms folded (<see cref="FoldedNetwork"/>).</summary>
     TorchSharp,
@@ -33,6 +37,7 @@ public sealed class EmotionModel : IDisposable
     private bool _inferenceBuilt;
     private InferenceEngine _engine;
     private InferenceEngine _activeEngine;
+    private EngineTiming? _engineTiming;
 
     public EmotionModel(ModelMetadata metadata, nn.Module<Tensor, Tensor> network)
     {
@@ -89,6 +94,29 @@ public sealed class EmotionModel : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// How <see cref="InferenceEngine.Auto"/> chose <see cref="ActiveEngine"/>; null when the engine was set by
+    /// hand or the network does not export to ONNX (nothing to choose between).
+    /// </summary>
+    public EngineTiming? EngineTiming
+    {
+        get
+        {
+            lock (_gate)
+            {
+                BuildInference();
+                return _engineTiming;
+            }
+        }
+    }
+
+    /// <summary>
+    /// How long <see cref="InferenceEngine.Auto"/> may spend timing the engines beyond its first few calls. The
+    /// faster engine differs by model and machine: OpenCV was 1.4-2× faster for every shipped model on an AVX2
+    /// host, libtorch 1.3× faster for fer2013-best on an AVX-512 one (docs/BENCHMARKS.md, "Inference engines").
+    /// </summary>
+    private static readonly TimeSpan EngineTimingBudget = TimeSpan.FromMilliseconds(150);
 
     public static EmotionModel Load(string path)
     {
@@ -225,20 +253,22 @@ public sealed class EmotionModel : IDisposable
     public Tensor PredictProbabilities(Tensor faces)
     {
         ArgumentNullException.ThrowIfNull(faces);
-        lock (_gate)
+        lock (_gate) return ProbabilitiesLocked(faces, ForwardLocked);
+    }
+
+    private Tensor ProbabilitiesLocked(Tensor faces, Func<Tensor, Tensor> forward)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using var input = Preprocess(faces);
+        if (!Metadata.FlipAveraging)
         {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            using var input = Preprocess(faces);
-            if (!Metadata.FlipAveraging)
-            {
-                return nn.functional.softmax(ForwardLocked(input), 1).MoveToOuterDisposeScope();
-            }
-            // One forward pass over faces and mirrors: at batch 1 that costs far less than two calls.
-            var count = input.shape[0];
-            var both = nn.functional.softmax(ForwardLocked(cat([input, input.flip(3)], 0)), 1);
-            return both.narrow(0, 0, count).AddTensor(both.narrow(0, count, count)).DivScalarInPlace(2).MoveToOuterDisposeScope();
+            return nn.functional.softmax(forward(input), 1).MoveToOuterDisposeScope();
         }
+        // One forward pass over faces and mirrors: at batch 1 that costs far less than two calls.
+        var count = input.shape[0];
+        var both = nn.functional.softmax(forward(cat([input, input.flip(3)], 0)), 1);
+        return both.narrow(0, 0, count).AddTensor(both.narrow(0, count, count)).DivScalarInPlace(2).MoveToOuterDisposeScope();
     }
 
     /// <summary>Logits [B, classes] for an already pre-processed float input (see <see cref="Preprocess"/>), as in eval mode.</summary>
@@ -265,14 +295,44 @@ public sealed class EmotionModel : IDisposable
         if (_engine != InferenceEngine.TorchSharp && OnnxExport.FindUnsupportedLayer(Network) is null)
         {
             _openCv = OpenCvNetwork.Create(OnnxExport.ExportNetwork(Network, Metadata.InputSize), Metadata.InputSize);
-            _activeEngine = InferenceEngine.OpenCv;
         }
-        else
+        if (_openCv is null || _engine == InferenceEngine.Auto)
         {
             _folded = FoldedNetwork.TryCreate(Network);
-            _activeEngine = InferenceEngine.TorchSharp;
         }
+        if (_openCv is { } openCv && _engine == InferenceEngine.Auto)
+        {
+            _engineTiming = TimeEngines(openCv);
+            if (_engineTiming.Faster == InferenceEngine.OpenCv)
+            {
+                _folded?.Dispose();
+                _folded = null;
+            }
+            else
+            {
+                openCv.Dispose();
+                _openCv = null;
+            }
+        }
+        _activeEngine = _openCv is null ? InferenceEngine.TorchSharp : InferenceEngine.OpenCv;
         _inferenceBuilt = true;
+    }
+
+    /// <summary>
+    /// Both engines on the path a photo or video face takes (<see cref="PredictProbabilities(IReadOnlyList{byte[]})"/>),
+    /// at batch 1 because real time is one face at a time; what a face shows does not change the cost.
+    /// </summary>
+    private EngineTiming TimeEngines(OpenCvNetwork openCv)
+    {
+        var face = new byte[FaceDataset.PixelsPerImage];
+        for (var p = 0; p < face.Length; p++) face[p] = (byte)(p * 7 % 256);
+        IReadOnlyList<byte[]> probe = [face];
+        var folded = _folded;
+        Tensor Forward(Tensor input) => folded is null ? Network.forward(input) : folded.Forward(input);
+        return EngineTiming.Measure(
+            () => PredictOnOpenCv(openCv, probe),
+            () => PredictRows(probe, faces => ProbabilitiesLocked(faces, Forward)),
+            EngineTimingBudget);
     }
 
     private void DropInference()
@@ -281,6 +341,7 @@ public sealed class EmotionModel : IDisposable
         _folded = null;
         _openCv?.Dispose();
         _openCv = null;
+        _engineTiming = null;
         _inferenceBuilt = false;
     }
 
