@@ -170,7 +170,7 @@ internal static class TrainCommand
                 {
                     var o = chain.StageOptions(stage);
                     AnsiConsole.MarkupLineInterpolated($"[bold]stage {stage + 1}/{chain.StageCount}[/] of preset {recipe!.Name}: {o.Epochs} epochs, peak lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)}{(o.InitFrom is { } from ? $", from {from}" : "")}; {trainer.RunDirectory}");
-                    return TrainingProgressView.Run(trainer, train, validation, resumeStage, ct);
+                    return TrainingProgressView.Run(trainer, train, validation, resumeStage, ct, chain.LaterStagesInEpochsOf(stage, train.Count, validation.Count));
                 }, ct);
                 result = results[^1];
                 curvesPath = chain.StageTrainer(results.Count - 1).CurvesPath;

@@ -8,11 +8,15 @@ namespace FerSharp.Cli.Commands;
 /// <summary>Shows training as a live progress bar per epoch, or as plain lines when output is not a terminal.</summary>
 internal static class TrainingProgressView
 {
-    public static TrainingResult Run(Trainer trainer, FaceDataset train, FaceDataset validation, bool resume, CancellationToken ct)
+    /// <param name="laterEpochs">
+    /// For a preset's stage: the later stages' epochs in epochs of this one (<see cref="TrainingChain.LaterStagesInEpochsOf"/>),
+    /// so each epoch's line also estimates the whole rest of the preset.
+    /// </param>
+    public static TrainingResult Run(Trainer trainer, FaceDataset train, FaceDataset validation, bool resume, CancellationToken ct, double laterEpochs = 0)
     {
         if (!AnsiConsole.Profile.Capabilities.Interactive)
         {
-            return trainer.Fit(train, validation, resume, new SyncProgress<TrainingProgress>(PrintPlain), ct);
+            return trainer.Fit(train, validation, resume, new SyncProgress<TrainingProgress>(p => PrintPlain(p, laterEpochs)), ct);
         }
         TrainingResult? result = null;
         AnsiConsole.Progress()
@@ -48,7 +52,7 @@ internal static class TrainingProgressView
                             task.Description += "  [grey]validating…[/]";
                             break;
                         case TrainingPhase.EpochCompleted when task != null && p.Metrics is { } m:
-                            task.Description = Summary(m, p.IsBest, p.TotalEpochs);
+                            task.Description = Summary(m, p.IsBest, p.TotalEpochs, laterEpochs);
                             task.StopTask();
                             break;
                     }
@@ -57,25 +61,30 @@ internal static class TrainingProgressView
         return result!;
     }
 
-    private static string Summary(EpochMetrics m, bool best, int totalEpochs) =>
-        $"epoch {m.Epoch}  loss {m.TrainLoss:F3} acc {m.TrainAccuracy:P1} | val_loss {m.ValLoss:F3} [bold]val_acc {m.ValAccuracy:P2}[/] | lr {m.LearningRate:G2} | {m.Seconds:F0}s {m.ImagesPerSecond:F0} img/s{(best ? " [green]best[/]" : "")}{TimeLeft(m, totalEpochs)}";
+    private static string Summary(EpochMetrics m, bool best, int totalEpochs, double laterEpochs) =>
+        $"epoch {m.Epoch}  loss {m.TrainLoss:F3} acc {m.TrainAccuracy:P1} | val_loss {m.ValLoss:F3} [bold]val_acc {m.ValAccuracy:P2}[/] | lr {m.LearningRate:G2} | {m.Seconds:F0}s {m.ImagesPerSecond:F0} img/s{(best ? " [green]best[/]" : "")}{TimeLeft(m, totalEpochs, laterEpochs)}";
 
     /// <summary>
     /// How long the rest of the run takes at the last epoch's pace, so a log of a run in the background says
     /// when to come back (the bar's own estimate covers one epoch only). Early stopping may end it sooner.
     /// </summary>
-    private static string TimeLeft(EpochMetrics m, int totalEpochs)
+    private static string TimeLeft(EpochMetrics m, int totalEpochs, double laterEpochs)
     {
         var epochsLeft = totalEpochs - m.Epoch;
-        if (epochsLeft <= 0) return "";
-        var left = TimeSpan.FromSeconds(m.Seconds * epochsLeft);
-        var text = left.TotalHours >= 1 ? $"{(int)left.TotalHours} h {left.Minutes} min"
-            : left.TotalMinutes >= 1 ? $"{(int)left.TotalMinutes} min"
-            : $"{Math.Max(1, (int)Math.Round(left.TotalSeconds))} s";
-        return $" | {epochsLeft} more epoch{(epochsLeft == 1 ? "" : "s")}, ~{text} at this pace";
+        var preset = laterEpochs > 0 ? $"; the preset's later stages ~{Duration(m.Seconds * laterEpochs)} more" : "";
+        if (epochsLeft <= 0) return preset.Length > 0 ? $" |{preset[1..]}" : "";
+        return $" | {epochsLeft} more epoch{(epochsLeft == 1 ? "" : "s")}, ~{Duration(m.Seconds * epochsLeft)} at this pace{preset}";
     }
 
-    private static void PrintPlain(TrainingProgress p)
+    private static string Duration(double seconds)
+    {
+        var left = TimeSpan.FromSeconds(seconds);
+        return left.TotalHours >= 1 ? $"{(int)left.TotalHours} h {left.Minutes} min"
+            : left.TotalMinutes >= 1 ? $"{(int)left.TotalMinutes} min"
+            : $"{Math.Max(1, (int)Math.Round(left.TotalSeconds))} s";
+    }
+
+    private static void PrintPlain(TrainingProgress p, double laterEpochs)
     {
         switch (p.Phase)
         {
@@ -86,7 +95,7 @@ internal static class TrainingProgressView
                 Console.WriteLine($"  epoch {p.Epoch} batch {p.Batch}/{p.TotalBatches}: loss {p.RunningLoss:F3} acc {p.RunningAccuracy:P1} {p.ImagesPerSecond:F0} img/s");
                 break;
             case TrainingPhase.EpochCompleted when p.Metrics is { } m:
-                AnsiConsole.MarkupLine(Summary(m, p.IsBest, p.TotalEpochs));
+                AnsiConsole.MarkupLine(Summary(m, p.IsBest, p.TotalEpochs, laterEpochs));
                 break;
         }
     }

@@ -60,6 +60,22 @@ public sealed class TrainingChain
         }));
     }
 
+    /// <summary>
+    /// The epochs of the stages after <paramref name="stage"/>, each counted in epochs of this stage: weighted by
+    /// its training faces relative to this stage's (a final fit trains on the validation faces too). Times the
+    /// last epoch's seconds, it estimates the rest of a chain that runs for most of a day.
+    /// </summary>
+    public double LaterStagesInEpochsOf(int stage, int trainFaces, int validationFaces)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(stage);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(stage, _stages.Count);
+        ArgumentOutOfRangeException.ThrowIfLessThan(trainFaces, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(validationFaces);
+        double Faces(TrainOptions options) => trainFaces + (options.TrainOnValidation ? validationFaces : 0);
+        var faces = Faces(_stages[stage]);
+        return _stages.Skip(stage + 1).Sum(later => later.Epochs * Faces(later) / faces);
+    }
+
     /// <summary>Passed to every stage's <see cref="Trainer.PartialCheckpointInterval"/>.</summary>
     public TimeSpan? PartialCheckpointInterval { get; init; } = Trainer.DefaultPartialCheckpointInterval;
 
