@@ -94,7 +94,6 @@ public class OnnxExportTests
         Assert.Equal(5 + EngineTiming.WarmupCalls, slow);
         Assert.Equal(5 + EngineTiming.WarmupCalls, fast);
         Assert.True(timing.OpenCvMs >= 3, timing.ToString());
-        Assert.True(timing.Ratio > 1);
 
         var other = EngineTiming.Measure(() => { }, () => Thread.Sleep(3), TimeSpan.FromSeconds(10), minRounds: 2, maxRounds: 4);
         Assert.Equal(InferenceEngine.OpenCv, other.Faster);

@@ -18,9 +18,6 @@ public sealed record EngineTiming(double OpenCvMs, double TorchSharpMs, int Roun
     /// <summary>The engine with the lower median (OpenCV on a tie: it needs no libtorch around the network).</summary>
     public InferenceEngine Faster => OpenCvMs <= TorchSharpMs ? InferenceEngine.OpenCv : InferenceEngine.TorchSharp;
 
-    /// <summary>The slower engine's median over the faster one's (1 or more).</summary>
-    public double Ratio => Math.Max(OpenCvMs, TorchSharpMs) / Math.Max(Math.Min(OpenCvMs, TorchSharpMs), 1e-9);
-
     public override string ToString() =>
         FormattableString.Invariant($"OpenCv {OpenCvMs:F2} ms per face, TorchSharp {TorchSharpMs:F2} ms (medians of {Rounds} calls)");
 
@@ -29,8 +26,8 @@ public sealed record EngineTiming(double OpenCvMs, double TorchSharpMs, int Roun
     /// and on until its half of <paramref name="budget"/> is spent or <paramref name="maxRounds"/> reached. The
     /// faster engine of a small network is known within tens of milliseconds; a large one costs a fraction of a
     /// second at load. Not interleaved: each engine's worker threads keep spinning for a moment after a call,
-    /// and alternating calls made each engine pay for the other's (OpenCV's median doubled for
-    /// fer2013-realtime on the AVX-512 host, docs/BENCHMARKS.md), which using one engine never does.
+    /// and alternating calls made each engine pay for the other's (OpenCV's median for fer2013-realtime
+    /// went from 0.7 to 1.3 ms on the AVX-512 host, docs/BENCHMARKS.md), which using one engine never does.
     /// </summary>
     internal static EngineTiming Measure(Action openCv, Action torchSharp, TimeSpan budget, int minRounds = 5, int maxRounds = 25)
     {
