@@ -71,9 +71,10 @@ internal static class TrainingProgressView
     private static string TimeLeft(EpochMetrics m, int totalEpochs, double laterEpochs)
     {
         var epochsLeft = totalEpochs - m.Epoch;
-        var preset = laterEpochs > 0 ? $"; the preset's later stages ~{Duration(m.Seconds * laterEpochs)} more" : "";
-        if (epochsLeft <= 0) return preset.Length > 0 ? $" |{preset[1..]}" : "";
-        return $" | {epochsLeft} more epoch{(epochsLeft == 1 ? "" : "s")}, ~{Duration(m.Seconds * epochsLeft)} at this pace{preset}";
+        var parts = new List<string>(2);
+        if (epochsLeft > 0) parts.Add($"{epochsLeft} more epoch{(epochsLeft == 1 ? "" : "s")}, ~{Duration(m.Seconds * epochsLeft)} at this pace");
+        if (laterEpochs > 0) parts.Add($"the preset's later stages ~{Duration(m.Seconds * laterEpochs)} more");
+        return parts.Count == 0 ? "" : " | " + string.Join("; ", parts);
     }
 
     private static string Duration(double seconds)
