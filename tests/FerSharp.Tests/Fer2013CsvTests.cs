@@ -288,6 +288,40 @@ public class FerPlusTests
     }
 
     [Fact]
+    public void Labels_joined_to_reshuffled_rows_are_refused_and_noisy_aligned_ones_accepted()
+    {
+        // FER+ columns of the FER2013 classes angry, disgust, fear, happy, sad, surprise, neutral.
+        int[] ferPlusColumn = [4, 5, 6, 1, 3, 2, 0];
+        const int count = 420;
+        var rng = new Random(5);
+        var labels = Enumerable.Range(0, count).Select(_ => rng.Next(7)).ToArray();
+        var data = new FaceDataset(EmotionClasses.Fer2013, new byte[count * FaceDataset.PixelsPerImage], labels,
+            Enumerable.Repeat(DataSplit.Training, count).ToArray());
+        // The crowd relabels a third of the faces (any of the 8 FER+ classes), as FER+ relabelled many noisy ones.
+        var votes = labels.Select(l => rng.NextDouble() < 1 / 3.0 ? rng.Next(8) : ferPlusColumn[l]).ToArray();
+        string Line(int column) => "Training,f.png," + string.Join(',', Enumerable.Range(0, 10).Select(c => c == column ? 10 : 0));
+
+        using var dir = new TempDir();
+        var aligned = dir.File("aligned.csv");
+        File.WriteAllLines(aligned, [FerPlusHeader, .. votes.Select(Line)]);
+        Assert.Equal(EmotionClasses.FerPlus, FerPlusLabels.Apply(data, aligned, FerPlusLabelMode.Majority).ClassNames);
+
+        var shuffled = dir.File("shuffled.csv");
+        File.WriteAllLines(shuffled, [FerPlusHeader, .. votes.OrderBy(_ => rng.Next()).Select(Line)]);
+        var ex = Assert.Throws<DatasetFormatException>(() => FerPlusLabels.Apply(data, shuffled, FerPlusLabelMode.Distribution));
+        Assert.Equal(shuffled, ex.File);
+        Assert.Contains("rows are not in the FER2013 file's order", ex.Message);
+        Assert.Contains("Cohen's kappa", ex.Message);
+
+        // Too few faces to judge: the small files of the other tests are not checked.
+        var few = new FaceDataset(EmotionClasses.Fer2013, new byte[10 * FaceDataset.PixelsPerImage], [.. labels.Take(10)],
+            Enumerable.Repeat(DataSplit.Training, 10).ToArray());
+        var fewShuffled = dir.File("few.csv");
+        File.WriteAllLines(fewShuffled, [FerPlusHeader, .. labels.Take(10).Select(l => Line(ferPlusColumn[(l + 1) % 7]))]);
+        Assert.Equal(10, FerPlusLabels.Apply(few, fewShuffled, FerPlusLabelMode.Majority).Count);
+    }
+
+    [Fact]
     public void Bad_vote_field_names_line_and_column()
     {
         using var dir = new TempDir();

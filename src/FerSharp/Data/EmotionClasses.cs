@@ -34,6 +34,17 @@ public static class EmotionClasses
         ["contempt"] = "contempt",
     };
 
+    /// <summary>The position of <paramref name="name"/> (exact, canonical) in <paramref name="classes"/>, or -1.</summary>
+    public static int IndexOf(IReadOnlyList<string> classes, string name)
+    {
+        ArgumentNullException.ThrowIfNull(classes);
+        for (var i = 0; i < classes.Count; i++)
+        {
+            if (classes[i] == name) return i;
+        }
+        return -1;
+    }
+
     /// <summary>The canonical name for <paramref name="name"/> (case-insensitive, synonyms folded), or null.</summary>
     public static string? Canonical(string name) =>
         Synonyms.TryGetValue(name.Trim(), out var canonical) ? canonical : null;

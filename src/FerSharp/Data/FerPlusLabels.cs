@@ -149,13 +149,77 @@ public static class FerPlusLabels
             keep.Add(i);
             distributions.Add(target);
         }
-        var subset = fer2013.Select(keep);
         var labels = distributions.Select(ArgMax).ToArray();
+        CheckRowOrder(fer2013, keep, labels, ferPlusPath);
+        var subset = fer2013.Select(keep);
         var flat = distributions.SelectMany(d => d).ToArray();
         var report = new DatasetLoadReport();
         report.AddNote($"FER+ ({mode}): {keep.Count} faces kept, {excluded} excluded as not-a-face, unknown or without majority");
         return new FaceDataset(EmotionClasses.FerPlus, subset.Pixels.ToArray(), labels, subset.Splits.ToArray(), subset.Origins?.ToArray(),
             mode == FerPlusLabelMode.Distribution ? flat : null, report);
+    }
+
+    /// <summary>Fewest faces labelled by both files before their agreement says anything about row order.</summary>
+    public const int RowOrderCheckMinimumFaces = 200;
+
+    /// <summary>
+    /// Agreement beyond chance (Cohen's kappa) below which the two files cannot be in the same row order.
+    /// Rows joined at random agree only by chance (kappa near 0: about 18 % of faces for FER2013's and
+    /// FER+'s class frequencies), while the same faces relabelled agree far more, so a threshold this low
+    /// catches a reshuffled CSV without rejecting a genuine, noisy relabelling.
+    /// </summary>
+    public const double RowOrderCheckMinimumKappa = 0.2;
+
+    /// <summary>
+    /// Fails when the FER+ labels look joined to the wrong faces. FER+ identifies a face only by its row
+    /// number in the original <c>fer2013.csv</c>; a CSV rebuilt from the image-folder release, or reshuffled
+    /// within its splits, keeps the row count and the Usage column, so only the labels can tell.
+    /// </summary>
+    private static void CheckRowOrder(FaceDataset fer2013, List<int> rows, int[] ferPlusLabels, string ferPlusPath)
+    {
+        if (!fer2013.ClassNames.SequenceEqual(EmotionClasses.Fer2013))
+        {
+            return;
+        }
+        var pairs = new List<(int Fer2013, int FerPlus)>(rows.Count);
+        for (var k = 0; k < rows.Count; k++)
+        {
+            var fer2013Class = EmotionClasses.IndexOf(EmotionClasses.Fer2013, EmotionClasses.FerPlus[ferPlusLabels[k]]);
+            if (fer2013Class >= 0)
+            {
+                pairs.Add((fer2013.Labels[rows[k]], fer2013Class));
+            }
+        }
+        if (pairs.Count < RowOrderCheckMinimumFaces)
+        {
+            return;
+        }
+        var (observed, chance) = Agreement(pairs, EmotionClasses.Fer2013.Count);
+        var kappa = chance < 1 ? (observed - chance) / (1 - chance) : 1;
+        if (kappa < RowOrderCheckMinimumKappa)
+        {
+            throw new DatasetFormatException(ferPlusPath, 0,
+                $"its labels agree with the FER2013 labels on {observed:P0} of the {pairs.Count:N0} faces both label, "
+                + $"about as often as chance ({chance:P0}; Cohen's kappa {kappa:F2}), so its rows are not in the FER2013 file's order. "
+                + "FER+ joins by row order and needs the original fer2013.csv; a reshuffled or rebuilt CSV (such as one made from the image-folder release) does not keep it");
+        }
+    }
+
+    /// <summary>The share of pairs that agree, and the share expected if the two labels were independent.</summary>
+    private static (double Observed, double Chance) Agreement(List<(int A, int B)> pairs, int classCount)
+    {
+        var countsA = new int[classCount];
+        var countsB = new int[classCount];
+        var same = 0;
+        foreach (var (a, b) in pairs)
+        {
+            countsA[a]++;
+            countsB[b]++;
+            if (a == b) same++;
+        }
+        double n = pairs.Count;
+        var chance = Enumerable.Range(0, classCount).Sum(c => countsA[c] / n * (countsB[c] / n));
+        return (same / n, chance);
     }
 
     private static int ArgMax(float[] values)

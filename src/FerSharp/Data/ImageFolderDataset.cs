@@ -190,19 +190,10 @@ public static class ImageFolderDataset
         {
             var i = keep[k];
             Buffer.BlockCopy(pixels, i * FaceDataset.PixelsPerImage, outPixels, k * FaceDataset.PixelsPerImage, FaceDataset.PixelsPerImage);
-            labels[k] = IndexOf(classNames, canonical[i]);
+            labels[k] = EmotionClasses.IndexOf(classNames, canonical[i]);
             splits[k] = DataSplits.FromFileNamePrefix(entries[i].FileName) ?? SplitOfFolder(entries[i].SplitFolder)!.Value;
             origins[k] = entries[i].Origin;
         }
         return new FaceDataset(classNames, outPixels, labels, splits, origins, report: report);
-    }
-
-    private static int IndexOf(IReadOnlyList<string> list, string value)
-    {
-        for (var i = 0; i < list.Count; i++)
-        {
-            if (list[i] == value) return i;
-        }
-        return -1;
     }
 }
