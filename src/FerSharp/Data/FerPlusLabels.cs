@@ -198,9 +198,10 @@ public static class FerPlusLabels
         var kappa = chance < 1 ? (observed - chance) / (1 - chance) : 1;
         if (kappa < RowOrderCheckMinimumKappa)
         {
+            var shownKappa = Math.Round(kappa, 2) + 0.0; // adding +0 turns a rounded -0 into 0, so no "-0.00"
             throw new DatasetFormatException(ferPlusPath, 0,
                 $"its labels agree with the FER2013 labels on {observed:P0} of the {pairs.Count:N0} faces both label, "
-                + $"about as often as chance ({chance:P0}; Cohen's kappa {kappa:F2}), so its rows are not in the FER2013 file's order. "
+                + $"about as often as chance ({chance:P0}; Cohen's kappa {shownKappa:F2}), so its rows are not in the FER2013 file's order. "
                 + "FER+ joins by row order and needs the original fer2013.csv; a reshuffled or rebuilt CSV (such as one made from the image-folder release) does not keep it");
         }
     }
