@@ -36,6 +36,11 @@ internal static class TrainCommand
         var standardize = new Option<bool>("--standardize") { Description = "Standardize inputs with the training set's mean/std (else just scale to [0,1])." };
         var ema = new Option<double>("--ema") { Description = "Exponential moving average of weights, decay per step (e.g. 0.999); 0 = off.", DefaultValueFactory = _ => 0 };
         var seed = new Option<long>("--seed") { Description = "Random seed (data order, augmentation, dropout, init).", DefaultValueFactory = _ => 42 };
+        var precision = new Option<TrainingPrecision>("--precision")
+        {
+            Description = "Arithmetic of the training passes: Float32, or BFloat16 on a copy of the network (the weights stay float32): about 1.8x faster for vgg-wide on CPUs with AVX-512 BF16, slower on others. Applies to every stage of a preset.",
+            DefaultValueFactory = _ => TrainingPrecision.Float32,
+        };
         var threads = new Option<int>("--threads") { Description = "CPU threads for libtorch (default: all cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var limit = new Option<int>("--limit") { Description = "Use only the first N training faces (and N/4 validation faces) for a quick run.", DefaultValueFactory = _ => 0 };
         var valSplit = new Option<string>("--val-split") { Description = "Validation split.", DefaultValueFactory = _ => "PublicTest" };
@@ -61,7 +66,7 @@ internal static class TrainCommand
         var command = new Command("train", "Train a CNN on FER2013 (or FER+) with augmentation, early stopping and checkpoints.")
         {
             data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
-            augment, monitor, patience, standardize, ema, seed, threads, limit, valSplit, valFraction, name, runsDir, resume, checkpointMinutes,
+            augment, monitor, patience, standardize, ema, seed, precision, threads, limit, valSplit, valFraction, name, runsDir, resume, checkpointMinutes,
             initFrom, teacher, distillOffline, distillWeight, distillTemperature, trainOnValidation,
         };
         command.Options.Add(dataOptions.SkipBadRows);
@@ -101,13 +106,14 @@ internal static class TrainCommand
                 DistillWeight = Pick(distillWeight, baseOptions.DistillWeight),
                 DistillTemperature = Pick(distillTemperature, baseOptions.DistillTemperature),
                 TrainOnValidation = parse.GetValue(trainOnValidation) || baseOptions.TrainOnValidation,
+                Precision = Pick(precision, baseOptions.Precision),
             };
             options = options with { Augment = AugmentOptions.Parse(options.Augment).ToString() };
             options.Validate();
             // A preset's later stages continue its earlier ones; with explicit recipe options the command is a
             // different recipe, so it is one run from the first stage, as it was before presets had stages.
             var explicitRecipe = recipeOptions.Any(o => parse.GetResult(o) is { Implicit: false });
-            var stages = recipe is { Stages.Count: > 1 } && !explicitRecipe ? recipe.Stages : null;
+            var stages = recipe is { Stages.Count: > 1 } && !explicitRecipe ? recipe.Stages.Select(s => s with { Precision = options.Precision }).ToList() : null;
             if (recipe is { Stages.Count: > 1 } && explicitRecipe)
             {
                 AnsiConsole.MarkupLineInterpolated($"[grey]explicit training options: one run from stage 1 of preset {recipe.Name} (its {recipe.Stages.Count} stages run when only --preset sets the recipe)[/]");
@@ -182,7 +188,7 @@ internal static class TrainCommand
             else
             {
                 var trainer = new Trainer(options, runDir) { PartialCheckpointInterval = partialInterval };
-                AnsiConsole.MarkupLineInterpolated($"[grey]{options.Optimizer} lr={options.LearningRate.ToString(CultureInfo.InvariantCulture)} batch={options.BatchSize} schedule={options.Schedule} augment={options.Augment} threads={TorchSharp.torch.get_num_threads()}[/]");
+                AnsiConsole.MarkupLineInterpolated($"[grey]{options.Optimizer} lr={options.LearningRate.ToString(CultureInfo.InvariantCulture)} batch={options.BatchSize} schedule={options.Schedule} augment={options.Augment} precision={options.Precision} threads={TorchSharp.torch.get_num_threads()}[/]");
                 result = TrainingProgressView.Run(trainer, train, validation, parse.GetValue(resume), ct);
                 curvesPath = trainer.CurvesPath;
             }

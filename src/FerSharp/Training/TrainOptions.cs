@@ -18,6 +18,18 @@ public enum LrScheduleKind
     Cosine,
 }
 
+/// <summary>Arithmetic of the training passes (the weights the optimizer updates stay float32 either way).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<TrainingPrecision>))]
+public enum TrainingPrecision
+{
+    Float32,
+    /// <summary>
+    /// Forward and backward passes in bfloat16 on a copy of the network (<see cref="BFloat16Copy"/>): about 1.8x
+    /// faster for vgg-wide on a CPU with native bfloat16 arithmetic (AVX-512 BF16), slower on one without.
+    /// </summary>
+    BFloat16,
+}
+
 /// <summary>Everything that defines a training run; saved as <c>config.json</c> and in each checkpoint.</summary>
 public sealed record TrainOptions
 {
@@ -49,6 +61,8 @@ public sealed record TrainOptions
     public long Seed { get; init; } = 42;
     /// <summary>Exponential moving average of weights (decay per step); 0 disables.</summary>
     public double Ema { get; init; }
+    /// <summary>Arithmetic of the forward and backward passes; it changes the run's numbers, so it is part of the recipe.</summary>
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
     /// <summary>Model package whose weights (and input normalization) start the run instead of a random initialisation.</summary>
     public string? InitFrom { get; init; }
     /// <summary>

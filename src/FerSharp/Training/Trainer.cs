@@ -106,6 +106,7 @@ public sealed class Trainer
             SeededLayers.ResetParameters(model, initGenerator); // weight initialisation is part of the run's reproducibility
         }
         using var ema = _options.Ema > 0 ? architecture.Create(train.ClassCount) : null;
+        using var bfloat16 = _options.Precision == TrainingPrecision.BFloat16 ? new BFloat16Copy(model, architecture.Create(train.ClassCount)) : null;
         var optimizer = CreateOptimizer(model);
 
         var resumeFrom = resume ? CheckpointToResume() : null;
@@ -115,6 +116,10 @@ public sealed class Trainer
         if (!HeldScalars.RuntimeKeepsTemporariesAlive())
         {
             Log("warning: DOTNET_JITMinOpts=1 is not set; TorchSharp's optimizer and batch norm can then, rarely, fail in libtorch when a garbage collection frees a number mid-call (docs/DECISIONS.md, \"TorchSharp scalar lifetime\"). ./fer sets it; set it for your own programs.");
+        }
+        if (bfloat16 != null && BFloat16Copy.CpuHasNativeArithmetic() == false)
+        {
+            Log("warning: this CPU has no native bfloat16 arithmetic (no avx512_bf16 or amx_bf16 among its flags), so libtorch emulates it and --precision BFloat16 is likely slower than Float32 here.");
         }
         AtomicFile.WriteAllText(Path.Combine(_runDirectory, "config.json"), JsonSerializer.Serialize(_options, ModelMetadata.JsonOptions));
 
@@ -127,6 +132,7 @@ public sealed class Trainer
         {
             Model = model,
             Ema = ema,
+            BFloat16 = bfloat16,
             Optimizer = optimizer,
             Teacher = teacher,
             Train = trainData,
@@ -153,7 +159,7 @@ public sealed class Trainer
             progress?.Report(new TrainingProgress(TrainingPhase.EpochStarted, epoch, _options.Epochs, 0, fit.Batches, 0, 0, 0));
             using var run = new EpochRun(train.Count, new EpochSeeds(EpochSeed(epoch, 1), EpochSeed(epoch, 2), EpochSeed(epoch, 3)), state.InProgress);
             state = state with { InProgress = null };
-            using var dropoutBinding = SeededLayers.BindDropout(model, run.Dropout);
+            using var dropoutBinding = SeededLayers.BindDropout(bfloat16?.Network ?? model, run.Dropout);
             model.train();
             var (batchesDone, lr) = TrainBatches(fit, state, epoch, run, cancellationToken);
             if (batchesDone < fit.Batches)
@@ -194,6 +200,8 @@ public sealed class Trainer
         public required nn.Module<Tensor, Tensor> Model { get; init; }
         /// <summary>The weight average, validated and shipped instead of the model when present.</summary>
         public required nn.Module<Tensor, Tensor>? Ema { get; init; }
+        /// <summary>With <see cref="TrainingPrecision.BFloat16"/>: the copy that runs the passes for <see cref="Model"/>.</summary>
+        public required BFloat16Copy? BFloat16 { get; init; }
         public required OptimizerHelper Optimizer { get; init; }
         public required DistillationTeacher? Teacher { get; init; }
         public required DataTensors Train { get; init; }
@@ -352,7 +360,8 @@ public sealed class Trainer
             offlineTeacher = offlineTeacher is null ? null : targets.narrow(1, classes, classes);
         }
         var input = Preprocessing.NormalizeScaled(augmented, normalization);
-        var logits = fit.Model.forward(input);
+        fit.BFloat16?.Pull();
+        var logits = fit.BFloat16 is { } copy ? copy.Forward(input) : fit.Model.forward(input);
         var loss = fit.Teacher switch
         {
             null => SoftCrossEntropy(logits, target),
@@ -361,6 +370,7 @@ public sealed class Trainer
         };
         fit.Optimizer.zero_grad();
         loss.backward();
+        fit.BFloat16?.Push();
         fit.Optimizer.step();
         if (fit.Ema != null) WeightMixing.MixInto(fit.Ema, fit.Model, EmaDecayAt(_options.Ema, (long)(epoch - 1) * fit.Batches + b));
         run.Add(loss.item<float>(), logits.argmax(1).eq(fit.Train.Labels.index_select(0, index)).sum().item<long>(), end - start);
