@@ -1,7 +1,7 @@
 // Benchmarks: training/inference throughput per architecture (with achieved GFLOP/s against the CPU's
 // fp32 peak), per-face latency of shipped models, photo pipeline latency and video FPS.
 // Every figure is the median of several timed runs after warm-up, with min and max.
-// Usage: bench/run [--quick] [--threads N] [--only training,memory,latency,accuracy,detector,photo,video,server,scalar-race]
+// Usage: bench/run [--quick] [--threads N] [--only training,precision,memory,latency,accuracy,detector,photo,video,server,scalar-race]
 // A full run (no --only) also rewrites the generated section of docs/BENCHMARKS.md.
 using System.Diagnostics;
 using System.Globalization;
@@ -22,8 +22,8 @@ using TorchSharp;
 
 using static TorchSharp.torch;
 
-const string Usage = "usage: bench/run [--quick] [--threads N] [--model DIR] [--only training,memory,latency,accuracy,detector,photo,video,server,scalar-race]";
-string[] sections = ["training", "memory", "latency", "accuracy", "detector", "photo", "video", "server", "scalar-race"];
+const string Usage = "usage: bench/run [--quick] [--threads N] [--model DIR] [--only training,precision,memory,latency,accuracy,detector,photo,video,server,scalar-race]";
+string[] sections = ["training", "precision", "memory", "latency", "accuracy", "detector", "photo", "video", "server", "scalar-race"];
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(Usage);
@@ -145,6 +145,50 @@ if (Wanted("training"))
         }
     }
     results["throughput"] = rows;
+}
+
+if (Wanted("precision"))
+{
+    // The trainer's own mixed-precision path (BFloat16Copy): the copy runs the passes, the float32 network
+    // takes the gradients and the SGD step, so the copying is timed too.
+    var native = BFloat16Copy.CpuHasNativeArithmetic();
+    var table = report.Section($"Training throughput by precision (batch 64, forward + backward + SGD step as `fer train --precision` runs them; native bfloat16 arithmetic: {native?.ToString() ?? "unknown"})",
+        "architecture", "Float32 img/s", "BFloat16 img/s", "BFloat16 / Float32");
+    var rows = new List<object>();
+    foreach (var arch in ModelRegistry.All)
+    {
+        Stats Measure(bool bfloat16)
+        {
+            using var model = arch.Create(7);
+            using var copy = bfloat16 ? new BFloat16Copy(model, arch.Create(7)) : null;
+            var optimizer = optim.SGD(model.parameters(), 0.01, momentum: 0.9, nesterov: true);
+            model.train();
+            using var x = rand(64, 1, 48, 48);
+            using var y = randint(0, 7, [64]);
+            var steps = quick ? 3 : 6;
+            var times = Timing.Measure(runs, warmup: 1, () =>
+            {
+                for (var s = 0; s < steps; s++)
+                {
+                    using var scope = NewDisposeScope();
+                    copy?.Pull();
+                    var loss = nn.functional.cross_entropy(copy?.Forward(x) ?? model.forward(x), y);
+                    optimizer.zero_grad();
+                    loss.backward();
+                    copy?.Push();
+                    optimizer.step();
+                }
+            });
+            return Stats.Of(times.Select(t => steps * 64 / t));
+        }
+        var float32 = Measure(bfloat16: false);
+        var bfloat16 = Measure(bfloat16: true);
+        var ratio = bfloat16.Median / float32.Median;
+        rows.Add(new { architecture = arch.Name, float32_images_per_second = float32, bfloat16_images_per_second = bfloat16, ratio = Math.Round(ratio, 2), native_bfloat16 = native });
+        table.Add([arch.Name, S(float32), S(bfloat16), F(ratio, "F2") + "x"]);
+        AnsiConsole.MarkupLineInterpolated($"precision {arch.Name,-14}: Float32 {float32} img/s, BFloat16 {bfloat16} img/s ({ratio:F2}x)");
+    }
+    results["precision"] = rows;
 }
 
 var shipped = ModelCatalog.ModelsDirectory() is { } modelsDir
