@@ -38,7 +38,7 @@ internal static class TrainCommand
         var seed = new Option<long>("--seed") { Description = "Random seed (data order, augmentation, dropout, init).", DefaultValueFactory = _ => 42 };
         var precision = new Option<TrainingPrecision>("--precision")
         {
-            Description = "Arithmetic of the training passes: Float32, or BFloat16 on a copy of the network (the weights stay float32): about 1.8x faster for vgg-wide on CPUs with AVX-512 BF16, slower on others. Applies to every stage of a preset.",
+            Description = "Arithmetic of the training passes: Float32, or BFloat16 on a copy of the network (the weights stay float32): about 1.8x faster for vgg-wide on CPUs with AVX-512 BF16, likely slower where it is emulated. Applies to every stage of a preset.",
             DefaultValueFactory = _ => TrainingPrecision.Float32,
         };
         var threads = new Option<int>("--threads") { Description = "CPU threads for libtorch (default: all cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
@@ -165,7 +165,9 @@ internal static class TrainCommand
             TimeSpan? partialInterval = minutes > 0 ? TimeSpan.FromMinutes(minutes) : null;
             var runName = parse.GetValue(name) ?? $"{options.Architecture}-{DateTime.Now:yyyyMMdd-HHmmss}";
             var runDir = Path.Combine(parse.GetValue(runsDir)!, runName);
-            var resumeHint = $"fer train {(stages != null ? $"--preset {recipe!.Name} " : "")}--name {runName} --runs-dir {parse.GetValue(runsDir)} --resume{(stages != null ? "" : " (same options)")}";
+            var presetHint = stages == null ? ""
+                : $"--preset {recipe!.Name} " + (options.Precision != TrainingPrecision.Float32 ? $"--precision {options.Precision} " : "");
+            var resumeHint = $"fer train {presetHint}--name {runName} --runs-dir {parse.GetValue(runsDir)} --resume{(stages != null ? "" : " (same options)")}";
             AnsiConsole.MarkupLineInterpolated($"training [bold]{options.Architecture}[/] on {train.Count:N0} faces, validating on {validation.Count:N0}{(options.TrainOnValidation ? " (which join the training data)" : "")}; run folder [bold]{runDir}[/]");
             TrainingResult result;
             string curvesPath;

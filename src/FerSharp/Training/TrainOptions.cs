@@ -25,7 +25,7 @@ public enum TrainingPrecision
     Float32,
     /// <summary>
     /// Forward and backward passes in bfloat16 on a copy of the network (<see cref="BFloat16Copy"/>): about 1.8x
-    /// faster for vgg-wide on a CPU with native bfloat16 arithmetic (AVX-512 BF16), slower on one without.
+    /// faster for vgg-wide on a CPU with native bfloat16 arithmetic (AVX-512 BF16); likely slower where it is emulated.
     /// </summary>
     BFloat16,
 }
