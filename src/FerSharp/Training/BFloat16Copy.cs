@@ -1,5 +1,3 @@
-using FerSharp.Models;
-
 using TorchSharp;
 
 using static TorchSharp.torch;
