@@ -428,6 +428,10 @@ public class TrainerTests
         {
             Assert.True(package.Metadata.Training!.DistillOffline);
         }
+        // The preset's distilled stage runs in bfloat16 passes when the run asks for them.
+        var low = new Trainer(student with { Precision = TrainingPrecision.BFloat16 }, Path.Combine(dir.Path, "taught-bf16")) { DrawCurvesEachEpoch = false }
+            .Fit(wrong, validation);
+        Assert.True(low.BestMonitored >= 0.9, $"the offline-distilled student in bfloat16 passes scored {low.BestMonitored}");
 
         var noTeacher = Assert.Throws<ArgumentException>(() => (student with { Teacher = null }).Validate());
         Assert.Contains("--distill-offline needs --teacher", noTeacher.Message);
