@@ -35,6 +35,15 @@ public class TrainCommandTests
         Assert.Contains("epoch 2/2:", Log(runs));
         Assert.True(File.Exists(Path.Combine(runs, "t", "model", "model.json")));
 
+        // A second `--resume` while the run is still going (here: this test holds its lock) stops before loading data.
+        using (Training.RunLock.Acquire(Path.Combine(runs, "t")))
+        {
+            var twice = Cli.Run([.. common, "--epochs", "4", "--resume"]);
+            Assert.Equal(2, twice.ExitCode);
+            Assert.Contains($"is being trained by another process (pid {Environment.ProcessId}", twice.Stderr);
+            Assert.DoesNotContain("loading", twice.Stdout);
+        }
+
         var resumed = Cli.Run([.. common, "--epochs", "4", "--resume"]);
         Assert.True(resumed.ExitCode == 0, resumed.Stderr + resumed.Stdout);
         Assert.DoesNotMatch(new Regex(@"^epoch [12] ", RegexOptions.Multiline), resumed.Stdout); // not trained again

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 using FerSharp.Data;
 using FerSharp.Evaluation;
 using FerSharp.Models;
@@ -455,6 +457,57 @@ public class TrainerTests
         Assert.True(matching.grad!.abs().max().item<float>() < 1e-6, "the soft term should be at its minimum where student = teacher");
         Trainer.DistillationLoss(logits, target, teacherLogits, 1, 4).backward();
         Assert.True(logits.grad!.abs().max().item<float>() > 1e-3, "a student unlike its teacher should get a gradient");
+    }
+
+    [Fact]
+    public void A_run_folder_being_trained_is_refused_to_a_second_trainer_until_the_first_lets_go()
+    {
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(24, seed: 1);
+        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
+        var runDir = Path.Combine(dir.Path, "run");
+
+        // Within one process: a second trainer of the folder, or a chain over it, gets the holder's pid.
+        using (RunLock.Acquire(runDir))
+        {
+            var held = Assert.Throws<RunLockedException>(() => new Trainer(Quick(1), runDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true));
+            Assert.Contains($"{runDir} is being trained by another process (pid {Environment.ProcessId}, started ", held.Message);
+            Assert.Contains($"kill -TERM {Environment.ProcessId}", held.Message);
+            Assert.Throws<RunLockedException>(() => new TrainingChain([Quick(1)], runDir).Fit(train, validation));
+            Assert.Throws<RunLockedException>(() => RunLock.ThrowIfHeld(runDir));
+        }
+        Assert.False(Trainer.HasRunIn(runDir), "the refused trainers wrote no checkpoint");
+
+        // Across processes: the lock is the kernel's flock, as the flock(1) tool takes it for a stand-in
+        // background run, and it ends with its holder.
+        var lockFile = Path.Combine(runDir, RunLock.FileName);
+        using var holder = Process.Start(new ProcessStartInfo("flock", ["--exclusive", lockFile, "sleep", "120"]) { UseShellExecute = false })!;
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (true)
+            {
+                try
+                {
+                    RunLock.Acquire(runDir).Dispose(); // flock(1) has not taken it yet
+                }
+                catch (RunLockedException)
+                {
+                    break;
+                }
+                Assert.True(DateTime.UtcNow < deadline, "flock(1) never took the lock");
+                Thread.Sleep(50);
+            }
+            Assert.Throws<RunLockedException>(() => new Trainer(Quick(1), runDir) { DrawCurvesEachEpoch = false }.Fit(train, validation));
+        }
+        finally
+        {
+            holder.Kill(entireProcessTree: true);
+            holder.WaitForExit();
+        }
+        var trained = new Trainer(Quick(1), runDir) { DrawCurvesEachEpoch = false }.Fit(train, validation);
+        Assert.Single(trained.History);
+        Assert.True(Trainer.HasRunIn(runDir));
     }
 
     [Fact]

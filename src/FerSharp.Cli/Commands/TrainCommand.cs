@@ -136,6 +136,10 @@ internal static class TrainCommand
                 EmotionModel.Load(teacherPath).Dispose();
             }
 
+            var runName = parse.GetValue(name) ?? $"{options.Architecture}-{DateTime.Now:yyyyMMdd-HHmmss}";
+            var runDir = Path.Combine(parse.GetValue(runsDir)!, runName);
+            RunLock.ThrowIfHeld(runDir); // now, not after the minute of loading data
+
             var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData()
                 ?? throw new UserFacingException("no dataset given: pass --data <fer2013.csv(.gz) | image folder> (or set FERSHARP_DATA)");
             AnsiConsole.MarkupLineInterpolated($"[grey]loading {dataPath}…[/]");
@@ -163,8 +167,6 @@ internal static class TrainCommand
                 throw new UserFacingException($"--checkpoint-minutes: expected 0 or more minutes, got {minutes.ToString(CultureInfo.InvariantCulture)}");
             }
             TimeSpan? partialInterval = minutes > 0 ? TimeSpan.FromMinutes(minutes) : null;
-            var runName = parse.GetValue(name) ?? $"{options.Architecture}-{DateTime.Now:yyyyMMdd-HHmmss}";
-            var runDir = Path.Combine(parse.GetValue(runsDir)!, runName);
             var presetHint = stages == null ? ""
                 : $"--preset {recipe!.Name} " + (options.Precision != TrainingPrecision.Float32 ? $"--precision {options.Precision} " : "");
             var resumeHint = $"fer train {presetHint}--name {runName} --runs-dir {parse.GetValue(runsDir)} --resume{(stages != null ? "" : " (same options)")}";

@@ -94,6 +94,7 @@ public sealed class Trainer
             throw new ArgumentException("training and validation data have different class sets");
         }
         Directory.CreateDirectory(Path.Combine(_runDirectory, "checkpoints"));
+        using var runLock = RunLock.Acquire(_runDirectory);
         if (_options.TrainOnValidation)
         {
             train = train.Concat(validation);

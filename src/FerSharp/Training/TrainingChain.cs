@@ -97,6 +97,7 @@ public sealed class TrainingChain
         {
             throw new IOException($"{RunDirectory} holds a single run, not a chain of stages; continue it with the options it was started with, or choose another name");
         }
+        using var runLock = RunLock.Acquire(RunDirectory);
         var results = new List<TrainingResult>();
         for (var stage = 0; stage < _stages.Count; stage++)
         {
