@@ -7,6 +7,7 @@ var root = new RootCommand("fer — facial expression recognition: train, evalua
 {
     DataCommands.Create(),
     TrainCommand.Create(),
+    RunsCommand.Create(),
     ModelsCommand.Create(),
     EvaluateCommand.Create(),
     EvaluateCommand.Compare(),

@@ -511,6 +511,69 @@ public class TrainerTests
     }
 
     [Fact]
+    public void The_run_catalog_tells_training_stopped_and_finished_runs_and_chain_stages_apart()
+    {
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(24, seed: 1);
+        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
+        var runs = Path.Combine(dir.Path, "runs");
+        SyncProgress<TrainingProgress> StopAfter(CancellationTokenSource cts, int epoch) =>
+            new(p => { if (p.Phase == TrainingPhase.EpochCompleted && p.Epoch == epoch) cts.Cancel(); });
+
+        // A single run stopped after epoch 1 of 2.
+        var stopCts = new CancellationTokenSource();
+        new Trainer(Quick(2), Path.Combine(runs, "single")) { DrawCurvesEachEpoch = false }
+            .Fit(train, validation, progress: StopAfter(stopCts, 1), cancellationToken: stopCts.Token);
+        // A preset's chain of two stages, finished; another stopped after the first epoch of its second stage.
+        new TrainingChain([Quick(1), Quick(1)], Path.Combine(runs, "done")) { Preset = "best" }.Fit(train, validation);
+        var chainCts = new CancellationTokenSource();
+        var halfway = new TrainingChain([Quick(1), Quick(2)], Path.Combine(runs, "halfway")) { Preset = "realtime" };
+        halfway.Fit(train, validation, runStage: (stage, trainer, resume) => trainer.Fit(train, validation, resume,
+            progress: stage == 1 ? StopAfter(chainCts, 1) : null, cancellationToken: chainCts.Token));
+        Directory.CreateDirectory(Path.Combine(runs, "empty")); // no run in it yet: not listed
+        Directory.CreateDirectory(Path.Combine(runs, "broken", "checkpoints"));
+        File.WriteAllText(Trainer.LastCheckpointIn(Path.Combine(runs, "broken")), "not a checkpoint");
+
+        var problems = new List<string>();
+        var list = RunCatalog.List(runs, problems).ToDictionary(r => r.Name);
+        Assert.Contains("last.ckpt: checkpoint is corrupt or truncated", Assert.Single(problems));
+        Assert.Equal(["done", "halfway", "single"], list.Keys.Order());
+        var single = list["single"];
+        Assert.Equal((RunState.Stopped, 1, 2, (int?)null, (int?)null), (single.State, single.EpochsDone, single.Options.Epochs, single.Stage, single.LaterStageEpochs));
+        Assert.Single(single.RecentEpochSeconds);
+        var done = list["done"];
+        Assert.Equal((RunState.Finished, 2, 2, "best", 1), (done.State, done.Stage, done.Stages, done.Preset, done.EpochsDone));
+        var half = list["halfway"];
+        Assert.Equal((RunState.Stopped, 2, 2, "realtime", 1, 2, 0), (half.State, half.Stage, half.Stages, half.Preset, half.EpochsDone, half.Options.Epochs, half.LaterStageEpochs));
+        var stageSeconds = new[] { 0, 1 }.Sum(s => TrainingHistory.FromCsv(Path.Combine(halfway.StageDirectory(s), "history.csv")).Sum(e => e.Seconds));
+        Assert.Equal(stageSeconds, half.Seconds, 1);
+        Assert.Null(RunCatalog.Inspect(Path.Combine(runs, "empty")));
+        Assert.Throws<DirectoryNotFoundException>(() => RunCatalog.List(Path.Combine(dir.Path, "absent")));
+
+        // While a process holds a run's lock, the catalog says so, in that process and in another (fer runs).
+        using (RunLock.Acquire(Path.Combine(runs, "single")))
+        {
+            var training = RunCatalog.Inspect(Path.Combine(runs, "single"))!;
+            Assert.Equal((RunState.Training, Environment.ProcessId), (training.State, training.ProcessId));
+            var cli = Cli.Run("runs", "--runs-dir", runs);
+            Assert.True(cli.ExitCode == 0, cli.Stderr + cli.Stdout);
+            Assert.Contains($"training (pid {Environment.ProcessId})", cli.Stdout);
+            Assert.Contains($"continue halfway: fer train --preset realtime --name halfway --runs-dir {runs} --resume", cli.Stdout);
+            Assert.DoesNotContain("continue single", cli.Stdout);
+            Assert.DoesNotContain("continue done", cli.Stdout);
+        }
+        Assert.Equal(RunState.Stopped, RunCatalog.Inspect(Path.Combine(runs, "single"))!.State);
+        var json = Cli.Run("runs", "--runs-dir", runs, "--json");
+        Assert.True(json.ExitCode == 0, json.Stderr + json.Stdout);
+        Assert.Contains("fer runs: skipped: ", json.Stderr);
+        using var doc = System.Text.Json.JsonDocument.Parse(json.Stdout);
+        var byName = doc.RootElement.EnumerateArray().ToDictionary(e => e.GetProperty("name").GetString()!);
+        Assert.Equal("Stopped", byName["single"].GetProperty("state").GetString());
+        Assert.Equal(2, byName["done"].GetProperty("stages").GetInt32());
+        Assert.Contains("--resume", byName["single"].GetProperty("resume").GetString());
+    }
+
+    [Fact]
     public void A_chain_starts_each_stage_from_the_previous_best_package_and_resumes_where_it_stopped()
     {
         using var dir = new TempDir();

@@ -175,7 +175,7 @@ internal static class TrainCommand
             string curvesPath;
             if (stages != null)
             {
-                var chain = new TrainingChain(stages, runDir) { PartialCheckpointInterval = partialInterval };
+                var chain = new TrainingChain(stages, runDir) { PartialCheckpointInterval = partialInterval, Preset = recipe!.Name };
                 var results = chain.Fit(train, validation, parse.GetValue(resume), (stage, trainer, resumeStage) =>
                 {
                     var o = chain.StageOptions(stage);

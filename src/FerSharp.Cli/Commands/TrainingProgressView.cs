@@ -77,7 +77,7 @@ internal static class TrainingProgressView
         return parts.Count == 0 ? "" : " | " + string.Join("; ", parts);
     }
 
-    private static string Duration(double seconds)
+    internal static string Duration(double seconds)
     {
         var left = TimeSpan.FromSeconds(seconds);
         return left.TotalHours >= 1 ? $"{(int)left.TotalHours} h {left.Minutes} min"

@@ -51,6 +51,39 @@ public sealed class RunLock : IDisposable
         if (Directory.Exists(runDirectory)) Acquire(runDirectory).Dispose();
     }
 
+    /// <summary>
+    /// The id of the live process that holds the folder's lock, or null when none does. It looks, without taking
+    /// the lock (a status query must never make a starting run fail), for the recorded holder among the
+    /// processes and for the lock file among that process's open files (Linux <c>/proc</c>; elsewhere a live
+    /// recorded holder counts).
+    /// </summary>
+    public static int? TrainingProcess(string runDirectory)
+    {
+        if (PidOf(Holder(runDirectory)) is not { } pid) return null;
+        var lockPath = Path.GetFullPath(Path.Combine(runDirectory, FileName));
+        var fds = $"/proc/{pid}/fd";
+        if (Directory.Exists("/proc/self/fd"))
+        {
+            try
+            {
+                return Directory.EnumerateFileSystemEntries(fds).Any(fd => new FileInfo(fd).LinkTarget == lockPath) ? pid : null;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return null; // the process is gone (or not ours to look at)
+            }
+        }
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return process.HasExited ? null : pid;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The holder as it wrote itself down, or null when that cannot be read.</summary>
     private static string? Holder(string runDirectory)
     {
@@ -64,6 +97,13 @@ public sealed class RunLock : IDisposable
         }
     }
 
+    /// <summary>The process id in a holder line ("pid 123, started …").</summary>
+    internal static int? PidOf(string? holder) =>
+        holder is not null && holder.StartsWith("pid ", StringComparison.Ordinal)
+            && int.TryParse(holder[4..].Split(',')[0], NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+            ? pid
+            : null;
+
     public void Dispose() => _stream.Dispose();
 }
 
@@ -76,7 +116,7 @@ public sealed class RunLockedException(string runDirectory, string? holder, Exce
     private static string Describe(string runDirectory, string? holder)
     {
         var who = holder is null ? "another process" : $"another process ({holder})";
-        var pid = holder is not null && holder.StartsWith("pid ", StringComparison.Ordinal) ? holder[4..].Split(',')[0] : "<pid>";
+        var pid = RunLock.PidOf(holder)?.ToString(CultureInfo.InvariantCulture) ?? "<pid>";
         return $"{runDirectory} is being trained by {who}; wait for it to finish, or stop it with `kill -TERM {pid}` " +
             "(it checkpoints first) and continue with --resume";
     }

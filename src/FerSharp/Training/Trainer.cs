@@ -430,18 +430,21 @@ public sealed class Trainer
         _options.EarlyStoppingPatience > 0 && state.EpochsWithoutImprovement >= _options.EarlyStoppingPatience;
 
     /// <summary>
-    /// The checkpoint <c>--resume</c> continues from: the mid-epoch one when it is from the epoch after last.ckpt
-    /// (a run stopped before it finished that epoch), else last.ckpt; null when the run has neither.
+    /// The checkpoint <c>--resume</c> continues from in <paramref name="runDirectory"/>: the mid-epoch one when it
+    /// is from the epoch after last.ckpt (a run stopped before it finished that epoch), else last.ckpt; null when
+    /// the run has neither.
     /// </summary>
-    private string? CheckpointToResume()
+    public static string? ResumeCheckpointIn(string runDirectory)
     {
-        var hasLast = File.Exists(LastCheckpointPath);
-        if (!File.Exists(PartialCheckpointPath)) return hasLast ? LastCheckpointPath : null;
-        if (!hasLast) return PartialCheckpointPath;
-        return Checkpoint.LoadState(PartialCheckpointPath).Epoch >= Checkpoint.LoadState(LastCheckpointPath).Epoch
-            ? PartialCheckpointPath
-            : LastCheckpointPath;
+        var last = LastCheckpointIn(runDirectory);
+        var partial = PartialCheckpointIn(runDirectory);
+        var hasLast = File.Exists(last);
+        if (!File.Exists(partial)) return hasLast ? last : null;
+        if (!hasLast) return partial;
+        return Checkpoint.LoadState(partial).Epoch >= Checkpoint.LoadState(last).Epoch ? partial : last;
     }
+
+    private string? CheckpointToResume() => ResumeCheckpointIn(_runDirectory);
 
     private void CheckResumable(string checkpointPath, TrainOptions saved, int epochsDone)
     {

@@ -25,6 +25,9 @@ public sealed class TrainingChain
     public string RunDirectory { get; }
     public int StageCount => _stages.Count;
 
+    /// <summary>The preset the stages come from, recorded in the run's <see cref="ChainManifest"/> (for <c>fer runs</c>).</summary>
+    public string? Preset { get; init; }
+
     public string StageDirectory(int stage) => Path.Combine(RunDirectory, $"stage{stage + 1}");
 
     /// <summary>The package the chain ends with: the last stage's best model.</summary>
@@ -98,6 +101,7 @@ public sealed class TrainingChain
             throw new IOException($"{RunDirectory} holds a single run, not a chain of stages; continue it with the options it was started with, or choose another name");
         }
         using var runLock = RunLock.Acquire(RunDirectory);
+        ChainManifest.Write(RunDirectory, new ChainManifest(Preset, _stages.Select(s => s.Epochs).ToList()));
         var results = new List<TrainingResult>();
         for (var stage = 0; stage < _stages.Count; stage++)
         {
@@ -110,5 +114,32 @@ public sealed class TrainingChain
             if (result.Cancelled || result.History.Count == 0) break;
         }
         return results;
+    }
+}
+
+/// <summary>
+/// What a chain's run folder says about the whole chain, which its stage folders alone cannot: how many stages
+/// it has, their epochs, and the preset that made it, so that a status line can say "stage 3/8".
+/// </summary>
+public sealed record ChainManifest(string? Preset, IReadOnlyList<int> StageEpochs)
+{
+    public const string FileName = "chain.json";
+
+    public static void Write(string runDirectory, ChainManifest manifest) =>
+        AtomicFile.WriteAllText(Path.Combine(runDirectory, FileName), System.Text.Json.JsonSerializer.Serialize(manifest, Models.ModelMetadata.JsonOptions));
+
+    /// <summary>The manifest in <paramref name="runDirectory"/>, or null when the folder has none (older chains, single runs).</summary>
+    public static ChainManifest? Read(string runDirectory)
+    {
+        var path = Path.Combine(runDirectory, FileName);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize<ChainManifest>(File.ReadAllText(path), Models.ModelMetadata.JsonOptions);
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw new InvalidDataException($"{path}: not a chain manifest ({ex.Message})", ex);
+        }
     }
 }
