@@ -565,7 +565,7 @@ public class TrainerTests
             Assert.Equal((RunState.Training, Environment.ProcessId), (training.State, training.ProcessId));
             var cli = Cli.Run("runs", "--runs-dir", runs);
             Assert.True(cli.ExitCode == 0, cli.Stderr + cli.Stdout);
-            Assert.Contains($"training (pid {Environment.ProcessId})", cli.Stdout);
+            Assert.Contains($"training, pid {Environment.ProcessId}", cli.Stdout);
             Assert.Contains($"continue halfway: fer train --preset realtime --name halfway --runs-dir {runs} --resume", cli.Stdout);
             Assert.DoesNotContain("continue single", cli.Stdout);
             Assert.DoesNotContain("continue done", cli.Stdout);

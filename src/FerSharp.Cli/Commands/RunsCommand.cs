@@ -39,7 +39,7 @@ internal static class RunsCommand
                 return Task.FromResult(CliRunner.ExitOk);
             }
             var table = new Table().Border(TableBorder.Rounded);
-            foreach (var column in new[] { "run", "state", "stage", "architecture", "epochs", "package (val acc @ epoch)", "last epoch", "trained", "left" })
+            foreach (var column in new[] { "run", "state", "stage", "architecture", "epochs", "package: val acc @ epoch", "last epoch: loss, acc, time", "trained", "left" })
             {
                 table.AddColumn(column);
             }
@@ -49,15 +49,15 @@ internal static class RunsCommand
                     Markup.Escape(r.Name),
                     r.State switch
                     {
-                        RunState.Training => $"[green]training[/] (pid {r.ProcessId})",
+                        RunState.Training => $"[green]training[/], pid {r.ProcessId}",
                         RunState.Stopped => "[yellow]stopped[/]",
                         _ => "finished",
                     },
                     r.Stage is { } stage ? $"{stage}/{r.Stages?.ToString(CultureInfo.InvariantCulture) ?? "?"}" : "",
-                    Markup.Escape(r.Options.Architecture + (r.Options.Precision == TrainingPrecision.Float32 ? "" : $" ({r.Options.Precision})")),
+                    Markup.Escape(r.Options.Architecture + (r.Options.Precision == TrainingPrecision.BFloat16 ? " bf16" : "")),
                     $"{r.EpochsDone}/{r.Options.Epochs}" + (r.BatchesIntoNextEpoch > 0 ? $" (+{r.BatchesIntoNextEpoch} batches)" : ""),
                     r.Best is { } best ? $"{best.ValAccuracy:P2} @ {best.Epoch}" + (r.Options.TrainOnValidation ? " (trained on)" : "") : "",
-                    r.Last is { } last ? $"loss {last.TrainLoss:F3}, acc {last.TrainAccuracy:P1}, {last.Seconds:F0} s" : "",
+                    r.Last is { } last ? $"{last.TrainLoss:F3}, {last.TrainAccuracy:P1}, {last.Seconds:F0} s" : "",
                     TrainingProgressView.Duration(r.Seconds),
                     Markup.Escape(Left(r)));
             }
@@ -77,9 +77,9 @@ internal static class RunsCommand
         if (r.State == RunState.Finished) return "";
         var epochs = Math.Max(0, r.Options.Epochs - r.EpochsDone);
         var parts = new List<string>();
-        if (epochs > 0) parts.Add($"{epochs} epochs" + (MedianEpochSeconds(r) is { } pace ? $", ~{TrainingProgressView.Duration(pace * epochs)}" : ""));
-        if (r.LaterStageEpochs is > 0 and var later) parts.Add($"+{later} in later stages");
-        return string.Join("; ", parts);
+        if (epochs > 0) parts.Add($"{epochs} epochs" + (MedianEpochSeconds(r) is { } pace ? $" ~{TrainingProgressView.Duration(pace * epochs)}" : ""));
+        if (r.LaterStageEpochs is > 0 and var later) parts.Add($"+{later} later");
+        return string.Join(", ", parts);
     }
 
     private static double? MedianEpochSeconds(RunStatus r)
