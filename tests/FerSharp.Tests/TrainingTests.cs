@@ -487,9 +487,10 @@ public class TrainerTests
         Assert.False(Trainer.HasRunIn(runDir), "the refused trainers wrote no checkpoint");
 
         // Across processes: the lock is the kernel's flock, as the flock(1) tool takes it for a stand-in
-        // background run, and it ends with its holder.
+        // background run, and it ends with its holder. --no-fork: flock(1) would otherwise hand the lock to a
+        // child that can outlive the killed parent for a moment.
         var lockFile = Path.Combine(runDir, RunLock.FileName);
-        using var holder = Process.Start(new ProcessStartInfo("flock", ["--exclusive", lockFile, "sleep", "120"]) { UseShellExecute = false })!;
+        using var holder = Process.Start(new ProcessStartInfo("flock", ["--exclusive", "--no-fork", lockFile, "sleep", "120"]) { UseShellExecute = false })!;
         try
         {
             var deadline = DateTime.UtcNow.AddSeconds(20);
