@@ -93,12 +93,14 @@ public static class RunCatalog
                 : null;
         }
         // The current stage is the last one with a checkpoint; earlier ones count toward the time.
-        var started = stageDirectories.Where(d => Trainer.ResumeCheckpointIn(d.Path) is not null).ToList();
+        var started = stageDirectories
+            .Select(d => (d.Stage, d.Path, Checkpoint: Trainer.ResumeCheckpointIn(d.Path)))
+            .Where(d => d.Checkpoint is not null)
+            .ToList();
         if (started.Count == 0) return null;
-        var earlierSeconds = started.SkipLast(1)
-            .Sum(d => Checkpoint.LoadState(Trainer.ResumeCheckpointIn(d.Path)!).History.Sum(e => e.Seconds));
-        var (stage, directory) = started[^1];
-        var status = Describe(name, runDirectory, Trainer.ResumeCheckpointIn(directory)!,
+        var earlierSeconds = started.SkipLast(1).Sum(d => Checkpoint.LoadState(d.Checkpoint!).History.Sum(e => e.Seconds));
+        var (stage, directory, current) = started[^1];
+        var status = Describe(name, runDirectory, current!,
             RunLock.TrainingProcess(runDirectory) ?? RunLock.TrainingProcess(directory), earlierSeconds);
         var stages = manifest?.StageEpochs.Count;
         var state = status.State == RunState.Finished && stages is { } total && stage < total ? RunState.Stopped : status.State;
