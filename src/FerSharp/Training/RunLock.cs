@@ -37,8 +37,16 @@ public sealed class RunLock : IDisposable
         {
             throw new RunLockedException(runDirectory, Holder(runDirectory), ex);
         }
-        AtomicFile.WriteAllText(Path.Combine(runDirectory, HolderFileName), string.Create(CultureInfo.InvariantCulture,
-            $"pid {Environment.ProcessId}, started {DateTime.UtcNow:yyyy-MM-dd HH:mm:ss} UTC\n"));
+        try
+        {
+            AtomicFile.WriteAllText(Path.Combine(runDirectory, HolderFileName), string.Create(CultureInfo.InvariantCulture,
+                $"pid {Environment.ProcessId}, started {DateTime.UtcNow:yyyy-MM-dd HH:mm:ss} UTC\n"));
+        }
+        catch
+        {
+            stream.Dispose(); // a failed write (disk full) must not leave the folder locked until a finalizer runs
+            throw;
+        }
         return new RunLock(stream);
     }
 
