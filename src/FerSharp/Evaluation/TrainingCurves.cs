@@ -7,14 +7,26 @@ namespace FerSharp.Evaluation;
 /// <summary>Draws train-vs-validation loss and accuracy per epoch, side by side, as one PNG.</summary>
 public static class TrainingCurves
 {
-    /// <summary>Writes the curves atomically; the accuracy plot marks <c>packageEpoch</c> (see <see cref="Marked"/>).</summary>
-    public static void Save(IReadOnlyList<EpochMetrics> history, string path, string title, int? packageEpoch = null, int width = 1200, int height = 450)
+    /// <summary>
+    /// Writes the curves atomically; the accuracy plot marks <c>packageEpoch</c> (see <see cref="Marked"/>).
+    /// <paramref name="distilled"/>: the training loss includes a distillation term (<see cref="TrainLossLegend"/>).
+    /// </summary>
+    public static void Save(IReadOnlyList<EpochMetrics> history, string path, string title, int? packageEpoch = null, bool distilled = false,
+        int width = 1200, int height = 450)
     {
         ArgumentNullException.ThrowIfNull(history);
-        AtomicFile.WriteAllBytes(path, Render(history, title, packageEpoch, width, height));
+        AtomicFile.WriteAllBytes(path, Render(history, title, packageEpoch, distilled, width, height));
     }
 
-    public static byte[] Render(IReadOnlyList<EpochMetrics> history, string title, int? packageEpoch = null, int width = 1200, int height = 450)
+    /// <summary>
+    /// The loss plot's legend for the training curve. A distilling run's training loss adds the KL term to the
+    /// teacher, so it sits on another scale than the validation loss (labels only), and a reader comparing
+    /// the two would see a gap that is not overfitting.
+    /// </summary>
+    public static string TrainLossLegend(bool distilled) => distilled ? "train (labels + distillation)" : "train";
+
+    public static byte[] Render(IReadOnlyList<EpochMetrics> history, string title, int? packageEpoch = null, bool distilled = false,
+        int width = 1200, int height = 450)
     {
         ArgumentNullException.ThrowIfNull(history);
         var epochs = history.Select(h => (double)h.Epoch).ToArray();
@@ -23,11 +35,11 @@ public static class TrainingCurves
         multiplot.Layout = new ScottPlot.MultiplotLayouts.Columns();
 
         var loss = multiplot.GetPlot(0);
-        AddSeries(loss, epochs, history.Select(h => h.TrainLoss).ToArray(), "train", Colors.SteelBlue);
+        AddSeries(loss, epochs, history.Select(h => h.TrainLoss).ToArray(), TrainLossLegend(distilled), Colors.SteelBlue);
         AddSeries(loss, epochs, history.Select(h => h.ValLoss).ToArray(), "validation", Colors.OrangeRed);
         loss.Title($"{title}: loss");
         loss.XLabel("epoch");
-        loss.YLabel("cross-entropy");
+        loss.YLabel(distilled ? "loss" : "cross-entropy");
         loss.ShowLegend(Alignment.UpperRight);
 
         var accuracy = multiplot.GetPlot(1);

@@ -102,8 +102,9 @@ public static class TrainPresets
                 DistilledFromStages(FinalFit(NextCycle(Best, 20, 0.00625)) with { Seed = 44 }, 5, 6, 7)]),
         new("vggbn", "vgg-bn: 88 epochs in two cosine cycles, then a 40-epoch cycle at peak lr 0.0125 (fer2013-vggbn, the realtime preset's teacher)",
             [VggBn, NextCycle(VggBn, 40, 0.0125)]),
-        new("realtime", "fast-cnn: 60 epochs, then cosine cycles of 45 (peak lr 0.025) and 40 epochs (0.0125), then 40 more distilled from models/fer2013-vggbn (fer2013-realtime)",
-            [Realtime, NextCycle(Realtime, 45, 0.025), NextCycle(Realtime, 40, 0.0125), Distilled(NextCycle(Realtime, 40, 0.0125), "models/fer2013-vggbn")]),
+        new("realtime", "fast-cnn: 60 epochs, then cosine cycles of 45 (peak lr 0.025) and 40 epochs (0.0125), then 40 more distilled from models/fer2013-vggbn, then 40 more with seed 43 distilled offline from models/fer2013-best (fer2013-realtime)",
+            [Realtime, NextCycle(Realtime, 45, 0.025), NextCycle(Realtime, 40, 0.0125), Distilled(NextCycle(Realtime, 40, 0.0125), "models/fer2013-vggbn"),
+                Distilled(NextCycle(Realtime, 40, 0.0125), "models/fer2013-best") with { DistillOffline = true, Seed = 43 }]),
     ];
 
     public static IEnumerable<string> Names => All.Select(p => p.Name);

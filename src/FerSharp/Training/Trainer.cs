@@ -189,7 +189,7 @@ public sealed class Trainer
         }
         if (state.History.Count > 0)
         {
-            TrainingCurves.Save(state.History, CurvesPath, _options.Architecture, state.BestEpoch);
+            TrainingCurves.Save(state.History, CurvesPath, _options.Architecture, state.BestEpoch, _options.Teacher is not null);
         }
         return new TrainingResult(state.History, state.BestEpoch, state.BestMonitored, ModelPath, stoppedEarly, cancelled,
             fit.ElapsedSeconds, savedMidEpoch);
@@ -417,7 +417,7 @@ public sealed class Trainer
         AtomicFile.WriteAllText(HistoryPath, TrainingHistory.ToCsv(state.History));
         if (DrawCurvesEachEpoch)
         {
-            TrainingCurves.Save(state.History, CurvesPath, _options.Architecture, state.BestEpoch);
+            TrainingCurves.Save(state.History, CurvesPath, _options.Architecture, state.BestEpoch, _options.Teacher is not null);
         }
         Log(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"epoch {epoch}/{_options.Epochs}: loss {metrics.TrainLoss:F4} acc {metrics.TrainAccuracy:P2} | val_loss {metrics.ValLoss:F4} val_acc {metrics.ValAccuracy:P2} | lr {lr:G3} | {metrics.Seconds:F0}s {metrics.ImagesPerSecond:F0} img/s{(isBest ? " | best" : "")}"));
