@@ -1,7 +1,7 @@
 // Benchmarks: training/inference throughput per architecture (with achieved GFLOP/s against the CPU's
 // fp32 peak), per-face latency of shipped models, photo pipeline latency and video FPS.
 // Every figure is the median of several timed runs after warm-up, with min and max.
-// Usage: bench/run [--quick] [--threads N] [--only training,precision,memory,latency,accuracy,detector,photo,video,server,scalar-race]
+// Usage: bench/run [--quick] [--threads N] [--only training,precision,memory-format,memory,latency,accuracy,detector,photo,video,server,scalar-race]
 // A full run (no --only) also rewrites the generated section of docs/BENCHMARKS.md.
 using System.Diagnostics;
 using System.Globalization;
@@ -22,8 +22,8 @@ using TorchSharp;
 
 using static TorchSharp.torch;
 
-const string Usage = "usage: bench/run [--quick] [--threads N] [--model DIR] [--only training,precision,memory,latency,accuracy,detector,photo,video,server,scalar-race]";
-string[] sections = ["training", "precision", "memory", "latency", "accuracy", "detector", "photo", "video", "server", "scalar-race"];
+const string Usage = "usage: bench/run [--quick] [--threads N] [--model DIR] [--only training,precision,memory-format,memory,latency,accuracy,detector,photo,video,server,scalar-race]";
+string[] sections = ["training", "precision", "memory-format", "memory", "latency", "accuracy", "detector", "photo", "video", "server", "scalar-race"];
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(Usage);
@@ -147,48 +147,83 @@ if (Wanted("training"))
     results["throughput"] = rows;
 }
 
+// Training throughput as `fer train` runs a batch: forward + backward + SGD step at batch 64, in float32 NCHW on
+// the network itself or through the trainer's PassCopy (bfloat16 and/or channels-last passes; the float32
+// network takes the gradients and the step, so the copying is timed too).
+Stats TrainingRate(Architecture arch, bool bfloat16, bool channelsLast)
+{
+    var passes = new TrainOptions
+    {
+        Precision = bfloat16 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32,
+        MemoryFormat = channelsLast ? TrainingMemoryFormat.ChannelsLast : TrainingMemoryFormat.Contiguous,
+    };
+    using var model = arch.Create(7);
+    using var copy = PassCopy.IsNeeded(passes) ? new PassCopy(model, arch.Create(7), passes.Precision, passes.MemoryFormat) : null;
+    var optimizer = optim.SGD(model.parameters(), 0.01, momentum: 0.9, nesterov: true);
+    model.train();
+    using var input = rand(64, 1, 48, 48);
+    using var y = randint(0, 7, [64]);
+    var steps = quick ? 3 : 6;
+    var times = Timing.Measure(runs, warmup: 1, () =>
+    {
+        for (var s = 0; s < steps; s++)
+        {
+            using var scope = NewDisposeScope();
+            copy?.Pull();
+            var loss = nn.functional.cross_entropy(copy?.Forward(input) ?? model.forward(input), y);
+            optimizer.zero_grad();
+            loss.backward();
+            copy?.Push();
+            optimizer.step();
+        }
+    });
+    return Stats.Of(times.Select(t => steps * 64 / t));
+}
+
 if (Wanted("precision"))
 {
-    // The trainer's own mixed-precision path (BFloat16Copy): the copy runs the passes, the float32 network
-    // takes the gradients and the SGD step, so the copying is timed too.
-    var native = BFloat16Copy.CpuHasNativeArithmetic();
+    var native = PassCopy.CpuHasNativeBFloat16();
     var table = report.Section($"Training throughput by precision (batch 64, forward + backward + SGD step as `fer train --precision` runs them; native bfloat16 arithmetic: {native?.ToString() ?? "unknown"})",
         "architecture", "Float32 img/s", "BFloat16 img/s", "BFloat16 / Float32");
     var rows = new List<object>();
     foreach (var arch in ModelRegistry.All)
     {
-        Stats Measure(bool bfloat16)
-        {
-            using var model = arch.Create(7);
-            using var copy = bfloat16 ? new BFloat16Copy(model, arch.Create(7)) : null;
-            var optimizer = optim.SGD(model.parameters(), 0.01, momentum: 0.9, nesterov: true);
-            model.train();
-            using var x = rand(64, 1, 48, 48);
-            using var y = randint(0, 7, [64]);
-            var steps = quick ? 3 : 6;
-            var times = Timing.Measure(runs, warmup: 1, () =>
-            {
-                for (var s = 0; s < steps; s++)
-                {
-                    using var scope = NewDisposeScope();
-                    copy?.Pull();
-                    var loss = nn.functional.cross_entropy(copy?.Forward(x) ?? model.forward(x), y);
-                    optimizer.zero_grad();
-                    loss.backward();
-                    copy?.Push();
-                    optimizer.step();
-                }
-            });
-            return Stats.Of(times.Select(t => steps * 64 / t));
-        }
-        var float32 = Measure(bfloat16: false);
-        var bfloat16 = Measure(bfloat16: true);
+        var float32 = TrainingRate(arch, bfloat16: false, channelsLast: false);
+        var bfloat16 = TrainingRate(arch, bfloat16: true, channelsLast: false);
         var ratio = bfloat16.Median / float32.Median;
         rows.Add(new { architecture = arch.Name, float32_images_per_second = float32, bfloat16_images_per_second = bfloat16, ratio = Math.Round(ratio, 2), native_bfloat16 = native });
         table.Add([arch.Name, S(float32), S(bfloat16), F(ratio, "F2") + "x"]);
         AnsiConsole.MarkupLineInterpolated($"precision {arch.Name,-14}: Float32 {float32} img/s, BFloat16 {bfloat16} img/s ({ratio:F2}x)");
     }
     results["precision"] = rows;
+}
+
+if (Wanted("memory-format"))
+{
+    // `fer train --memory-format ChannelsLast` against the default NCHW, in alternating rounds (the host drifts).
+    var table = report.Section("Training throughput by memory layout (batch 64, `fer train --memory-format Contiguous` (NCHW) vs `ChannelsLast` (NHWC), two alternating rounds)",
+        "architecture", "precision", "NCHW img/s", "channels-last img/s", "channels-last / NCHW");
+    var rows = new List<object>();
+    foreach (var arch in ModelRegistry.All)
+    {
+        foreach (var bfloat16 in new[] { false, true })
+        {
+            var nchw = new List<double>();
+            var nhwc = new List<double>();
+            for (var round = 0; round < 2; round++)
+            {
+                nchw.Add(TrainingRate(arch, bfloat16, channelsLast: false).Median);
+                nhwc.Add(TrainingRate(arch, bfloat16, channelsLast: true).Median);
+            }
+            var (first, second) = (Stats.Of(nchw), Stats.Of(nhwc));
+            var ratio = second.Median / first.Median;
+            var precision = bfloat16 ? "BFloat16" : "Float32";
+            rows.Add(new { architecture = arch.Name, precision, nchw_images_per_second = first, channels_last_images_per_second = second, ratio = Math.Round(ratio, 2) });
+            table.Add([arch.Name, precision, S(first), S(second), F(ratio, "F2") + "x"]);
+            AnsiConsole.MarkupLineInterpolated($"memory format {arch.Name,-14} {precision,-8}: NCHW {first} img/s, channels-last {second} img/s ({ratio:F2}x)");
+        }
+    }
+    results["memory_format"] = rows;
 }
 
 var shipped = ModelCatalog.ModelsDirectory() is { } modelsDir

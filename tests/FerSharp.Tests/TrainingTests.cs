@@ -155,20 +155,86 @@ public class TrainerTests
     }
 
     [Fact]
-    public void BFloat16_copy_refuses_another_architecture_and_reads_cpu_flags()
+    public void Channels_last_passes_compute_the_same_step_in_another_layout()
+    {
+        manual_seed(3);
+        using var master = ModelRegistry.Create("vgg-bn", 7);
+        using var copy = new PassCopy(master, ModelRegistry.Create("vgg-bn", 7), TrainingPrecision.Float32, TrainingMemoryFormat.ChannelsLast);
+        master.train();
+        // Batch norms in training mode (their NHWC kernels are part of the path), dropout off: its masks are random.
+        foreach (var dropout in master.modules().Concat(copy.Network.modules()).OfType<SeededDropout>()) dropout.eval();
+        using var x = rand(4, 1, 48, 48);
+        using var y = tensor(new long[] { 0, 3, 5, 6 });
+
+        copy.Pull();
+        using var fromCopy = copy.Forward(x);
+        using var copyLoss = nn.functional.cross_entropy(fromCopy, y);
+        copyLoss.backward();
+        copy.Push();
+        var copyGradients = master.parameters().Select(p => p.grad!.clone()).ToList();
+        var convWeight = copy.Network.named_parameters().First(p => p.parameter.dim() == 4 && p.parameter.shape[1] > 1).parameter;
+        // NHWC strides: the channel dimension is the innermost.
+        Assert.Equal(1, convWeight.stride(1));
+        Assert.All(master.parameters(), p => Assert.True(p.is_contiguous() && p.grad!.is_contiguous()));
+
+        master.zero_grad();
+        using var direct = master.forward(x);
+        using var directLoss = nn.functional.cross_entropy(direct, y);
+        directLoss.backward();
+        Assert.True(fromCopy.allclose(direct, rtol: 1e-4, atol: 1e-5), $"logits differ by {(fromCopy - direct).abs().max().item<float>()}");
+        foreach (var (p, fromChannelsLast) in master.parameters().Zip(copyGradients))
+        {
+            var scale = Math.Max(1e-3, p.grad!.abs().max().item<float>());
+            var gap = (fromChannelsLast - p.grad!).abs().max().item<float>();
+            Assert.True(gap <= 1e-3 * scale, $"a gradient differs by {gap} (largest {scale})");
+        }
+    }
+
+    [Fact]
+    public void Channels_last_runs_train_record_the_layout_and_resume_exactly()
+    {
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(24, seed: 1);
+        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
+        var options = Quick(3) with { MemoryFormat = TrainingMemoryFormat.ChannelsLast };
+        var straightDir = Path.Combine(dir.Path, "straight");
+        var straight = new Trainer(options, straightDir) { DrawCurvesEachEpoch = false }.Fit(train, validation);
+        Assert.True(straight.History.Max(h => h.ValAccuracy) >= 0.9,
+            $"validation accuracy stayed at {string.Join(", ", straight.History.Select(h => h.ValAccuracy))}");
+        using (var package = EmotionModel.Load(Path.Combine(straightDir, "model")))
+        {
+            Assert.Equal(TrainingMemoryFormat.ChannelsLast, package.Metadata.Training!.MemoryFormat);
+            Assert.All(package.Network.parameters(), p => Assert.True(p.is_contiguous()));
+        }
+
+        var resumedDir = Path.Combine(dir.Path, "resumed");
+        var cts = new CancellationTokenSource();
+        var progress = new SyncProgress<TrainingProgress>(p =>
+        {
+            if (p.Phase == TrainingPhase.EpochCompleted && p.Epoch == 1) cts.Cancel();
+        });
+        new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, progress: progress, cancellationToken: cts.Token);
+        var resumed = new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true);
+        AssertSameHistory(straight, resumed);
+        Assert.Throws<ArgumentException>(() => new Trainer(options with { MemoryFormat = TrainingMemoryFormat.Contiguous }, resumedDir) { DrawCurvesEachEpoch = false }
+            .Fit(train, validation, resume: true));
+    }
+
+    [Fact]
+    public void Pass_copy_refuses_another_architecture_and_reads_cpu_flags()
     {
         using var master = ModelRegistry.Create("fast-cnn", 7);
         Assert.Contains("not the master's architecture",
-            Assert.Throws<ArgumentException>(() => new BFloat16Copy(master, ModelRegistry.Create("vgg-bn", 7))).Message);
+            Assert.Throws<ArgumentException>(() => new PassCopy(master, ModelRegistry.Create("vgg-bn", 7), TrainingPrecision.BFloat16)).Message);
 
         using var dir = new TempDir();
         var withBf16 = dir.File("with");
         File.WriteAllLines(withBf16, ["processor\t: 0", "flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni"]);
         var without = dir.File("without");
         File.WriteAllLines(without, ["processor\t: 0", "flags\t\t: fpu avx2 fma"]);
-        Assert.True(BFloat16Copy.CpuHasNativeArithmetic(withBf16));
-        Assert.False(BFloat16Copy.CpuHasNativeArithmetic(without));
-        Assert.Null(BFloat16Copy.CpuHasNativeArithmetic(dir.File("absent")));
+        Assert.True(PassCopy.CpuHasNativeBFloat16(withBf16));
+        Assert.False(PassCopy.CpuHasNativeBFloat16(without));
+        Assert.Null(PassCopy.CpuHasNativeBFloat16(dir.File("absent")));
     }
 
     private static void AssertSameHistory(TrainingResult straight, TrainingResult resumed)

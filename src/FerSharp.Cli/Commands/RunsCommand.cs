@@ -54,7 +54,7 @@ internal static class RunsCommand
                         _ => "finished",
                     },
                     r.Stage is { } stage ? $"{stage}/{r.Stages?.ToString(CultureInfo.InvariantCulture) ?? "?"}" : "",
-                    Markup.Escape(r.Options.Architecture + (r.Options.Precision == TrainingPrecision.BFloat16 ? " bf16" : "")),
+                    Markup.Escape(r.Options.Architecture + (r.Options.Precision == TrainingPrecision.BFloat16 ? " bf16" : "") + (r.Options.MemoryFormat == TrainingMemoryFormat.ChannelsLast ? " nhwc" : "")),
                     $"{r.EpochsDone}/{r.Options.Epochs}" + (r.BatchesIntoNextEpoch > 0 ? $" (+{r.BatchesIntoNextEpoch} batches)" : ""),
                     r.Best is { } best ? $"{best.ValAccuracy:P2} @ {best.Epoch}" + (r.Options.TrainOnValidation ? " (trained on)" : "") : "",
                     r.Last is { } last ? $"{last.TrainLoss:F3}, {last.TrainAccuracy:P1}, {last.Seconds:F0} s" : "",
@@ -92,7 +92,7 @@ internal static class RunsCommand
 
     private static string ResumeCommand(RunStatus r, string runsDir)
     {
-        var precision = r.Options.Precision == TrainingPrecision.Float32 ? "" : $"--precision {r.Options.Precision} ";
+        var precision = TrainCommand.PassArguments(r.Options);
         return r.Preset is { } preset
             ? $"fer train --preset {preset} {precision}--name {r.Name} --runs-dir {runsDir} --resume"
             : r.Stage is not null
@@ -111,6 +111,7 @@ internal static class RunsCommand
         stages = r.Stages,
         architecture = r.Options.Architecture,
         precision = r.Options.Precision.ToString(),
+        memory_format = r.Options.MemoryFormat.ToString(),
         epochs_done = r.EpochsDone,
         epochs = r.Options.Epochs,
         batches_into_next_epoch = r.BatchesIntoNextEpoch,

@@ -24,10 +24,23 @@ public enum TrainingPrecision
 {
     Float32,
     /// <summary>
-    /// Forward and backward passes in bfloat16 on a copy of the network (<see cref="BFloat16Copy"/>): about 1.8x
+    /// Forward and backward passes in bfloat16 on a copy of the network (<see cref="PassCopy"/>): about 1.8x
     /// faster for vgg-wide on a CPU with native bfloat16 arithmetic (AVX-512 BF16); likely slower where it is emulated.
     /// </summary>
     BFloat16,
+}
+
+/// <summary>Memory layout of the training passes' convolution weights and activations.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<TrainingMemoryFormat>))]
+public enum TrainingMemoryFormat
+{
+    /// <summary>libtorch's default NCHW.</summary>
+    Contiguous,
+    /// <summary>
+    /// NHWC on a copy of the network (<see cref="PassCopy"/>; the weights stay NCHW): 1.1-1.2x the training
+    /// throughput of the convolutional networks here, 1.8x for mini-xception (docs/BENCHMARKS.md).
+    /// </summary>
+    ChannelsLast,
 }
 
 /// <summary>Everything that defines a training run; saved as <c>config.json</c> and in each checkpoint.</summary>
@@ -63,6 +76,8 @@ public sealed record TrainOptions
     public double Ema { get; init; }
     /// <summary>Arithmetic of the forward and backward passes; it changes the run's numbers, so it is part of the recipe.</summary>
     public TrainingPrecision Precision { get; init; } = TrainingPrecision.Float32;
+    /// <summary>Memory layout of the passes; like the precision it changes float rounding, so it is part of the recipe.</summary>
+    public TrainingMemoryFormat MemoryFormat { get; init; } = TrainingMemoryFormat.Contiguous;
     /// <summary>Model package whose weights (and input normalization) start the run instead of a random initialisation.</summary>
     public string? InitFrom { get; init; }
     /// <summary>

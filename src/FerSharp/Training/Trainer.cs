@@ -107,7 +107,7 @@ public sealed class Trainer
             SeededLayers.ResetParameters(model, initGenerator); // weight initialisation is part of the run's reproducibility
         }
         using var ema = _options.Ema > 0 ? architecture.Create(train.ClassCount) : null;
-        using var bfloat16 = _options.Precision == TrainingPrecision.BFloat16 ? new BFloat16Copy(model, architecture.Create(train.ClassCount)) : null;
+        using var passCopy = PassCopy.IsNeeded(_options) ? new PassCopy(model, architecture.Create(train.ClassCount), _options.Precision, _options.MemoryFormat) : null;
         var optimizer = CreateOptimizer(model);
 
         var resumeFrom = resume ? CheckpointToResume() : null;
@@ -118,7 +118,7 @@ public sealed class Trainer
         {
             Log("warning: DOTNET_JITMinOpts=1 is not set; TorchSharp's optimizer and batch norm can then, rarely, fail in libtorch when a garbage collection frees a number mid-call (docs/DECISIONS.md, \"TorchSharp scalar lifetime\"). ./fer sets it; set it for your own programs.");
         }
-        if (bfloat16 != null && BFloat16Copy.CpuHasNativeArithmetic() == false)
+        if (_options.Precision == TrainingPrecision.BFloat16 && PassCopy.CpuHasNativeBFloat16() == false)
         {
             Log("warning: this CPU has no native bfloat16 arithmetic (no avx512_bf16 or amx_bf16 among its flags), so libtorch emulates it and --precision BFloat16 is likely slower than Float32 here.");
         }
@@ -133,7 +133,7 @@ public sealed class Trainer
         {
             Model = model,
             Ema = ema,
-            BFloat16 = bfloat16,
+            PassCopy = passCopy,
             Optimizer = optimizer,
             Teacher = teacher,
             Train = trainData,
@@ -160,7 +160,7 @@ public sealed class Trainer
             progress?.Report(new TrainingProgress(TrainingPhase.EpochStarted, epoch, _options.Epochs, 0, fit.Batches, 0, 0, 0));
             using var run = new EpochRun(train.Count, new EpochSeeds(EpochSeed(epoch, 1), EpochSeed(epoch, 2), EpochSeed(epoch, 3)), state.InProgress);
             state = state with { InProgress = null };
-            using var dropoutBinding = SeededLayers.BindDropout(bfloat16?.Network ?? model, run.Dropout);
+            using var dropoutBinding = SeededLayers.BindDropout(passCopy?.Network ?? model, run.Dropout);
             model.train();
             var (batchesDone, lr) = TrainBatches(fit, state, epoch, run, cancellationToken);
             if (batchesDone < fit.Batches)
@@ -201,8 +201,8 @@ public sealed class Trainer
         public required nn.Module<Tensor, Tensor> Model { get; init; }
         /// <summary>The weight average, validated and shipped instead of the model when present.</summary>
         public required nn.Module<Tensor, Tensor>? Ema { get; init; }
-        /// <summary>With <see cref="TrainingPrecision.BFloat16"/>: the copy that runs the passes for <see cref="Model"/>.</summary>
-        public required BFloat16Copy? BFloat16 { get; init; }
+        /// <summary>With bfloat16 or channels-last passes: the copy that runs them for <see cref="Model"/>.</summary>
+        public required PassCopy? PassCopy { get; init; }
         public required OptimizerHelper Optimizer { get; init; }
         public required DistillationTeacher? Teacher { get; init; }
         public required DataTensors Train { get; init; }
@@ -361,8 +361,8 @@ public sealed class Trainer
             offlineTeacher = offlineTeacher is null ? null : targets.narrow(1, classes, classes);
         }
         var input = Preprocessing.NormalizeScaled(augmented, normalization);
-        fit.BFloat16?.Pull();
-        var logits = fit.BFloat16 is { } copy ? copy.Forward(input) : fit.Model.forward(input);
+        fit.PassCopy?.Pull();
+        var logits = fit.PassCopy is { } copy ? copy.Forward(input) : fit.Model.forward(input);
         var loss = fit.Teacher switch
         {
             null => SoftCrossEntropy(logits, target),
@@ -371,7 +371,7 @@ public sealed class Trainer
         };
         fit.Optimizer.zero_grad();
         loss.backward();
-        fit.BFloat16?.Push();
+        fit.PassCopy?.Push();
         fit.Optimizer.step();
         if (fit.Ema != null) WeightMixing.MixInto(fit.Ema, fit.Model, EmaDecayAt(_options.Ema, (long)(epoch - 1) * fit.Batches + b));
         run.Add(loss.item<float>(), logits.argmax(1).eq(fit.Train.Labels.index_select(0, index)).sum().item<long>(), end - start);

@@ -5,43 +5,65 @@ using static TorchSharp.torch;
 namespace FerSharp.Training;
 
 /// <summary>
-/// Mixed-precision training without autocast, which TorchSharp 0.107 does not expose: a bfloat16 copy of the
-/// network runs each batch's forward and backward passes, while the float32 network keeps the weights the
-/// optimizer updates and everything that reads them (weight average, checkpoints, validation, the package).
-/// Updating bfloat16 weights directly would round away most steps (8 bits of mantissa against lr × gradient).
-/// The copy's batch norms stay float32: libtorch's CPU batch norm takes bfloat16 input with float32 parameters
-/// and statistics, so the running statistics are not rounded every step.
+/// A copy of the network that runs each batch's forward and backward passes in another arithmetic or memory
+/// layout than the float32 network being trained, which keeps the weights the optimizer updates and everything
+/// that reads them (weight average, checkpoints, validation, the package).
+/// <para>bfloat16 (mixed precision without autocast, which TorchSharp 0.107 does not expose): updating bfloat16
+/// weights directly would round away most steps (8 bits of mantissa against lr × gradient). The copy's batch
+/// norms stay float32: libtorch's CPU batch norm takes bfloat16 input with float32 parameters and statistics, so
+/// the running statistics are not rounded every step.</para>
+/// <para>Channels-last: the copy's convolution weights are laid out NHWC, which oneDNN's kernels run faster
+/// (docs/BENCHMARKS.md, "Training throughput by memory layout"); the master stays NCHW, so nothing that saves
+/// or exports it meets an unusual layout.</para>
 /// </summary>
-public sealed class BFloat16Copy : IDisposable
+public sealed class PassCopy : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _copy;
     private readonly (Tensor Master, Tensor Copy)[] _parameters;
     private readonly (Tensor Master, Tensor Copy)[] _buffers;
+    private readonly bool _bfloat16;
+    private readonly bool _channelsLast;
 
     /// <param name="master">The float32 network being trained.</param>
     /// <param name="copy">A fresh network of the same architecture; this object owns and converts it.</param>
-    public BFloat16Copy(nn.Module<Tensor, Tensor> master, nn.Module<Tensor, Tensor> copy)
+    /// <param name="precision">Arithmetic of the copy's passes.</param>
+    /// <param name="memoryFormat">Layout of the copy's convolution weights and inputs.</param>
+    public PassCopy(nn.Module<Tensor, Tensor> master, nn.Module<Tensor, Tensor> copy, TrainingPrecision precision, TrainingMemoryFormat memoryFormat = TrainingMemoryFormat.Contiguous)
     {
         ArgumentNullException.ThrowIfNull(master);
         ArgumentNullException.ThrowIfNull(copy);
         _copy = copy;
-        _copy.to(ScalarType.BFloat16);
-        foreach (var module in _copy.modules())
+        _bfloat16 = precision == TrainingPrecision.BFloat16;
+        _channelsLast = memoryFormat == TrainingMemoryFormat.ChannelsLast;
+        if (_bfloat16)
         {
-            if (module is TorchSharp.Modules.BatchNorm1d or TorchSharp.Modules.BatchNorm2d) module.to(ScalarType.Float32);
+            _copy.to(ScalarType.BFloat16);
+            foreach (var module in _copy.modules())
+            {
+                if (module is TorchSharp.Modules.BatchNorm1d or TorchSharp.Modules.BatchNorm2d) module.to(ScalarType.Float32);
+            }
         }
+        if (_channelsLast) MemoryLayout.ToChannelsLast(_copy);
         _copy.train();
         _parameters = Pair(master.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), _copy.named_parameters().Select(p => (p.name, (Tensor)p.parameter)));
         _buffers = Pair(master.named_buffers(), _copy.named_buffers());
     }
 
-    /// <summary>The bfloat16 network, for binding its dropout layers to the run's generator.</summary>
+    /// <summary>Whether <paramref name="options"/> train through a copy at all (float32 NCHW passes run on the master itself).</summary>
+    public static bool IsNeeded(TrainOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Precision != TrainingPrecision.Float32 || options.MemoryFormat != TrainingMemoryFormat.Contiguous;
+    }
+
+    /// <summary>The copy, for binding its dropout layers to the run's generator.</summary>
     public nn.Module Network => _copy;
 
     /// <summary>Loads the master's current weights and statistics into the copy and clears its gradients.</summary>
     public void Pull()
     {
         using var _ = no_grad();
+        // copy_ keeps the destination's dtype and layout.
         foreach (var (master, copy) in _parameters) copy.copy_(master);
         foreach (var (master, copy) in _buffers) copy.copy_(master);
         _copy.zero_grad();
@@ -51,12 +73,13 @@ public sealed class BFloat16Copy : IDisposable
     public Tensor Forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        using var low = input.to(ScalarType.BFloat16);
-        using var logits = _copy.forward(low);
-        return logits.to(ScalarType.Float32);
+        using var scope = NewDisposeScope();
+        var converted = _bfloat16 ? input.to(ScalarType.BFloat16) : input.alias();
+        if (_channelsLast) converted = MemoryLayout.ChannelsLast(converted);
+        return _copy.forward(converted).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
-    /// <summary>After the backward pass: the copy's gradients, as float32, and its updated batch statistics into the master.</summary>
+    /// <summary>After the backward pass: the copy's gradients, as float32 NCHW, and its updated batch statistics into the master.</summary>
     public void Push()
     {
         using var _ = no_grad();
@@ -67,8 +90,10 @@ public sealed class BFloat16Copy : IDisposable
             using var masterGradient = master.grad;
             if (masterGradient is null)
             {
+                // contiguous: the optimizer's state is made in the gradient's layout and is saved in checkpoints.
                 using var converted = gradient.to(ScalarType.Float32);
-                master.grad = converted;
+                using var dense = converted.contiguous();
+                master.grad = dense;
             }
             else
             {
@@ -84,7 +109,7 @@ public sealed class BFloat16Copy : IDisposable
     /// Whether the CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX), from the Linux CPU flags;
     /// null where they cannot be read. Without it libtorch emulates bfloat16 and the passes get slower.
     /// </summary>
-    public static bool? CpuHasNativeArithmetic(string cpuInfoPath = "/proc/cpuinfo")
+    public static bool? CpuHasNativeBFloat16(string cpuInfoPath = "/proc/cpuinfo")
     {
         try
         {
