@@ -105,12 +105,7 @@ public class TrainerTests
         var straight = new Trainer(options, Path.Combine(dir.Path, "straight")) { DrawCurvesEachEpoch = false }.Fit(train, validation);
 
         var resumedDir = Path.Combine(dir.Path, "resumed");
-        var cts = new CancellationTokenSource();
-        var progress = new SyncProgress<TrainingProgress>(p =>
-        {
-            if (p.Phase == TrainingPhase.EpochCompleted && p.Epoch == 2) cts.Cancel(); // "Ctrl+C" after epoch 2
-        });
-        var stopped = new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, progress: progress, cancellationToken: cts.Token);
+        var stopped = StopAfterEpoch(2, options, resumedDir, train, validation);
         Assert.True(stopped.Cancelled);
         Assert.Equal(2, stopped.History.Count);
 
@@ -122,14 +117,10 @@ public class TrainerTests
     public void BFloat16_passes_train_the_float32_weights_and_resume_exactly()
     {
         using var dir = new TempDir();
-        var train = Synthetic.Patterns(24, seed: 1);
-        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
         // vgg-bn has batch norms (kept float32 in the copy) and dropout (bound to the run's generator in the copy).
         var options = Quick(4) with { Precision = TrainingPrecision.BFloat16 };
         var straightDir = Path.Combine(dir.Path, "straight");
-        var straight = new Trainer(options, straightDir) { DrawCurvesEachEpoch = false }.Fit(train, validation);
-        Assert.True(straight.History.Max(h => h.ValAccuracy) >= 0.9,
-            $"validation accuracy stayed at {string.Join(", ", straight.History.Select(h => h.ValAccuracy))}");
+        var (straight, train, validation) = TrainToLearnPatterns(options, straightDir);
 
         using (var package = EmotionModel.Load(Path.Combine(straightDir, "model")))
         {
@@ -141,17 +132,7 @@ public class TrainerTests
         var lossGap = Math.Abs(float32.History[0].TrainLoss - straight.History[0].TrainLoss);
         Assert.True(lossGap is > 0 and < 0.1, $"first-epoch loss float32 {float32.History[0].TrainLoss}, bfloat16 {straight.History[0].TrainLoss}");
 
-        var resumedDir = Path.Combine(dir.Path, "resumed");
-        var cts = new CancellationTokenSource();
-        var progress = new SyncProgress<TrainingProgress>(p =>
-        {
-            if (p.Phase == TrainingPhase.EpochCompleted && p.Epoch == 2) cts.Cancel();
-        });
-        new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, progress: progress, cancellationToken: cts.Token);
-        var resumed = new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true);
-        AssertSameHistory(straight, resumed);
-        Assert.Throws<ArgumentException>(() => new Trainer(options with { Precision = TrainingPrecision.Float32 }, resumedDir) { DrawCurvesEachEpoch = false }
-            .Fit(train, validation, resume: true));
+        AssertResumesExactly(straight, stopAfter: 2, options, options with { Precision = TrainingPrecision.Float32 }, Path.Combine(dir.Path, "resumed"), train, validation);
     }
 
     [Fact]
@@ -194,30 +175,16 @@ public class TrainerTests
     public void Channels_last_runs_train_record_the_layout_and_resume_exactly()
     {
         using var dir = new TempDir();
-        var train = Synthetic.Patterns(24, seed: 1);
-        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
         var options = Quick(3) with { MemoryFormat = TrainingMemoryFormat.ChannelsLast };
         var straightDir = Path.Combine(dir.Path, "straight");
-        var straight = new Trainer(options, straightDir) { DrawCurvesEachEpoch = false }.Fit(train, validation);
-        Assert.True(straight.History.Max(h => h.ValAccuracy) >= 0.9,
-            $"validation accuracy stayed at {string.Join(", ", straight.History.Select(h => h.ValAccuracy))}");
+        var (straight, train, validation) = TrainToLearnPatterns(options, straightDir);
         using (var package = EmotionModel.Load(Path.Combine(straightDir, "model")))
         {
             Assert.Equal(TrainingMemoryFormat.ChannelsLast, package.Metadata.Training!.MemoryFormat);
             Assert.All(package.Network.parameters(), p => Assert.True(p.is_contiguous()));
         }
 
-        var resumedDir = Path.Combine(dir.Path, "resumed");
-        var cts = new CancellationTokenSource();
-        var progress = new SyncProgress<TrainingProgress>(p =>
-        {
-            if (p.Phase == TrainingPhase.EpochCompleted && p.Epoch == 1) cts.Cancel();
-        });
-        new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, progress: progress, cancellationToken: cts.Token);
-        var resumed = new Trainer(options, resumedDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true);
-        AssertSameHistory(straight, resumed);
-        Assert.Throws<ArgumentException>(() => new Trainer(options with { MemoryFormat = TrainingMemoryFormat.Contiguous }, resumedDir) { DrawCurvesEachEpoch = false }
-            .Fit(train, validation, resume: true));
+        AssertResumesExactly(straight, stopAfter: 1, options, options with { MemoryFormat = TrainingMemoryFormat.Contiguous }, Path.Combine(dir.Path, "resumed"), train, validation);
     }
 
     [Fact]
@@ -235,6 +202,40 @@ public class TrainerTests
         Assert.True(PassCopy.CpuHasNativeBFloat16(withBf16));
         Assert.False(PassCopy.CpuHasNativeBFloat16(without));
         Assert.Null(PassCopy.CpuHasNativeBFloat16(dir.File("absent")));
+    }
+
+    /// <summary>Trains <paramref name="options"/> uninterrupted on learnable synthetic patterns, which it must learn.</summary>
+    private static (TrainingResult Straight, FaceDataset Train, FaceDataset Validation) TrainToLearnPatterns(TrainOptions options, string runDir)
+    {
+        var train = Synthetic.Patterns(24, seed: 1);
+        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
+        var straight = new Trainer(options, runDir) { DrawCurvesEachEpoch = false }.Fit(train, validation);
+        Assert.True(straight.History.Max(h => h.ValAccuracy) >= 0.9,
+            $"validation accuracy stayed at {string.Join(", ", straight.History.Select(h => h.ValAccuracy))}");
+        return (straight, train, validation);
+    }
+
+    /// <summary>Trains <paramref name="options"/> in <paramref name="runDir"/> and stops it ("Ctrl+C") once epoch <paramref name="epoch"/> is done.</summary>
+    private static TrainingResult StopAfterEpoch(int epoch, TrainOptions options, string runDir, FaceDataset train, FaceDataset validation)
+    {
+        var cts = new CancellationTokenSource();
+        var progress = new SyncProgress<TrainingProgress>(p =>
+        {
+            if (p.Phase == TrainingPhase.EpochCompleted && p.Epoch == epoch) cts.Cancel();
+        });
+        return new Trainer(options, runDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, progress: progress, cancellationToken: cts.Token);
+    }
+
+    /// <summary>
+    /// A run of <paramref name="options"/> stopped after <paramref name="stopAfter"/> epochs and resumed repeats
+    /// <paramref name="straight"/>'s history; resuming it with <paramref name="changed"/> options is refused.
+    /// </summary>
+    private static void AssertResumesExactly(TrainingResult straight, int stopAfter, TrainOptions options, TrainOptions changed, string runDir, FaceDataset train, FaceDataset validation)
+    {
+        StopAfterEpoch(stopAfter, options, runDir, train, validation);
+        var resumed = new Trainer(options, runDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true);
+        AssertSameHistory(straight, resumed);
+        Assert.Throws<ArgumentException>(() => new Trainer(changed, runDir) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true));
     }
 
     private static void AssertSameHistory(TrainingResult straight, TrainingResult resumed)
