@@ -92,11 +92,11 @@ internal static class RunsCommand
 
     private static string ResumeCommand(RunStatus r, string runsDir)
     {
-        var precision = TrainCommand.PassArguments(r.Options);
+        var passes = TrainCommand.PassArguments(r.Options);
         return r.Preset is { } preset
-            ? $"fer train --preset {preset} {precision}--name {r.Name} --runs-dir {runsDir} --resume"
+            ? $"fer train --preset {preset} {passes}--name {r.Name} --runs-dir {runsDir} --resume"
             : r.Stage is not null
-                ? $"fer train --preset <its preset> {precision}--name {r.Name} --runs-dir {runsDir} --resume"
+                ? $"fer train --preset <its preset> {passes}--name {r.Name} --runs-dir {runsDir} --resume"
                 : $"fer train --name {r.Name} --runs-dir {runsDir} --resume (with the options it was started with)";
     }
 

@@ -43,7 +43,7 @@ internal static class TrainCommand
         };
         var memoryFormat = new Option<TrainingMemoryFormat>("--memory-format")
         {
-            Description = "Memory layout of the training passes: Contiguous (NCHW), or ChannelsLast (NHWC) on a copy of the network (the weights stay NCHW): 1.1-1.2x faster for the VGG networks and fast-cnn, 1.8x for mini-xception on the AVX-512 host measured. Changes float rounding, so runs differ from Contiguous ones after the first steps. Applies to every stage of a preset.",
+            Description = "Memory layout of the training passes: Contiguous (NCHW), or ChannelsLast (NHWC) on a copy of the network (the weights stay NCHW): 1.1-1.2x faster for the VGG networks and fast-cnn, 1.6-1.9x for mini-xception on the AVX-512 host measured. Changes float rounding, so runs differ from Contiguous ones after the first steps. Applies to every stage of a preset.",
             DefaultValueFactory = _ => TrainingMemoryFormat.Contiguous,
         };
         var threads = new Option<int>("--threads") { Description = "CPU threads for libtorch (default: all cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
