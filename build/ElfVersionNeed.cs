@@ -8,7 +8,8 @@
 // warns under LD_DEBUG) while every real symbol keeps its normal version check.
 //
 // This file is compiled twice: as an MSBuild inline task (RoslynCodeTaskFactory, see
-// Directory.Build.targets) and, with FERSHARP_ELF_CORE_ONLY defined, into the test project.
+// build/FerSharp.targets, imported by Directory.Build.targets here and shipped in the NuGet package) and,
+// with FERSHARP_ELF_CORE_ONLY defined, into the test project.
 using System;
 using System.IO;
 using System.Text;

@@ -72,36 +72,47 @@ public static class Synthetic
         $"{emotion},{string.Join(' ', Enumerable.Repeat(value, pixelCount))},{usage}";
 }
 
-/// <summary>Runs the built <c>fer</c> CLI as a separate process, as a user would.</summary>
-public static class Cli
+/// <summary>Runs <c>dotnet</c> with arguments as a separate process and collects its output.</summary>
+public static class Dotnet
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
-    public static Result Run(params string[] args) => RunIn(null, args);
-
-    public static Result RunIn(string? workingDirectory, params string[] args)
+    /// <param name="environment">Variables to set; a null value removes the variable.</param>
+    public static Result Run(string workingDirectory, IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null)
     {
-        var dll = System.IO.Path.Combine(AppContext.BaseDirectory, "fer.dll");
         var info = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
+            WorkingDirectory = workingDirectory,
         };
-        info.ArgumentList.Add(dll);
         foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["NO_COLOR"] = "1";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) info.Environment.Remove(key);
+            else info.Environment[key] = value;
+        }
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"fer {string.Join(' ', args)} did not finish in 5 minutes");
+            throw new TimeoutException($"dotnet {string.Join(' ', info.ArgumentList)} did not finish in 5 minutes");
         }
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }
+}
+
+/// <summary>Runs the built <c>fer</c> CLI as a separate process, as a user would.</summary>
+public static class Cli
+{
+    public static Dotnet.Result Run(params string[] args) => RunIn(null, args);
+
+    public static Dotnet.Result RunIn(string? workingDirectory, params string[] args) =>
+        Dotnet.Run(workingDirectory ?? AppContext.BaseDirectory, [System.IO.Path.Combine(AppContext.BaseDirectory, "fer.dll"), .. args],
+            new Dictionary<string, string?> { ["NO_COLOR"] = "1" });
 }
 
 /// <summary>

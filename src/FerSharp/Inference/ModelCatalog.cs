@@ -1,6 +1,9 @@
 namespace FerSharp.Inference;
 
-/// <summary>Finds the model packages shipped in the repository's <c>models/</c> folder.</summary>
+/// <summary>
+/// Finds the shipped model packages: in the repository's <c>models/</c> folder, or in the one the FerSharp NuGet
+/// package copies beside an application's binaries.
+/// </summary>
 public static class ModelCatalog
 {
     /// <summary>
