@@ -46,8 +46,12 @@ public class PackageTests
 
             var native = Directory.GetFiles(output, "libLibTorchSharp.so", SearchOption.AllDirectories);
             Assert.NotEmpty(native);
-            var weak = ElfVersionNeed.ReadNeeds(File.ReadAllBytes(native[0])).Single(n => n.Version == GlibcxxVersion).Flags & 2;
-            Assert.Equal(!ElfVersionNeed.SystemLibStdCxxHas(GlibcxxVersion), weak != 0);
+            var systemHas = ElfVersionNeed.SystemLibStdCxxHas(GlibcxxVersion);
+            Assert.All(native, file =>
+            {
+                var need = ElfVersionNeed.ReadNeeds(File.ReadAllBytes(file)).Single(n => n.Version == GlibcxxVersion);
+                Assert.Equal(!systemHas, (need.Flags & 2) != 0);
+            });
 
             // Run from the temp folder, so the models are found beside the binaries and not in this repository.
             var run = Run(dir.Path, Path.Combine(output, "app.dll"));
@@ -57,8 +61,9 @@ public class PackageTests
         }
         finally
         {
-            var cached = Path.Combine(NuGetPackagesFolder(), "fersharp", version);
-            if (Directory.Exists(cached)) Directory.Delete(cached, recursive: true);
+            var cached = Path.Combine(NuGetPackagesFolder(), "fersharp");
+            if (Directory.Exists(Path.Combine(cached, version))) Directory.Delete(Path.Combine(cached, version), recursive: true);
+            if (Directory.Exists(cached) && !Directory.EnumerateFileSystemEntries(cached).Any()) Directory.Delete(cached);
         }
     }
 
