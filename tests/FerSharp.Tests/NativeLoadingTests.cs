@@ -10,13 +10,18 @@ namespace FerSharp.Tests;
 
 public class ElfVersionNeedTests
 {
-    private const string Version = "GLIBCXX_3.4.32";
+    /// <summary>The libstdc++ version TorchSharp 0.107's native library needs and Debian 12 lacks.</summary>
+    internal const string Version = "GLIBCXX_3.4.32";
+
+    /// <summary>The NuGet global packages folder: $NUGET_PACKAGES, else ~/.nuget/packages.</summary>
+    internal static string NuGetPackagesFolder() =>
+        Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } folder
+            ? folder
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
 
     private static string OriginalLibTorchSharp()
     {
-        var home = Environment.GetEnvironmentVariable("NUGET_PACKAGES")
-            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        var path = Path.Combine(home, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        var path = Path.Combine(NuGetPackagesFolder(), "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
         Assert.True(File.Exists(path), $"TorchSharp native library not found in the NuGet cache at {path}");
         return path;
     }

@@ -11,8 +11,6 @@ namespace FerSharp.Tests;
 /// </summary>
 public class PackageTests
 {
-    private const string GlibcxxVersion = "GLIBCXX_3.4.32";
-
     [Fact]
     public void An_application_outside_the_repository_runs_on_the_package_with_its_models_and_native_fix()
     {
@@ -46,10 +44,10 @@ public class PackageTests
 
             var native = Directory.GetFiles(output, "libLibTorchSharp.so", SearchOption.AllDirectories);
             Assert.NotEmpty(native);
-            var systemHas = ElfVersionNeed.SystemLibStdCxxHas(GlibcxxVersion);
+            var systemHas = ElfVersionNeed.SystemLibStdCxxHas(ElfVersionNeedTests.Version);
             Assert.All(native, file =>
             {
-                var need = ElfVersionNeed.ReadNeeds(File.ReadAllBytes(file)).Single(n => n.Version == GlibcxxVersion);
+                var need = ElfVersionNeed.ReadNeeds(File.ReadAllBytes(file)).Single(n => n.Version == ElfVersionNeedTests.Version);
                 Assert.Equal(!systemHas, (need.Flags & 2) != 0);
             });
 
@@ -61,7 +59,7 @@ public class PackageTests
         }
         finally
         {
-            var cached = Path.Combine(NuGetPackagesFolder(), "fersharp");
+            var cached = Path.Combine(ElfVersionNeedTests.NuGetPackagesFolder(), "fersharp");
             if (Directory.Exists(Path.Combine(cached, version))) Directory.Delete(Path.Combine(cached, version), recursive: true);
             if (Directory.Exists(cached) && !Directory.EnumerateFileSystemEntries(cached).Any()) Directory.Delete(cached);
         }
@@ -133,9 +131,4 @@ public class PackageTests
         }
         throw new DirectoryNotFoundException($"no FerSharp.sln above {AppContext.BaseDirectory}");
     }
-
-    private static string NuGetPackagesFolder() =>
-        Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } folder
-            ? folder
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
 }
