@@ -505,6 +505,15 @@ public class TrainerTests
         {
             Assert.True(package.Metadata.Training!.DistillOffline);
         }
+        // A resumed run reads the targets it saved instead of running the teachers again.
+        Assert.True(File.Exists(TeacherTargetsCache.PathIn(Path.Combine(dir.Path, "taught"))));
+        var resumed = new Trainer(student with { Epochs = 5 }, Path.Combine(dir.Path, "taught")) { DrawCurvesEachEpoch = false }
+            .Fit(wrong, validation, resume: true);
+        Assert.Equal(5, resumed.History.Count);
+        Assert.True(resumed.History[^1].ValAccuracy >= 0.9, $"the resumed student scored {resumed.History[^1].ValAccuracy}");
+        log = File.ReadAllText(Path.Combine(dir.Path, "taught", "log.txt"));
+        Assert.Contains($"teacher targets for {wrong.Count} faces read from", log);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(log, "teacher targets for .* faces in "));
         // The preset's distilled stage runs in bfloat16 passes when the run asks for them.
         var low = new Trainer(student with { Precision = TrainingPrecision.BFloat16 }, Path.Combine(dir.Path, "taught-bf16")) { DrawCurvesEachEpoch = false }
             .Fit(wrong, validation);
@@ -513,6 +522,41 @@ public class TrainerTests
         var noTeacher = Assert.Throws<ArgumentException>(() => (student with { Teacher = null }).Validate());
         Assert.Contains("--distill-offline needs --teacher", noTeacher.Message);
         Assert.Throws<ArgumentException>(() => (student with { Teacher = " , " }).Validate());
+    }
+
+    [Fact]
+    public void Saved_teacher_targets_come_back_only_for_the_same_teachers_and_faces()
+    {
+        using var dir = new TempDir();
+        using var scope = NewDisposeScope();
+        var path = TeacherTargetsCache.PathIn(dir.Path);
+        var faces = new byte[] { 1, 2, 3, 4, 5, 6 };
+        var targets = rand(3, 7, generator: new Generator().manual_seed(5));
+        var cache = new TeacherTargetsCache(path, "aaaa+bbbb:flip", faces);
+        Assert.Null(cache.TryLoad(3, 7, out var why));
+        Assert.Equal("none saved", why);
+
+        cache.Save(targets);
+        var loaded = cache.TryLoad(3, 7, out _);
+        Assert.NotNull(loaded);
+        Assert.True(loaded.eq(targets).all().item<bool>(), "the targets come back bit for bit");
+
+        Assert.Null(new TeacherTargetsCache(path, "aaaa+bbbb", faces).TryLoad(3, 7, out why));
+        Assert.Contains("other teachers", why);
+        Assert.Null(new TeacherTargetsCache(path, "aaaa+bbbb:flip", new byte[] { 1, 2, 3, 4, 5, 7 }).TryLoad(3, 7, out why));
+        Assert.Contains("other training faces", why);
+        Assert.Null(cache.TryLoad(4, 7, out why));
+        Assert.Contains("3x7 targets, 4x7 needed", why);
+
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..^5]);
+        Assert.Null(cache.TryLoad(3, 7, out why));
+        Assert.Contains("unreadable", why);
+        File.WriteAllBytes(path, [.. bytes, 0]);
+        Assert.Null(cache.TryLoad(3, 7, out why));
+        Assert.Contains("longer than its targets", why);
+        File.WriteAllText(path, "not this");
+        Assert.Null(cache.TryLoad(3, 7, out why));
     }
 
     [Fact]

@@ -78,6 +78,24 @@ internal sealed class DistillationTeacher : IDisposable
     public bool IsOffline => _offlineProbabilities is not null;
 
     /// <summary>
+    /// What decides the offline targets: each package's weights checksum and flip averaging, in order (null when a
+    /// package records no checksum, so that nothing unidentified is reused).
+    /// </summary>
+    public string? TargetsIdentity =>
+        WeightsSha256 is null ? null : string.Join("+", _models.Select(m => $"{m.Metadata.WeightsSha256}{(m.Metadata.FlipAveraging ? ":flip" : "")}"));
+
+    /// <summary>The offline targets [faces, classes] (null before they are computed or set); the teacher owns them.</summary>
+    public Tensor? OfflineTargets => _offlineProbabilities;
+
+    /// <summary>Takes <paramref name="probabilities"/> [faces, classes], saved by an earlier part of the run, as the offline targets.</summary>
+    public void UseOffline(Tensor probabilities)
+    {
+        ArgumentNullException.ThrowIfNull(probabilities);
+        _offlineProbabilities?.Dispose();
+        _offlineProbabilities = probabilities;
+    }
+
+    /// <summary>
     /// Computes the offline targets for <paramref name="pixels"/> (uint8 [N,1,H,W], the training faces in the
     /// run's index order): each package's own predictions (with its flip averaging, if it has one), averaged
     /// over the packages. <paramref name="progress"/> receives the faces done.

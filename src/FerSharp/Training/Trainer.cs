@@ -223,6 +223,7 @@ public sealed class Trainer
     /// <summary>A dataset as tensors: raw pixels (bytes), target distributions and labels.</summary>
     private sealed class DataTensors(FaceDataset data) : IDisposable
     {
+        public FaceDataset Data => data;
         public Tensor Pixels { get; } = data.ToTensor();
         public Tensor Targets { get; } = TargetsOf(data);
         public Tensor Labels { get; } = data.LabelsTensor();
@@ -499,11 +500,30 @@ public sealed class Trainer
             Log($"distillation from {teacher.Count} teacher{(teacher.Count == 1 ? "" : "s, probabilities averaged")}, {mode}; weight {_options.DistillWeight}, temperature {_options.DistillTemperature}");
             if (_options.DistillOffline)
             {
+                var cachePath = TeacherTargetsCache.PathIn(_runDirectory);
+                var cache = teacher.TargetsIdentity is { } identity ? new TeacherTargetsCache(cachePath, identity, train.Data.Pixels) : null;
+                string why = "the teachers record no weights checksum";
+                if (cache?.TryLoad(train.Count, train.ClassCount, out why) is { } saved)
+                {
+                    teacher.UseOffline(saved);
+                    Log($"teacher targets for {train.Count} faces read from {cachePath}, saved when this run first computed them");
+                    return teacher;
+                }
+                if (state.Epoch > 0 || state.InProgress is not null) Log($"teacher targets not reused ({why}); computing them again");
                 var clock = Stopwatch.StartNew();
                 var faces = new SyncProgress<long>(done => progress?.Report(new TrainingProgress(TrainingPhase.TeacherTargets,
                     state.Epoch, _options.Epochs, (int)done, train.Count, 0, 0, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3))));
                 teacher.PrecomputeOffline(train.Pixels, faces, cancellationToken);
                 Log($"teacher targets for {train.Count} faces in {clock.Elapsed.TotalSeconds:F0} s");
+                try
+                {
+                    cache?.Save(teacher.OfflineTargets!);
+                }
+                catch (IOException e)
+                {
+                    // Only a resume needs the file; a full disk should not end the run that just paid for the targets.
+                    Log($"warning: teacher targets not saved to {cachePath} ({e.Message}); a resumed run computes them again");
+                }
             }
             return teacher;
         }
