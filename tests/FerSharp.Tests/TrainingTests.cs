@@ -557,6 +557,9 @@ public class TrainerTests
         Assert.Contains("longer than its targets", why);
         File.WriteAllText(path, "not this");
         Assert.Null(cache.TryLoad(3, 7, out why));
+        File.WriteAllBytes(path, [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]); // a string length no writer makes
+        Assert.Null(cache.TryLoad(3, 7, out why));
+        Assert.Contains("unreadable", why);
     }
 
     [Fact]

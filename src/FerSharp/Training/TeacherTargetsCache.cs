@@ -71,7 +71,7 @@ internal sealed class TeacherTargetsCache
             why = "";
             return tensor(values, new long[] { rows, columns });
         }
-        catch (Exception e) when (e is EndOfStreamException or IOException)
+        catch (Exception e) when (e is EndOfStreamException or IOException or FormatException)
         {
             why = $"unreadable ({e.Message})";
             return null;
