@@ -1,6 +1,7 @@
 using System.CommandLine;
 
 using FerSharp.Models;
+using FerSharp.Training;
 
 namespace FerSharp.Cli.Commands;
 
@@ -9,7 +10,7 @@ internal static class EngineOption
 {
     public static Option<InferenceEngine> Create() => new("--engine")
     {
-        Description = "What runs the network: Auto (the faster of OpenCV's DNN module and TorchSharp on this machine, timed on one face at load; TorchSharp for a network that does not export to ONNX), OpenCv or TorchSharp.",
+        Description = "What runs the network: Auto (the faster of OpenCV's DNN module and TorchSharp on this machine, timed on one face at load; TorchSharp for a network that does not export to ONNX), OpenCv, TorchSharp, or TorchSharpBFloat16 (a bfloat16 copy: faster for the larger networks on CPUs with AVX-512 BF16 or AMX, slower elsewhere; a few answers in a thousand may differ from float32).",
         DefaultValueFactory = _ => InferenceEngine.Auto,
     };
 
@@ -30,6 +31,10 @@ internal static class EngineOption
     {
         ArgumentNullException.ThrowIfNull(model);
         var engine = model.ActiveEngine;
+        if (engine == InferenceEngine.TorchSharpBFloat16 && PassCopy.CpuHasNativeBFloat16() == false)
+        {
+            return $"engine {engine} (--engine; this CPU has no native bfloat16 arithmetic, so libtorch emulates it: slower than TorchSharp)";
+        }
         return model.EngineTiming is { } timing
             ? $"engine {engine}, the faster here: {timing}"
             : $"engine {engine}{(model.Engine == InferenceEngine.Auto ? " (the network does not export to ONNX)" : " (--engine)")}";

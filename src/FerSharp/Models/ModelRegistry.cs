@@ -35,6 +35,9 @@ public static class ModelRegistry
 
     public static IReadOnlyList<Architecture> All => Known;
 
+    public static bool Contains(string name) =>
+        Known.Any(a => string.Equals(a.Name, name, StringComparison.OrdinalIgnoreCase));
+
     public static Architecture Get(string name) =>
         Known.FirstOrDefault(a => string.Equals(a.Name, name, StringComparison.OrdinalIgnoreCase))
         ?? throw new ArgumentException($"unknown architecture '{name}'; known: {string.Join(", ", Known.Select(a => a.Name))}");
