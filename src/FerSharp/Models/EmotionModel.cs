@@ -24,10 +24,10 @@ public enum InferenceEngine
     /// <summary>libtorch through TorchSharp, batch norms folded (<see cref="FoldedNetwork"/>).</summary>
     TorchSharp,
     /// <summary>
-    /// libtorch on a bfloat16 copy of the network in the channels-last layout, batch norms folded: on a CPU
-    /// with native bfloat16 arithmetic (AVX-512 BF16, AMX) fer2013-best ran 1.4x faster per face at batch 1
-    /// and 2x at batch 32 (docs/BENCHMARKS.md, "bfloat16 inference"); elsewhere libtorch emulates it, slower
-    /// than float32. bfloat16 keeps 8 bits of mantissa, so a few answers in a thousand can differ from float32:
+    /// libtorch on a bfloat16 copy of the network, input channels-last, batch norms folded: on a CPU with
+    /// native bfloat16 arithmetic (AVX-512 BF16, AMX) fer2013-best ran 2.1x faster per face at batch 1 and
+    /// `fer evaluate` 2x (docs/BENCHMARKS.md, "The host of 2026-12-05"); the small networks gained nothing
+    /// there, and elsewhere libtorch emulates bfloat16, slower than float32. bfloat16 keeps 8 bits of mantissa, so a few answers in a thousand can differ from float32:
     /// never chosen by <see cref="Auto"/>, and package scores (model cards) are float32.
     /// </summary>
     TorchSharpBFloat16,
@@ -345,8 +345,10 @@ public sealed class EmotionModel : IDisposable
 
     /// <summary>
     /// A copy of <see cref="Network"/> in bfloat16 with its convolution weights channels-last, the layout
-    /// oneDNN's bfloat16 convolutions run in (fer2013-best at batch 1: 11.7 ms per face against 13.3 ms NCHW).
-    /// A copy because <see cref="Network"/> stays the float32 weights that are saved and trained.
+    /// oneDNN's bfloat16 convolutions run in; folding a batch norm leaves that convolution's weights dense
+    /// NCHW again, and it was measured that way (fer2013-best at batch 1 with the input channels-last: 11.7 ms
+    /// per face against 13.3 ms NCHW). A copy because <see cref="Network"/> stays the float32 weights that
+    /// are saved and trained.
     /// </summary>
     private nn.Module<Tensor, Tensor> CopyInBFloat16()
     {
