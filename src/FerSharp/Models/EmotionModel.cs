@@ -25,7 +25,7 @@ public enum InferenceEngine
     TorchSharp,
     /// <summary>
     /// libtorch on a bfloat16 copy of the network, input channels-last, batch norms folded: on a CPU with
-    /// native bfloat16 arithmetic (AVX-512 BF16, AMX) fer2013-best ran 2.1x faster per face at batch 1 and
+    /// native bfloat16 arithmetic (AVX-512 BF16, AMX) fer2013-best ran 1.5-2.1x faster per face at batch 1 and
     /// `fer evaluate` 2x (docs/BENCHMARKS.md, "The host of 2026-12-05"); the small networks gained nothing
     /// there, and elsewhere libtorch emulates bfloat16, slower than float32. bfloat16 keeps 8 bits of mantissa, so a few answers in a thousand can differ from float32:
     /// never chosen by <see cref="Auto"/>, and package scores (model cards) are float32.
