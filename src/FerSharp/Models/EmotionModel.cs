@@ -355,16 +355,7 @@ public sealed class EmotionModel : IDisposable
         var copy = ModelRegistry.Get(Metadata.Architecture).Create(ClassNames.Count);
         try
         {
-            byte[] bytes;
-            using (var saved = new MemoryStream())
-            {
-                Network.save(saved); // closes the stream; ToArray still works
-                bytes = saved.ToArray();
-            }
-            using (var weights = new MemoryStream(bytes))
-            {
-                copy.load(weights, strict: true);
-            }
+            using (no_grad()) copy.load_state_dict(Network.state_dict(), strict: true);
             copy.eval();
             copy.to(ScalarType.BFloat16);
             Training.MemoryLayout.ToChannelsLast(copy);
