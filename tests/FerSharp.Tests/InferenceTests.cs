@@ -295,6 +295,17 @@ public class PredictCliTests
         Assert.True(check.IsOpened());
         Assert.Equal(frames, check.FrameCount);
 
+        // --jsonl: the same faces, one line per frame as it is analysed, each face with its track id.
+        var jsonl = Cli.Run("video", video, "--jsonl");
+        Assert.True(jsonl.ExitCode == 0, jsonl.Stderr);
+        var frameLines = jsonl.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(Enumerable.Range(0, frames), frameLines.Select(l => l.GetProperty("frame").GetInt32()));
+        var jsonFaces = frameLines.SelectMany(l => l.GetProperty("faces").EnumerateArray()).ToList();
+        Assert.Equal(data.Count, jsonFaces.Count);
+        Assert.Equal(data.Select(r => (int.Parse(r[2], System.Globalization.CultureInfo.InvariantCulture), r[7])),
+            jsonFaces.Select(f => (f.GetProperty("id").GetInt32(), f.GetProperty("emotion").GetString()!)));
+        Assert.All(jsonFaces, f => Assert.Equal(1.0, f.GetProperty("probabilities").EnumerateObject().Sum(p => p.Value.GetDouble()), 2));
+
         var every = Cli.Run("video", video, "--every", "5");
         Assert.Contains($"{frames} frames (3 analysed)", every.Stdout);
         // The photo detector settings on request, the same faces; an unknown setting is refused.

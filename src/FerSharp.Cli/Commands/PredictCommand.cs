@@ -223,13 +223,20 @@ internal static class PredictCommand
             DefaultValueFactory = _ => "fast",
         };
         detection.AcceptOnlyFromAmong("fast", "accurate");
-        var engine = EngineOption.Create();
-        var command = new Command("video", "Recognize expressions in a video file or webcam stream, tracking faces across frames.")
+        var jsonl = new Option<bool>("--jsonl")
         {
-            source, model, output, csv, every, smooth, maxFrames, detection, engine,
+            Description = "Write one JSON line per analysed frame to stdout as it is analysed ({\"frame\",\"time_s\",\"faces\":[{\"id\",\"box\",\"emotion\",\"confidence\",\"probabilities\"}]}), for a program reading a live stream; the summary goes to stderr.",
+        };
+        var show = new Option<bool>("--show") { Description = "Show the annotated frames in a window as they are analysed (needs a graphical display; q or Esc stops)." };
+        var engine = EngineOption.Create();
+        var command = new Command("video", "Recognize expressions in a video file or webcam stream, tracking faces across frames; a terminal shows each face's expression and probabilities live.")
+        {
+            source, model, output, csv, every, smooth, maxFrames, detection, jsonl, show, engine,
         };
         command.SetAction((parse, ct) =>
         {
+            var showWindow = parse.GetValue(show);
+            if (showWindow) VideoWindow.EnsureDisplay();
             var detector = parse.GetValue(detection) == "accurate" ? new HaarDetectorOptions() : HaarDetectorOptions.Video;
             using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), new RecognizerOptions { Detector = detector });
             EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
@@ -242,29 +249,43 @@ internal static class PredictCommand
                 MaxFrames = parse.GetValue(maxFrames),
             };
             var src = parse.GetRequiredValue(source);
-            VideoSummary? summary = null;
+            var streamJson = parse.GetValue(jsonl);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var window = showWindow ? new VideoWindow($"fer video: {src}") : null;
+            void OnFrame(VideoFrame frame)
+            {
+                if (streamJson && frame.Analyzed) VideoJsonLines.Write(Console.Out, frame);
+                if (window != null && !window.Show(frame, annotated: options.OutputPath != null)) stop.Cancel();
+            }
+
+            VideoSummary summary;
             var err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
             if (err.Profile.Capabilities.Interactive)
             {
-                err.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn()).Start(ctx =>
+                var view = new VideoLiveView(src, recognizer.Model.ClassNames);
+                VideoSummary? result = null;
+                err.Live(view.Render()).Overflow(VerticalOverflow.Ellipsis).Cropping(VerticalOverflowCropping.Bottom).Start(live =>
                 {
-                    var task = ctx.AddTask("frames", maxValue: 1);
-                    summary = VideoRecognition.Process(recognizer, src, options, (n, total) =>
+                    int? frameCount = null;
+                    result = VideoRecognition.Process(recognizer, src, options, (_, total) => frameCount = total, stop.Token, frame =>
                     {
-                        task.MaxValue = total ?? n + 1;
-                        task.Value = n;
-                    }, ct);
+                        OnFrame(frame);
+                        if (view.Update(frame, frameCount)) live.UpdateTarget(view.Render());
+                    });
+                    live.UpdateTarget(view.Render());
                 });
+                summary = result!;
             }
             else
             {
-                summary = VideoRecognition.Process(recognizer, src, options, null, ct);
+                summary = VideoRecognition.Process(recognizer, src, options, null, stop.Token, OnFrame);
             }
-            var s = summary!;
-            AnsiConsole.MarkupLineInterpolated(
-                $"{s.FramesRead} frames ({s.FramesAnalyzed} analysed), {s.FaceDetections} face detections, {s.Tracks} tracked faces; [bold]{s.FramesPerSecond:F1} FPS[/] achieved (source {s.SourceFps:F1} FPS); model {recognizer.Model.Metadata.Name}, {EngineOption.Describe(recognizer.Model)}");
-            if (options.OutputPath != null) AnsiConsole.MarkupLineInterpolated($"annotated video: [bold]{options.OutputPath}[/]");
-            if (options.CsvPath != null) AnsiConsole.MarkupLineInterpolated($"per-frame CSV: [bold]{options.CsvPath}[/]");
+            // With --jsonl stdout carries only the frames' lines.
+            var report = streamJson ? err : AnsiConsole.Console;
+            report.MarkupLineInterpolated(
+                $"{summary.FramesRead} frames ({summary.FramesAnalyzed} analysed), {summary.FaceDetections} face detections, {summary.Tracks} tracked faces; [bold]{summary.FramesPerSecond:F1} FPS[/] achieved (source {summary.SourceFps:F1} FPS); model {recognizer.Model.Metadata.Name}, {EngineOption.Describe(recognizer.Model)}");
+            if (options.OutputPath != null) report.MarkupLineInterpolated($"annotated video: [bold]{options.OutputPath}[/]");
+            if (options.CsvPath != null) report.MarkupLineInterpolated($"per-frame CSV: [bold]{options.CsvPath}[/]");
             return Task.FromResult(CliRunner.ExitOk);
         });
         return command;

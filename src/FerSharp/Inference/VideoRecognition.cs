@@ -55,43 +55,35 @@ public static class VideoRecognition
         return capture;
     }
 
+    /// <summary>
+    /// Runs the whole video through the recognizer, writing the annotated copy and CSV the options ask for
+    /// (each atomically, when the run ends). <paramref name="onFrame"/> sees every frame as it is read, for a
+    /// live view; its <see cref="VideoFrame.Image"/> is already annotated when an annotated copy is written.
+    /// </summary>
     public static VideoSummary Process(EmotionRecognizer recognizer, string source, VideoOptions? options = null,
-        Action<int, int?>? progress = null, CancellationToken cancellationToken = default)
+        Action<int, int?>? progress = null, CancellationToken cancellationToken = default, Action<VideoFrame>? onFrame = null)
     {
         ArgumentNullException.ThrowIfNull(recognizer);
         options ??= new VideoOptions();
-        if (options.Every < 1) throw new ArgumentException("--every must be at least 1");
-        using var capture = Open(source);
-        var sourceFps = capture.Fps is > 0 and < 1000 ? capture.Fps : 25;
-        int? total = capture.FrameCount > 0 ? capture.FrameCount : null;
-        var tracker = new FaceTracker(recognizer.Model.ClassNames, options.Smoothing);
+        using var video = VideoStream.Open(recognizer, source, options);
         VideoWriter? writer = null;
         var tmpVideo = options.OutputPath == null ? null : TempSibling(options.OutputPath);
         var csv = options.CsvPath == null ? null : new StringBuilder(CsvHeader(recognizer.Model.ClassNames));
-        var watch = Stopwatch.StartNew();
-        int read = 0, analyzed = 0, detections = 0;
-        IReadOnlyList<TrackedFace> last = [];
+        // What progress counts towards: the frame limit, when it comes before the end.
+        int? total = options.MaxFrames > 0 ? Math.Min(video.FrameCount ?? options.MaxFrames, options.MaxFrames) : video.FrameCount;
         try
         {
-            using var frame = new Mat();
-            while (!cancellationToken.IsCancellationRequested && (options.MaxFrames == 0 || read < options.MaxFrames))
+            foreach (var frame in video.Frames(cancellationToken))
             {
-                if (!capture.Read(frame) || frame.Empty()) break;
-                var index = read++;
-                if (index % options.Every == 0)
-                {
-                    last = tracker.Update(recognizer.Recognize(frame));
-                    analyzed++;
-                    detections += last.Count;
-                    csv?.Append(CsvRows(index, index / sourceFps, last, recognizer.Model.ClassNames));
-                }
+                if (frame.Analyzed) csv?.Append(CsvRows(frame.Index, frame.TimeSeconds, frame.Faces, recognizer.Model.ClassNames));
                 if (tmpVideo != null)
                 {
-                    writer ??= OpenWriter(tmpVideo, options.OutputPath!, sourceFps, frame.Size());
-                    Annotator.Draw(frame, last.Select(t => t.Face).ToList(), last.Select(t => t.Id).ToList());
-                    writer.Write(frame);
+                    writer ??= OpenWriter(tmpVideo, options.OutputPath!, video.SourceFps, frame.Image.Size());
+                    Annotator.Draw(frame.Image, frame.Faces.Select(t => t.Face).ToList(), frame.Faces.Select(t => t.Id).ToList());
+                    writer.Write(frame.Image);
                 }
-                progress?.Invoke(read, total);
+                progress?.Invoke(frame.Index + 1, total);
+                onFrame?.Invoke(frame);
             }
             writer?.Release();
             writer?.Dispose();
@@ -104,8 +96,7 @@ public static class VideoRecognition
             writer?.Dispose();
             if (tmpVideo != null && File.Exists(tmpVideo)) File.Delete(tmpVideo);
         }
-        if (read == 0) throw new InvalidDataException($"{source}: no frames could be read");
-        return new VideoSummary(read, analyzed, detections, tracker.TracksStarted, watch.Elapsed.TotalSeconds, sourceFps);
+        return video.Summary();
     }
 
     private static string TempSibling(string path)
@@ -144,4 +135,108 @@ public static class VideoRecognition
         }
         return sb.ToString();
     }
+}
+
+/// <summary>
+/// One frame of a video as it was read: its number (from 0), its time in the source, whether the recognizer
+/// ran on it (<see cref="VideoOptions.Every"/>; frames in between repeat the last faces), and the tracked faces.
+/// <see cref="Image"/> is the decoded frame, reused for the next one: clone it to keep it.
+/// </summary>
+public sealed record VideoFrame(int Index, double TimeSeconds, bool Analyzed, IReadOnlyList<TrackedFace> Faces, Mat Image);
+
+/// <summary>
+/// A video file or camera (<c>camera:N</c>) recognized frame by frame as it is read, for callers that act on
+/// each frame in real time: <c>foreach (var frame in video.Frames(ct))</c>. Faces keep their ids across frames
+/// (<see cref="FaceTracker"/>) and their probabilities are smoothed over time as the options say.
+/// </summary>
+public sealed class VideoStream : IDisposable
+{
+    private readonly EmotionRecognizer _recognizer;
+    private readonly VideoOptions _options;
+    private readonly VideoCapture _capture;
+    private readonly FaceTracker _tracker;
+    private readonly Stopwatch _watch = new();
+    private bool _started;
+
+    private VideoStream(EmotionRecognizer recognizer, string source, VideoOptions options, VideoCapture capture)
+    {
+        _recognizer = recognizer;
+        _options = options;
+        _capture = capture;
+        Source = source;
+        // Some containers and most cameras report no rate or a nonsense one.
+        SourceFps = capture.Fps is > 0 and < 1000 ? capture.Fps : 25;
+        FrameCount = capture.FrameCount > 0 ? capture.FrameCount : null;
+        _tracker = new FaceTracker(recognizer.Model.ClassNames, options.Smoothing);
+    }
+
+    /// <summary>Opens the source; fails at once, naming it, when it cannot be read.</summary>
+    public static VideoStream Open(EmotionRecognizer recognizer, string source, VideoOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(recognizer);
+        options ??= new VideoOptions();
+        if (options.Every < 1) throw new ArgumentException("--every must be at least 1");
+        if (options.MaxFrames < 0) throw new ArgumentException("--max-frames must be 0 (all) or more");
+        return new VideoStream(recognizer, source, options, VideoRecognition.Open(source));
+    }
+
+    public string Source { get; }
+
+    /// <summary>Frames per second of the source (25 when it does not say).</summary>
+    public double SourceFps { get; }
+
+    /// <summary>Frames in a file, when its container says; null for cameras and streams.</summary>
+    public int? FrameCount { get; }
+
+    public int FramesRead { get; private set; }
+
+    public int FramesAnalyzed { get; private set; }
+
+    public int FaceDetections { get; private set; }
+
+    /// <summary>Reads, recognizes and yields frames until the source ends, the options' frame limit, or cancellation. Once per stream.</summary>
+    public IEnumerable<VideoFrame> Frames(CancellationToken cancellationToken = default)
+    {
+        if (_started) throw new InvalidOperationException("a video stream's frames can be read once");
+        _started = true;
+        return Read(cancellationToken);
+    }
+
+    private IEnumerable<VideoFrame> Read(CancellationToken cancellationToken)
+    {
+        _watch.Start();
+        try
+        {
+            using var image = new Mat();
+            IReadOnlyList<TrackedFace> last = [];
+            while (!cancellationToken.IsCancellationRequested && (_options.MaxFrames == 0 || FramesRead < _options.MaxFrames))
+            {
+                if (!_capture.Read(image) || image.Empty()) break;
+                var index = FramesRead++;
+                var analyzed = index % _options.Every == 0;
+                if (analyzed)
+                {
+                    last = _tracker.Update(_recognizer.Recognize(image));
+                    FramesAnalyzed++;
+                    FaceDetections += last.Count;
+                }
+                yield return new VideoFrame(index, index / SourceFps, analyzed, last, image);
+            }
+            if (FramesRead == 0 && !cancellationToken.IsCancellationRequested)
+            {
+                throw new InvalidDataException($"{Source}: no frames could be read");
+            }
+        }
+        finally
+        {
+            // Also when the caller stops early: the summary's rate covers only the reading.
+            _watch.Stop();
+        }
+    }
+
+    /// <summary>What was read so far and how fast (frames read per second of wall time while reading).</summary>
+    public VideoSummary Summary() =>
+        new(FramesRead, FramesAnalyzed, FaceDetections, _tracker.TracksStarted, _watch.Elapsed.TotalSeconds, SourceFps);
+
+    public void Dispose() => _capture.Dispose();
 }
