@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.WebSockets;
 using System.Reflection;
 using System.Text.Json;
@@ -82,6 +83,11 @@ public static class FerServer
         return app;
     }
 
+    /// <summary>The weight of the past in a stream's face probabilities, as <c>fer video --smooth</c>'s default.</summary>
+    public const double DefaultStreamSmoothing = 0.6;
+
+    public const double MaxStreamSmoothing = 0.95;
+
     private static string TooLarge(ServerOptions options) => $"request body is over the {options.MaxBodyBytes / (1024 * 1024.0):0.#} MB limit";
 
     public static object ModelInfo(EmotionRecognizer recognizer)
@@ -149,13 +155,13 @@ public static class FerServer
         {
             return Error(StatusCodes.Status415UnsupportedMediaType, "send the image as multipart/form-data field 'image' or as a raw body with an image/* content type");
         }
-        var (status, body) = await RecognizeBytesAsync(recognizer, image => recognizer.Recognize(image, tta), gate, bytes, context.RequestAborted).ConfigureAwait(false);
+        var (status, body) = await RecognizeBytesAsync(recognizer, image => FaceJson.Of(recognizer.Recognize(image, tta)), gate, bytes, context.RequestAborted).ConfigureAwait(false);
         if (status == StatusCodes.Status503ServiceUnavailable) context.Response.Headers.RetryAfter = "1";
         return Results.Json(body, Json, statusCode: status);
     }
 
     /// <summary>Shared by the HTTP and WebSocket paths: (status code, JSON body).</summary>
-    private static async Task<(int Status, object Body)> RecognizeBytesAsync(EmotionRecognizer recognizer, Func<Mat, IReadOnlyList<FaceEmotion>> recognize,
+    private static async Task<(int Status, object Body)> RecognizeBytesAsync(EmotionRecognizer recognizer, Func<Mat, List<object>> recognize,
         InferenceGate gate, byte[] bytes, CancellationToken ct)
     {
         using var lease = await gate.TryEnterAsync(ct).ConfigureAwait(false);
@@ -167,7 +173,7 @@ public static class FerServer
             var faces = await Task.Run(() => recognize(image), ct).ConfigureAwait(false);
             return (StatusCodes.Status200OK, new
             {
-                faces = FaceJson.Of(faces),
+                faces,
                 width = image.Width,
                 height = image.Height,
                 model = recognizer.Model.Metadata.Name,
@@ -184,12 +190,23 @@ public static class FerServer
 
     private static async Task StreamAsync(HttpContext context, EmotionRecognizer recognizer, StreamDetector live, InferenceGate gate, ServerOptions options, ILoggerFactory logs)
     {
+        var smoothing = DefaultStreamSmoothing;
+        if (context.Request.Query.TryGetValue("smooth", out var smoothValue)
+            && (!double.TryParse(smoothValue.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out smoothing) || !(smoothing is >= 0 and <= MaxStreamSmoothing)))
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsJsonAsync(new { error = $"query parameter 'smooth': '{smoothValue}' is not a number from 0 (off) to {MaxStreamSmoothing}" }).ConfigureAwait(false);
+            return;
+        }
         if (!context.WebSockets.IsWebSocketRequest)
         {
             context.Response.StatusCode = StatusCodes.Status400BadRequest;
             await context.Response.WriteAsJsonAsync(new { error = "this endpoint takes a WebSocket: send JPEG frames as binary messages" }).ConfigureAwait(false);
             return;
         }
+        // One tracker per connection: a stream's frames come one after another, so faces keep their ids and
+        // their probabilities are smoothed over time, as in `fer video`.
+        var tracker = new FaceTracker(recognizer.Model.ClassNames, smoothing);
         // A stream lives longer than one request timeout.
         context.Features.Get<IHttpRequestTimeoutFeature>()?.DisableTimeout();
         var log = logs.CreateLogger("FerSharp.Server.Stream");
@@ -228,7 +245,7 @@ public static class FerServer
                 }
                 else
                 {
-                    var (status, body) = await RecognizeBytesAsync(recognizer, image => live.Recognize(recognizer, image), gate, message.ToArray(), ct).ConfigureAwait(false);
+                    var (status, body) = await RecognizeBytesAsync(recognizer, image => tracker.Update(live.Recognize(recognizer, image)).Select(FaceJson.Of).ToList(), gate, message.ToArray(), ct).ConfigureAwait(false);
                     reply = status == 200 ? body : new { frame, error = JsonSerializer.SerializeToElement(body, Json).GetProperty("error").GetString() };
                 }
                 var json = JsonSerializer.SerializeToUtf8Bytes(reply, Json);

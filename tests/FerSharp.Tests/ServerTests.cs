@@ -241,6 +241,66 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
     }
 
     [Fact]
+    public async Task WebSocket_stream_tracks_each_face_and_smooths_its_probabilities_over_frames()
+    {
+        var faceA = FacePng();
+        var faceB = FaceImages.EncodePng(Synthetic.Patterns(1, seed: 3).Face(5));
+        async Task<Dictionary<string, double>> Single(byte[] png)
+        {
+            var body = new ByteArrayContent(png);
+            body.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+            using var json = JsonDocument.Parse(await (await server.Http.PostAsync(Url("/api/v1/recognize"), body)).Content.ReadAsStringAsync());
+            return Probabilities(Assert.Single(json.RootElement.GetProperty("faces").EnumerateArray()));
+        }
+        static Dictionary<string, double> Probabilities(JsonElement face) =>
+            face.GetProperty("probabilities").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
+        var a = await Single(faceA);
+        var b = await Single(faceB);
+        Assert.True(a.Keys.Max(k => Math.Abs(a[k] - b[k])) > 0.01, "the two test faces should get different answers");
+
+        async Task<List<JsonElement>> Stream(string query, params byte[][] frames)
+        {
+            using var socket = new ClientWebSocket();
+            await socket.ConnectAsync(new UriBuilder(server.BaseUri) { Scheme = "ws", Path = "/api/v1/stream", Query = query }.Uri, CancellationToken.None);
+            var faces = new List<JsonElement>();
+            foreach (var frame in frames)
+            {
+                await socket.SendAsync(frame, WebSocketMessageType.Binary, true, CancellationToken.None);
+                var buffer = new byte[1 << 16];
+                var result = await socket.ReceiveAsync(buffer, CancellationToken.None);
+                using var reply = JsonDocument.Parse(buffer.AsMemory(0, result.Count));
+                faces.Add(Assert.Single(reply.RootElement.GetProperty("faces").EnumerateArray()).Clone());
+            }
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+            return faces;
+        }
+
+        // The same face box in both frames: one track, and the second answer leans on the first (0.6 by default).
+        var smoothed = await Stream("", faceA, faceB);
+        Assert.All(smoothed, f => Assert.Equal(1, f.GetProperty("id").GetInt32()));
+        Assert.All(smoothed, AssertFaceSchema);
+        var first = Probabilities(smoothed[0]);
+        var second = Probabilities(smoothed[1]);
+        foreach (var c in a.Keys)
+        {
+            // Each figure is rounded to 4 decimals on the wire.
+            Assert.Equal(a[c], first[c], tolerance: 3e-4);
+            Assert.Equal(0.6 * a[c] + 0.4 * b[c], second[c], tolerance: 3e-4);
+        }
+        // smooth=0: each frame's own answer; a new connection starts its ids again.
+        var raw = await Stream("smooth=0", faceA, faceB);
+        Assert.Equal(1, raw[1].GetProperty("id").GetInt32());
+        foreach (var c in b.Keys) Assert.Equal(b[c], Probabilities(raw[1])[c], tolerance: 3e-4);
+
+        foreach (var bad in new[] { "2", "-0.1", "NaN", "lots" })
+        {
+            var refused = await server.Http.GetAsync(Url($"/api/v1/stream?smooth={bad}"));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains("'smooth'", JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+        }
+    }
+
+    [Fact]
     public async Task The_gate_refuses_work_beyond_its_queue()
     {
         using var gate = new InferenceGate(concurrency: 1, maxQueued: 1);
@@ -306,6 +366,8 @@ public class WebPageTests(ServerFixture server) : IClassFixture<ServerFixture>
         await page.ClickAsync("#start-camera");
         var live = await page.WaitForSelectorAsync("#live-faces .face-label", new PageWaitForSelectorOptions { Timeout = 60_000 });
         Assert.Contains((await live!.TextContentAsync())!.Trim(), EmotionClasses.Fer2013); // text, not innerText: CSS capitalises
+        // Live faces are named by the stream's track ids, uploaded ones by their order.
+        Assert.Matches(@"^Face #\d+:", (await page.InnerTextAsync("#live-faces li div")).Trim());
         await page.WaitForFunctionAsync("() => document.getElementById('fps').textContent !== '– FPS'");
 
         var (photo, _) = FaceCanvas.Build([2, 3], 800, 400, 160);
@@ -314,6 +376,7 @@ public class WebPageTests(ServerFixture server) : IClassFixture<ServerFixture>
         await page.SetInputFilesAsync("#photo-input", photoPath);
         var uploaded = await page.WaitForSelectorAsync("#photo-faces .face-label", new PageWaitForSelectorOptions { Timeout = 60_000 });
         Assert.Contains((await uploaded!.TextContentAsync())!.Trim(), EmotionClasses.Fer2013);
+        Assert.StartsWith("Face 1:", (await page.InnerTextAsync("#photo-faces li div")).Trim(), StringComparison.Ordinal);
 
         // "Accurate (10 crops)" asks the API for ten-crop TTA.
         await page.CheckAsync("#photo-tta");

@@ -30,7 +30,8 @@ function drawFaces(ctx, faces, scaleX, scaleY) {
     const x = f.box.x * scaleX, y = f.box.y * scaleY, w = f.box.width * scaleX, h = f.box.height * scaleY;
     ctx.strokeStyle = c;
     ctx.strokeRect(x, y, w, h);
-    const label = `${f.emotion} ${(f.confidence * 100).toFixed(0)}%`;
+    // Live faces carry a track id that stays with the face from frame to frame.
+    const label = `${f.id !== undefined ? `#${f.id} ` : ""}${f.emotion} ${(f.confidence * 100).toFixed(0)}%`;
     const tw = ctx.measureText(label).width + 10;
     ctx.fillStyle = c;
     ctx.fillRect(x - 1.5, Math.max(0, y - 22), tw, 22);
@@ -45,7 +46,7 @@ function listFaces(listId, faces) {
   faces.forEach((f, i) => {
     const li = document.createElement("li");
     const title = document.createElement("div");
-    title.innerHTML = `Face ${i + 1}: <span class="face-label"></span> <span class="muted">${(f.confidence * 100).toFixed(0)}%</span>`;
+    title.innerHTML = `Face ${f.id !== undefined ? `#${f.id}` : i + 1}: <span class="face-label"></span> <span class="muted">${(f.confidence * 100).toFixed(0)}%</span>`;
     title.querySelector(".face-label").textContent = f.emotion;
     li.appendChild(title);
     const bars = document.createElement("div");

@@ -28,7 +28,7 @@ public sealed class FaceTracker
     public FaceTracker(IReadOnlyList<string> classes, double smoothing = 0.6, double minIoU = 0.3, int maxMissed = 10)
     {
         ArgumentNullException.ThrowIfNull(classes);
-        if (smoothing is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(smoothing), "smoothing must be in [0, 1)");
+        if (!(smoothing is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(smoothing), "smoothing must be in [0, 1)");
         _classes = classes;
         Smoothing = smoothing;
         MinIoU = minIoU;
