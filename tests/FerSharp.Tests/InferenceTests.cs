@@ -207,6 +207,30 @@ public class PredictCliTests
         Assert.DoesNotContain("   at ", result.Stderr);
     }
 
+    [Fact]
+    public void An_image_piped_into_predict_dash_gets_the_same_answer_as_the_file()
+    {
+        using var dir = new TempDir();
+        var png = FaceImages.EncodePng(Synthetic.Patterns(1).Face(0));
+        var file = dir.File("face.png");
+        File.WriteAllBytes(file, png);
+        var annotated = Path.Combine(dir.Path, "annotated");
+        var fromFile = Cli.Run("predict", file, "--format", "json");
+        var piped = Cli.Piped(png, "predict", "-", "--format", "json", "--annotate", annotated);
+        Assert.True(piped.ExitCode == 0, piped.Stderr);
+        var entry = JsonDocument.Parse(piped.Stdout).RootElement[0];
+        Assert.Equal("(stdin)", entry.GetProperty("file").GetString());
+        Assert.Equal(JsonDocument.Parse(fromFile.Stdout).RootElement[0].GetProperty("faces").GetRawText(), entry.GetProperty("faces").GetRawText());
+        Assert.True(File.Exists(Path.Combine(annotated, "stdin.png")));
+
+        var garbage = Cli.Piped("not an image"u8.ToArray(), "predict", "-");
+        Assert.Equal(1, garbage.ExitCode);
+        Assert.Contains("(stdin): not a readable image", garbage.Stderr);
+        var twice = Cli.Piped(png, "predict", "-", "-");
+        Assert.Equal(2, twice.ExitCode);
+        Assert.Contains("only once", twice.Stderr);
+    }
+
     [SharedDataFact]
     public void Predict_json_follows_the_schema_and_annotate_writes_copies()
     {

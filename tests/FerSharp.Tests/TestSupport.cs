@@ -78,10 +78,12 @@ public static class Dotnet
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
     /// <param name="environment">Variables to set; a null value removes the variable.</param>
-    public static Result Run(string workingDirectory, IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null)
+    /// <param name="standardInput">Bytes piped into the process (its standard input is then closed).</param>
+    public static Result Run(string workingDirectory, IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null, byte[]? standardInput = null)
     {
         var info = new ProcessStartInfo("dotnet")
         {
+            RedirectStandardInput = standardInput != null,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -96,6 +98,11 @@ public static class Dotnet
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
+        if (standardInput != null)
+        {
+            process.StandardInput.BaseStream.Write(standardInput);
+            process.StandardInput.Close();
+        }
         if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
         {
             process.Kill(entireProcessTree: true);
@@ -109,6 +116,11 @@ public static class Dotnet
 public static class Cli
 {
     public static Dotnet.Result Run(params string[] args) => RunIn(null, args);
+
+    /// <summary>Runs the CLI with <paramref name="standardInput"/> piped into it.</summary>
+    public static Dotnet.Result Piped(byte[] standardInput, params string[] args) =>
+        Dotnet.Run(AppContext.BaseDirectory, [System.IO.Path.Combine(AppContext.BaseDirectory, "fer.dll"), .. args],
+            new Dictionary<string, string?> { ["NO_COLOR"] = "1" }, standardInput);
 
     public static Dotnet.Result RunIn(string? workingDirectory, params string[] args) =>
         Dotnet.Run(workingDirectory ?? AppContext.BaseDirectory, [System.IO.Path.Combine(AppContext.BaseDirectory, "fer.dll"), .. args],

@@ -21,11 +21,34 @@ internal static class PredictCommand
         ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff",
     };
 
+    /// <summary>The file name that stands for standard input.</summary>
+    private const string StandardInput = "-";
+
+    // A photo is a few MB; the cap stops a mistaken pipe (a video, a disk image) from filling memory.
+    private const int MaxStandardInputBytes = 256 * 1024 * 1024;
+
+    private static byte[] ReadStandardInput()
+    {
+        using var stdin = Console.OpenStandardInput();
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = stdin.Read(chunk, 0, chunk.Length)) > 0)
+        {
+            if (buffer.Length + read > MaxStandardInputBytes)
+            {
+                throw new InvalidDataException($"more than {MaxStandardInputBytes / (1024 * 1024)} MB on standard input; give a file instead");
+            }
+            buffer.Write(chunk, 0, read);
+        }
+        return buffer.ToArray();
+    }
+
     private sealed record FileResult(string File, IReadOnlyList<FaceEmotion> Faces, string? Error);
 
     public static Command Create()
     {
-        var inputs = new Argument<string[]>("files") { Description = "Images or folders (searched recursively).", Arity = ArgumentArity.OneOrMore };
+        var inputs = new Argument<string[]>("files") { Description = "Images or folders (searched recursively); - reads one image from standard input.", Arity = ArgumentArity.OneOrMore };
         var model = new Option<string?>("--model", "-m") { Description = "Model package folder (default: the shipped model)." };
         var format = new Option<string>("--format", "-f") { Description = "Output: table, json or csv.", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "json", "csv");
@@ -102,7 +125,13 @@ internal static class PredictCommand
         var files = new List<string>();
         foreach (var input in inputs)
         {
-            if (Directory.Exists(input))
+            if (input == StandardInput)
+            {
+                if (files.Contains(StandardInput)) throw new ArgumentException("- (standard input) can be given only once");
+                if (!Console.IsInputRedirected) throw new ArgumentException("- reads an image from standard input, but nothing is piped in (e.g. curl -s URL | fer predict -)");
+                files.Add(input);
+            }
+            else if (Directory.Exists(input))
             {
                 files.AddRange(Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories)
                     .Where(f => ImageExtensions.Contains(Path.GetExtension(f))).Order(StringComparer.Ordinal));
@@ -117,28 +146,39 @@ internal static class PredictCommand
 
     private static FileResult ProcessFile(EmotionRecognizer recognizer, string file, string? annotateDir)
     {
+        // Outputs name standard input as such rather than as a bare "-".
+        var name = file == StandardInput ? "(stdin)" : file;
         try
         {
-            if (!File.Exists(file)) return new FileResult(file, [], "no such file");
-            var bytes = File.ReadAllBytes(file);
+            byte[] bytes;
+            if (file == StandardInput)
+            {
+                bytes = ReadStandardInput();
+            }
+            else
+            {
+                if (!File.Exists(file)) return new FileResult(name, [], "no such file");
+                bytes = File.ReadAllBytes(file);
+            }
             using var image = EmotionRecognizer.Decode(bytes, recognizer.Options.MaxImagePixels);
             var faces = recognizer.Recognize(image);
             if (annotateDir != null)
             {
                 Annotator.Draw(image, faces);
                 var ext = Path.GetExtension(file).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png" or ".bmp" ? Path.GetExtension(file) : ".png";
-                var target = Path.Combine(annotateDir, Path.GetFileNameWithoutExtension(file) + ext);
+                var stem = file == StandardInput ? "stdin" : Path.GetFileNameWithoutExtension(file);
+                var target = Path.Combine(annotateDir, stem + ext);
                 for (var n = 2; File.Exists(target); n++)
                 {
-                    target = Path.Combine(annotateDir, $"{Path.GetFileNameWithoutExtension(file)}-{n}{ext}");
+                    target = Path.Combine(annotateDir, $"{stem}-{n}{ext}");
                 }
                 AtomicFile.WriteAllBytes(target, image.ImEncode(ext));
             }
-            return new FileResult(file, faces, null);
+            return new FileResult(name, faces, null);
         }
         catch (Exception ex) when (ex is InvalidDataException or IOException or OpenCVException or UnauthorizedAccessException or ArgumentException)
         {
-            return new FileResult(file, [], ex.Message);
+            return new FileResult(name, [], ex.Message);
         }
     }
 
