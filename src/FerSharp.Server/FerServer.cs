@@ -86,7 +86,7 @@ public static class FerServer
     /// <summary>The weight of the past in a stream's face probabilities, as <c>fer video --smooth</c>'s default.</summary>
     public const double DefaultStreamSmoothing = 0.6;
 
-    public const double MaxStreamSmoothing = 0.95;
+    public const double MaxStreamSmoothing = VideoStream.MaxSmoothing;
 
     private static string TooLarge(ServerOptions options) => $"request body is over the {options.MaxBodyBytes / (1024 * 1024.0):0.#} MB limit";
 

@@ -79,7 +79,9 @@ public class VideoStreamTests
         // Bad settings are refused before the source is read, naming the option.
         Assert.Contains("--every", Assert.Throws<ArgumentException>(() => VideoStream.Open(recognizer, clip, new VideoOptions { Every = 0 })).Message);
         Assert.Contains("--max-frames", Assert.Throws<ArgumentException>(() => VideoStream.Open(recognizer, clip, new VideoOptions { MaxFrames = -1 })).Message);
+        Assert.Contains("--smooth", Assert.Throws<ArgumentException>(() => VideoStream.Open(recognizer, clip, new VideoOptions { Smoothing = 1.5 })).Message);
         Assert.Throws<FileNotFoundException>(() => VideoStream.Open(recognizer, dir.File("missing.mp4")));
+        Assert.Contains("is a folder", Assert.Throws<ArgumentException>(() => VideoStream.Open(recognizer, dir.Path)).Message);
     }
 
     [Fact]

@@ -45,6 +45,7 @@ public static class VideoRecognition
             }
             return camera;
         }
+        if (Directory.Exists(source)) throw new ArgumentException($"{source}: is a folder; give a video file or camera:N");
         if (!File.Exists(source)) throw new FileNotFoundException($"{source}: no such file", source);
         var capture = new VideoCapture(source);
         if (!capture.IsOpened())
@@ -170,6 +171,9 @@ public sealed class VideoStream : IDisposable
         _tracker = new FaceTracker(recognizer.Model.ClassNames, options.Smoothing);
     }
 
+    /// <summary>The most weight the past may have in a face's probabilities; nearer 1 a face would hardly change.</summary>
+    public const double MaxSmoothing = 0.95;
+
     /// <summary>Opens the source; fails at once, naming it, when it cannot be read.</summary>
     public static VideoStream Open(EmotionRecognizer recognizer, string source, VideoOptions? options = null)
     {
@@ -177,6 +181,7 @@ public sealed class VideoStream : IDisposable
         options ??= new VideoOptions();
         if (options.Every < 1) throw new ArgumentException("--every must be at least 1");
         if (options.MaxFrames < 0) throw new ArgumentException("--max-frames must be 0 (all) or more");
+        if (!(options.Smoothing is >= 0 and <= MaxSmoothing)) throw new ArgumentException($"--smooth must be from 0 (off) to {MaxSmoothing}");
         return new VideoStream(recognizer, source, options, VideoRecognition.Open(source));
     }
 
