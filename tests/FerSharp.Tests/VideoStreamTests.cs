@@ -82,6 +82,10 @@ public class VideoStreamTests
         Assert.Contains("--smooth", Assert.Throws<ArgumentException>(() => VideoStream.Open(recognizer, clip, new VideoOptions { Smoothing = 1.5 })).Message);
         Assert.Throws<FileNotFoundException>(() => VideoStream.Open(recognizer, dir.File("missing.mp4")));
         Assert.Contains("is a folder", Assert.Throws<ArgumentException>(() => VideoStream.Open(recognizer, dir.Path)).Message);
+        foreach (var url in new[] { "rtsp://camera.local/stream", "http://127.0.0.1:9/clip.avi" })
+        {
+            Assert.Contains("network streams", Assert.Throws<ArgumentException>(() => VideoStream.Open(recognizer, url)).Message);
+        }
     }
 
     [Fact]

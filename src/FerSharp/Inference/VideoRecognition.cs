@@ -45,6 +45,11 @@ public static class VideoRecognition
             }
             return camera;
         }
+        if (IsNetworkUrl(source))
+        {
+            // OpenCV's bundled FFmpeg has no network protocols: even an http:// URL of a served file fails to open.
+            throw new ArgumentException("network streams (rtsp://, http://, …) cannot be read by the bundled OpenCV; record the stream to a file first, or use camera:N for a local camera");
+        }
         if (Directory.Exists(source)) throw new ArgumentException($"{source}: is a folder; give a video file or camera:N");
         if (!File.Exists(source)) throw new FileNotFoundException($"{source}: no such file", source);
         var capture = new VideoCapture(source);
@@ -99,6 +104,14 @@ public static class VideoRecognition
         }
         return video.Summary();
     }
+
+    private static readonly HashSet<string> NetworkSchemes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "rtsp", "rtsps", "rtmp", "rtmps", "rtp", "srt", "udp", "tcp", "http", "https", "ftp", "mms",
+    };
+
+    private static bool IsNetworkUrl(string source) =>
+        Uri.TryCreate(source, UriKind.Absolute, out var uri) && NetworkSchemes.Contains(uri.Scheme) && !File.Exists(source);
 
     private static string TempSibling(string path)
     {
