@@ -165,6 +165,9 @@ public sealed record VideoFrame(int Index, double TimeSeconds, bool Analyzed, IR
 /// </summary>
 public sealed class VideoStream : IDisposable
 {
+    /// <summary>The most weight the past may have in a face's probabilities; nearer 1 a face would hardly change.</summary>
+    public const double MaxSmoothing = 0.95;
+
     private readonly EmotionRecognizer _recognizer;
     private readonly VideoOptions _options;
     private readonly VideoCapture _capture;
@@ -183,9 +186,6 @@ public sealed class VideoStream : IDisposable
         FrameCount = capture.FrameCount > 0 ? capture.FrameCount : null;
         _tracker = new FaceTracker(recognizer.Model.ClassNames, options.Smoothing);
     }
-
-    /// <summary>The most weight the past may have in a face's probabilities; nearer 1 a face would hardly change.</summary>
-    public const double MaxSmoothing = 0.95;
 
     /// <summary>Opens the source; fails at once, naming it, when it cannot be read.</summary>
     public static VideoStream Open(EmotionRecognizer recognizer, string source, VideoOptions? options = null)
