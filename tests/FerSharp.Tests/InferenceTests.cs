@@ -191,10 +191,13 @@ public class PredictCliTests
         var folder = WriteBadFiles(dir);
         var good = Path.Combine(folder, "good.png");
         File.WriteAllBytes(good, FaceImages.EncodePng(Synthetic.Patterns(1).Face(0)));
-        var result = Cli.Run("predict", folder, Path.Combine(dir.Path, "missing.jpg"), "--format", "json");
+        var video = Path.Combine(dir.Path, "clip.mp4");
+        File.WriteAllBytes(video, [0, 0, 0, 0x20, .. "ftypisom"u8.ToArray()]);
+        var result = Cli.Run("predict", folder, Path.Combine(dir.Path, "missing.jpg"), video, "--format", "json");
         Assert.Equal(1, result.ExitCode);
         var entries = JsonDocument.Parse(result.Stdout).RootElement.EnumerateArray().ToDictionary(e => Path.GetFileName(e.GetProperty("file").GetString()!));
-        Assert.Equal(7, entries.Count);
+        Assert.Equal(8, entries.Count);
+        Assert.Contains("a video file: use fer video", entries["clip.mp4"].GetProperty("error").GetString());
         Assert.False(entries["good.png"].TryGetProperty("error", out _));
         Assert.Single(entries["good.png"].GetProperty("faces").EnumerateArray());
         Assert.Contains("not a readable image", entries["corrupt.png"].GetProperty("error").GetString());

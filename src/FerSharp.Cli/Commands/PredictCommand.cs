@@ -44,6 +44,11 @@ internal static class PredictCommand
         return buffer.ToArray();
     }
 
+    private static readonly HashSet<string> VideoExtensions = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
+    };
+
     private sealed record FileResult(string File, IReadOnlyList<FaceEmotion> Faces, string? Error);
 
     public static Command Create()
@@ -158,6 +163,7 @@ internal static class PredictCommand
             else
             {
                 if (!File.Exists(file)) return new FileResult(name, [], "no such file");
+                if (VideoExtensions.Contains(Path.GetExtension(file))) return new FileResult(name, [], $"a video file: use fer video {file}");
                 bytes = File.ReadAllBytes(file);
             }
             using var image = EmotionRecognizer.Decode(bytes, recognizer.Options.MaxImagePixels);
