@@ -297,34 +297,25 @@ internal static class PredictCommand
             var src = parse.GetRequiredValue(source);
             var streamJson = parse.GetValue(jsonl);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            using var window = showWindow ? new VideoWindow($"fer video: {src}") : null;
+            // Opened at the first frame, so a source that cannot be read never flashes an empty window.
+            VideoWindow? window = null;
             void OnFrame(VideoFrame frame)
             {
                 if (streamJson && frame.Analyzed) VideoJsonLines.Write(Console.Out, frame);
-                if (window != null && !window.Show(frame, annotated: options.OutputPath != null)) stop.Cancel();
+                if (!showWindow) return;
+                window ??= new VideoWindow($"fer video: {src}");
+                if (!window.Show(frame, annotated: options.OutputPath != null)) stop.Cancel();
             }
 
-            VideoSummary summary;
             var err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-            if (err.Profile.Capabilities.Interactive)
+            VideoSummary summary;
+            try
             {
-                var view = new VideoLiveView(src, recognizer.Model.ClassNames);
-                VideoSummary? result = null;
-                err.Live(view.Render()).Overflow(VerticalOverflow.Ellipsis).Cropping(VerticalOverflowCropping.Bottom).Start(live =>
-                {
-                    int? frameCount = null;
-                    result = VideoRecognition.Process(recognizer, src, options, (_, total) => frameCount = total, stop.Token, frame =>
-                    {
-                        OnFrame(frame);
-                        if (view.Update(frame, frameCount)) live.UpdateTarget(view.Render());
-                    });
-                    live.UpdateTarget(view.Render());
-                });
-                summary = result!;
+                summary = ProcessVideo(recognizer, src, options, err, OnFrame, stop.Token);
             }
-            else
+            finally
             {
-                summary = VideoRecognition.Process(recognizer, src, options, null, stop.Token, OnFrame);
+                window?.Dispose();
             }
             // With --jsonl stdout carries only the frames' lines.
             var report = streamJson ? err : AnsiConsole.Console;
@@ -335,5 +326,28 @@ internal static class PredictCommand
             return Task.FromResult(CliRunner.ExitOk);
         });
         return command;
+    }
+
+    /// <summary>Runs the video, with the live table on <paramref name="err"/> when it is a terminal.</summary>
+    private static VideoSummary ProcessVideo(EmotionRecognizer recognizer, string source, VideoOptions options, IAnsiConsole err,
+        Action<VideoFrame> onFrame, CancellationToken cancellationToken)
+    {
+        if (!err.Profile.Capabilities.Interactive)
+        {
+            return VideoRecognition.Process(recognizer, source, options, null, cancellationToken, onFrame);
+        }
+        var view = new VideoLiveView(source, recognizer.Model.ClassNames);
+        VideoSummary? summary = null;
+        err.Live(view.Render()).Overflow(VerticalOverflow.Ellipsis).Cropping(VerticalOverflowCropping.Bottom).Start(live =>
+        {
+            int? frameCount = null;
+            summary = VideoRecognition.Process(recognizer, source, options, (_, total) => frameCount = total, cancellationToken, frame =>
+            {
+                onFrame(frame);
+                if (view.Update(frame, frameCount)) live.UpdateTarget(view.Render());
+            });
+            live.UpdateTarget(view.Render());
+        });
+        return summary!;
     }
 }
