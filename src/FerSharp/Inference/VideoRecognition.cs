@@ -43,6 +43,10 @@ public static class VideoRecognition
                 camera.Dispose();
                 throw new IOException($"camera {index} could not be opened (no device /dev/video{index}, or it is busy)");
             }
+            // One frame in the driver's queue: when recognition is slower than the camera, a deeper queue hands
+            // out frames several recognitions old, and the labels lag behind the face. Backends that cannot
+            // change it ignore the request.
+            camera.Set(VideoCaptureProperties.BufferSize, 1);
             return camera;
         }
         if (IsNetworkUrl(source))
