@@ -14,5 +14,6 @@ var root = new RootCommand("fer — facial expression recognition: train, evalua
     PredictCommand.Create(),
     PredictCommand.Video(),
     ServeCommand.Create(),
+    InfoCommand.Create(),
 };
 return CliRunner.Run(root, args);

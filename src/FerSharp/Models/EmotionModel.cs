@@ -134,11 +134,14 @@ public sealed class EmotionModel : IDisposable
     /// </summary>
     private static readonly TimeSpan EngineTimingBudget = TimeSpan.FromMilliseconds(150);
 
-    public static EmotionModel Load(string path)
+    /// <summary>A package's <c>model.json</c>, checked as <see cref="Load"/> checks it, without reading the weights.</summary>
+    public static ModelMetadata ReadMetadata(string path) => ReadMetadata(path, out _, out _);
+
+    private static ModelMetadata ReadMetadata(string path, out string folder, out string jsonPath)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var folder = Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        var jsonPath = Directory.Exists(path) ? System.IO.Path.Combine(path, "model.json") : path;
+        folder = Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        jsonPath = Directory.Exists(path) ? System.IO.Path.Combine(path, "model.json") : path;
         if (!File.Exists(jsonPath))
         {
             throw new FileNotFoundException(Directory.Exists(path)
@@ -167,6 +170,12 @@ public sealed class EmotionModel : IDisposable
         {
             throw new InvalidDataException($"{jsonPath}: input {metadata.InputChannels}x{metadata.InputSize}x{metadata.InputSize} is not supported (expected 1x48x48)");
         }
+        return metadata;
+    }
+
+    public static EmotionModel Load(string path)
+    {
+        var metadata = ReadMetadata(path, out var folder, out var jsonPath);
         Architecture architecture;
         try
         {
