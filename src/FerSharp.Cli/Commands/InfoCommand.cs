@@ -21,7 +21,7 @@ namespace FerSharp.Cli.Commands;
 internal static class InfoCommand
 {
     // The extensions the docs' speed figures depend on, in order of arrival.
-    private static readonly string[] CpuFeatures = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"];
+    private static readonly string[] KnownCpuFeatures = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"];
 
     public static Command Create()
     {
@@ -67,7 +67,7 @@ internal static class InfoCommand
                 .Select(dir => Model(dir!, defaultModel)).ToArray();
         return new Info(
             FerSharpInfo.Version, RuntimeInformation.FrameworkDescription, RuntimeInformation.OSDescription,
-            cpuInfo.Model, System.Environment.ProcessorCount, CpuFeatures.Where(cpuInfo.Flags.Contains).ToArray(), PassCopy.CpuHasNativeBFloat16(),
+            cpuInfo.Model, System.Environment.ProcessorCount, KnownCpuFeatures.Where(cpuInfo.Flags.Contains).ToArray(), PassCopy.CpuHasNativeBFloat16(),
             typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString() ?? "?", threads, torchError, Cv2.GetVersionString() ?? "?",
             cascade, File.Exists(cascade), Fer2013Dataset.FindSharedData(), modelsDir, models,
             new[] { "DOTNET_JITMinOpts", "GLIBC_TUNABLES", "FERSHARP_DATA", "FERSHARP_MODELS", "FERSHARP_HAAR_CASCADE" }
@@ -125,7 +125,7 @@ internal static class InfoCommand
         Row(".NET", Esc(info.Dotnet));
         Row("OS", Esc(info.Os));
         Row("CPU", Esc($"{info.Cpu}, {info.LogicalCores} logical cores"));
-        Row("CPU extensions", Esc(info.CpuFeatures.Length == 0 ? "none of " + string.Join(", ", CpuFeatures) : string.Join(", ", info.CpuFeatures))
+        Row("CPU extensions", Esc(info.CpuFeatures.Length == 0 ? "none of " + string.Join(", ", KnownCpuFeatures) : string.Join(", ", info.CpuFeatures))
             + (info.NativeBfloat16 == true ? " [grey](native bfloat16: --precision BFloat16 and --engine TorchSharpBFloat16 are fast here)[/]" : ""));
         Row("TorchSharp / libtorch", info.LibtorchError is { } e
             ? $"{Esc(info.TorchsharpVersion)}; [red]libtorch does not load: {Esc(e)}[/]"
