@@ -1,5 +1,6 @@
 using System.Text.Json;
 
+using FerSharp.Data;
 using FerSharp.Inference;
 using FerSharp.Models;
 
@@ -60,5 +61,32 @@ public class InfoCommandTests
         Assert.Equal(JsonValueKind.Null, models["fer2013-realtime"].GetProperty("error").ValueKind);
         Assert.True(models["fer2013-realtime"].GetProperty("is_default").GetBoolean());
         Assert.Equal(dir.Path, info.GetProperty("environment").GetProperty("FERSHARP_MODELS").GetString());
+    }
+}
+
+/// <summary>Shipped models named without their folder (<c>-m fer2013-realtime</c>) from any directory.</summary>
+public class ModelNameTests
+{
+    [Fact]
+    public void A_shipped_model_can_be_named_and_a_misspelt_name_lists_the_shipped_ones()
+    {
+        var models = ModelCatalog.ModelsDirectory()!;
+        Assert.Equal(Path.Combine(models, "fer2013-realtime"), ModelCatalog.Resolve("fer2013-realtime"));
+        Assert.Equal("fer2013-realtime", EmotionModel.ReadMetadata("fer2013-realtime").Name);
+        using var dir = new TempDir();
+        // A path that exists is taken as given, and a path with a folder in it is never looked up by name.
+        Assert.Equal(dir.Path, ModelCatalog.Resolve(dir.Path));
+        Assert.Equal("elsewhere/fer2013-realtime", ModelCatalog.Resolve("elsewhere/fer2013-realtime"));
+
+        var misspelt = Assert.Throws<FileNotFoundException>(() => EmotionModel.ReadMetadata("fer2013-realtme"));
+        Assert.Contains("shipped models: fer2013-best, fer2013-realtime", misspelt.Message);
+        Assert.DoesNotContain("shipped models", Assert.Throws<FileNotFoundException>(() => EmotionModel.ReadMetadata("elsewhere/x")).Message);
+
+        // The CLI from a directory far from the repository.
+        var png = dir.File("face.png");
+        File.WriteAllBytes(png, FaceImages.EncodePng(Synthetic.Patterns(1).Face(0)));
+        var result = Cli.RunIn(dir.Path, "predict", png, "-m", "fer2013-realtime", "--format", "json");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Single(JsonDocument.Parse(result.Stdout).RootElement[0].GetProperty("faces").EnumerateArray());
     }
 }

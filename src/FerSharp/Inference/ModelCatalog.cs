@@ -34,6 +34,31 @@ public static class ModelCatalog
         return null;
     }
 
+    /// <summary>
+    /// The path as given when it exists; otherwise a bare package name found in the <c>models/</c> folder
+    /// (<c>fer2013-realtime</c>) becomes its path there, so a shipped model can be named from any directory.
+    /// </summary>
+    public static string Resolve(string pathOrName)
+    {
+        ArgumentNullException.ThrowIfNull(pathOrName);
+        if (Directory.Exists(pathOrName) || File.Exists(pathOrName) || !IsBareName(pathOrName)) return pathOrName;
+        var models = ModelsDirectory();
+        var candidate = models == null ? null : Path.Combine(models, pathOrName);
+        return candidate != null && File.Exists(Path.Combine(candidate, "model.json")) ? candidate : pathOrName;
+    }
+
+    /// <summary>The names of the packages in the <c>models/</c> folder, for messages that suggest them.</summary>
+    public static IReadOnlyList<string> ShippedNames()
+    {
+        var models = ModelsDirectory();
+        return models == null
+            ? []
+            : Directory.GetDirectories(models).Where(d => File.Exists(Path.Combine(d, "model.json"))).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList();
+    }
+
+    public static bool IsBareName(string pathOrName) =>
+        pathOrName.Length > 0 && pathOrName.IndexOfAny(['/', '\\']) < 0 && pathOrName is not ("." or "..");
+
     public static string? DefaultModelPath()
     {
         var models = ModelsDirectory();

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 
 using FerSharp.Data;
+using FerSharp.Inference;
 
 using TorchSharp;
 
@@ -140,13 +141,14 @@ public sealed class EmotionModel : IDisposable
     private static ModelMetadata ReadMetadata(string path, out string folder, out string jsonPath)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        path = ModelCatalog.Resolve(path);
         folder = Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         jsonPath = Directory.Exists(path) ? System.IO.Path.Combine(path, "model.json") : path;
         if (!File.Exists(jsonPath))
         {
             throw new FileNotFoundException(Directory.Exists(path)
                 ? $"{path}: not a model package (no model.json inside)"
-                : $"{path}: no such model package", jsonPath);
+                : $"{path}: no such model package{ShippedHint(path)}", jsonPath);
         }
         ModelMetadata metadata;
         try
@@ -172,6 +174,9 @@ public sealed class EmotionModel : IDisposable
         }
         return metadata;
     }
+
+    private static string ShippedHint(string path) =>
+        ModelCatalog.IsBareName(path) && ModelCatalog.ShippedNames() is { Count: > 0 } names ? $" (shipped models: {string.Join(", ", names)})" : "";
 
     public static EmotionModel Load(string path)
     {
