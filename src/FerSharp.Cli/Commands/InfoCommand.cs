@@ -61,10 +61,7 @@ internal static class InfoCommand
         var cascade = new HaarDetectorOptions().CascadePath;
         var modelsDir = ModelCatalog.ModelsDirectory();
         var defaultModel = ModelCatalog.DefaultModelPath();
-        var models = modelsDir == null
-            ? []
-            : Directory.EnumerateFiles(modelsDir, "model.json", SearchOption.AllDirectories).Select(Path.GetDirectoryName).Order(StringComparer.Ordinal)
-                .Select(dir => Model(dir!, defaultModel)).ToArray();
+        var models = ModelCatalog.ShippedPackages().Select(dir => Model(dir, defaultModel)).ToArray();
         return new Info(
             FerSharpInfo.Version, RuntimeInformation.FrameworkDescription, RuntimeInformation.OSDescription,
             cpuInfo.Model, System.Environment.ProcessorCount, KnownCpuFeatures.Where(cpuInfo.Flags.Contains).ToArray(), PassCopy.CpuHasNativeBFloat16(),

@@ -47,14 +47,17 @@ public static class ModelCatalog
         return candidate != null && File.Exists(Path.Combine(candidate, "model.json")) ? candidate : pathOrName;
     }
 
-    /// <summary>The names of the packages in the <c>models/</c> folder, for messages that suggest them.</summary>
-    public static IReadOnlyList<string> ShippedNames()
+    /// <summary>The package folders in the <c>models/</c> folder, in name order (none when there is no such folder).</summary>
+    public static IReadOnlyList<string> ShippedPackages()
     {
         var models = ModelsDirectory();
         return models == null
             ? []
-            : Directory.GetDirectories(models).Where(d => File.Exists(Path.Combine(d, "model.json"))).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList();
+            : Directory.GetDirectories(models).Where(d => File.Exists(Path.Combine(d, "model.json"))).Order(StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>The names of the shipped packages, for messages that suggest them.</summary>
+    public static IReadOnlyList<string> ShippedNames() => ShippedPackages().Select(Path.GetFileName).OfType<string>().ToList();
 
     public static bool IsBareName(string pathOrName) =>
         pathOrName.Length > 0 && pathOrName.IndexOfAny(['/', '\\']) < 0 && pathOrName is not ("." or "..");
