@@ -112,52 +112,74 @@ internal static class Scenes
 
 /// <summary>
 /// Detector speed against recall: 640x480 scenes each holding one FER2013 test face at a known, random
-/// place and size, so the settings used for live video can be chosen by measurement.
+/// place, size and tilt, so the detector and its settings can be chosen by measurement; and the boxes each
+/// finds in a folder of photos without faces (or with a few), for its false detections.
 /// </summary>
 internal static class DetectorStudy
 {
-    public sealed record Variant(string Name, HaarDetectorOptions Options);
+    public sealed record Variant(string Name, Func<IFaceDetector> Create);
 
-    public sealed record Result(string Variant, double ScaleFactor, int MinNeighbors, int MaxSide, int Faces, int Found, int FalseDetections, double MedianMs, double P90Ms);
+    public sealed record SceneSet(string Name, IReadOnlyList<(Mat Scene, FaceBox Truth)> Scenes);
 
-    public static IReadOnlyList<(Mat Scene, FaceBox Truth)> Scenes(FaceDataset faces, int count)
+    public sealed record Result(string Variant, IReadOnlyList<string> Found, int OtherBoxes, double MedianMs, double P90Ms);
+
+    /// <summary>Scenes with one face of <paramref name="minSide"/>-<paramref name="maxSide"/> px, turned by up to <paramref name="maxAngle"/> degrees.</summary>
+    public static SceneSet Scenes(string name, FaceDataset faces, int count, int minSide, int maxSide, double maxAngle)
     {
         var scenes = new List<(Mat, FaceBox)>();
         for (var i = 0; i < count; i++)
         {
             var random = new Random(i);
-            var side = random.Next(80, 201);
+            var side = random.Next(minSide, maxSide + 1);
             var x = random.Next(0, 640 - side);
             var y = random.Next(0, 480 - side);
             var canvas = new Mat(480, 640, MatType.CV_8UC3, new Scalar(90 + random.Next(80), 90 + random.Next(80), 90 + random.Next(80)));
             using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, faces.Face(i % faces.Count).ToArray());
             using var big = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
             using var colour = big.CvtColor(ColorConversionCodes.GRAY2BGR);
-            colour.CopyTo(canvas[new Rect(x, y, side, side)]);
+            var angle = (random.NextDouble() * 2 - 1) * maxAngle;
+            using var turn = Cv2.GetRotationMatrix2D(new Point2f(side / 2f, side / 2f), angle, 1);
+            using var turned = colour.WarpAffine(turn, colour.Size(), InterpolationFlags.Linear, BorderTypes.Replicate);
+            turned.CopyTo(canvas[new Rect(x, y, side, side)]);
             scenes.Add((canvas, new FaceBox(x, y, side, side)));
         }
-        return scenes;
+        return new SceneSet(name, scenes);
     }
 
-    public static Result Run(Variant variant, IReadOnlyList<(Mat Scene, FaceBox Truth)> scenes)
+    /// <summary>Found faces per scene set; times are those of the first set.</summary>
+    public static Result Run(Variant variant, IReadOnlyList<SceneSet> sets)
     {
-        using var detector = new HaarFaceDetector(variant.Options);
-        detector.Detect(scenes[0].Scene); // warm-up
+        using var detector = variant.Create();
+        detector.Detect(sets[0].Scenes[0].Scene); // warm-up
         var ms = new List<double>();
-        int found = 0, falseDetections = 0;
-        foreach (var (scene, truth) in scenes)
+        var found = new List<string>();
+        var other = 0;
+        foreach (var set in sets)
         {
-            var watch = Stopwatch.StartNew();
-            var boxes = detector.Detect(scene);
-            ms.Add(watch.Elapsed.TotalMilliseconds);
-            var hit = boxes.Any(b => b.IoU(truth) >= 0.4);
-            if (hit) found++;
-            falseDetections += boxes.Count(b => b.IoU(truth) < 0.4);
+            var hits = 0;
+            foreach (var (scene, truth) in set.Scenes)
+            {
+                var watch = Stopwatch.StartNew();
+                var boxes = detector.Detect(scene);
+                if (set == sets[0]) ms.Add(watch.Elapsed.TotalMilliseconds);
+                if (boxes.Any(b => b.IoU(truth) >= 0.4)) hits++;
+                other += boxes.Count(b => b.IoU(truth) < 0.4);
+            }
+            found.Add($"{hits}/{set.Scenes.Count}");
         }
         ms.Sort();
-        var o = variant.Options;
-        return new Result(variant.Name, o.ScaleFactor, o.MinNeighbors, o.MaxDetectionSide, scenes.Count, found, falseDetections,
-            Math.Round(Stats.Percentile([.. ms], 50), 2), Math.Round(Stats.Percentile([.. ms], 90), 2));
+        return new Result(variant.Name, found, other, Math.Round(Stats.Percentile([.. ms], 50), 2), Math.Round(Stats.Percentile([.. ms], 90), 2));
+    }
+
+    /// <summary>Boxes found in each image of a folder (.jpg, .png), by file name.</summary>
+    public static SortedDictionary<string, int> CountInFolder(IFaceDetector detector, string folder)
+    {
+        var counts = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        foreach (var file in Directory.GetFiles(folder).Where(f => f.EndsWith(".jpg", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".png", StringComparison.OrdinalIgnoreCase)))
+        {
+            using var image = Cv2.ImRead(file);
+            if (!image.Empty()) counts[Path.GetFileName(file)] = detector.Detect(image).Count;
+        }
+        return counts;
     }
 }
-

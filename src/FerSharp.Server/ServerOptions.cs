@@ -17,6 +17,8 @@ public sealed record ServerOptions
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Largest WebSocket frame (one JPEG).</summary>
     public int MaxFrameBytes { get; init; } = 4 * 1024 * 1024;
-    /// <summary>Face detector settings for the live WebSocket stream (the fast video settings by default).</summary>
+    /// <summary>The face detector, for uploads and the live stream.</summary>
+    public FaceDetectorKind DetectorKind { get; init; } = FaceDetectorKind.BlazeFace;
+    /// <summary>Haar settings for the live WebSocket stream when <see cref="DetectorKind"/> is Haar (the fast video settings by default).</summary>
     public HaarDetectorOptions StreamDetector { get; init; } = HaarDetectorOptions.Video;
 }

@@ -24,6 +24,8 @@ public class InfoCommandTests
         Assert.Equal(JsonValueKind.Null, info.GetProperty("libtorch_error").ValueKind);
         Assert.True(info.GetProperty("libtorch_threads").GetInt32() >= 1);
         Assert.Matches(@"^\d+\.\d+", info.GetProperty("opencv_version").GetString());
+        Assert.Equal("BlazeFace", info.GetProperty("face_detector").GetString());
+        Assert.Equal(JsonValueKind.Null, info.GetProperty("blazeface_error").ValueKind);
         var cascade = info.GetProperty("cascade_path").GetString()!;
         Assert.Equal(File.Exists(cascade), info.GetProperty("cascade_found").GetBoolean());
 

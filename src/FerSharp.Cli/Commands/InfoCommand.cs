@@ -16,7 +16,7 @@ namespace FerSharp.Cli.Commands;
 /// <summary>
 /// <c>fer info</c>: what this installation has and finds, in one place for a bug report or a speed question:
 /// versions, the CPU's vector extensions (they decide which engine and precision are fast), whether the native
-/// libraries load, the face detector's cascade, the data, and the shipped models.
+/// libraries load, the face detectors, the data, and the shipped models.
 /// </summary>
 internal static class InfoCommand
 {
@@ -51,7 +51,7 @@ internal static class InfoCommand
     private sealed record Info(
         string FersharpVersion, string Dotnet, string Os, string Cpu, int LogicalCores, string[] CpuFeatures, bool? NativeBfloat16,
         string TorchsharpVersion, int? LibtorchThreads, string? LibtorchError, string OpencvVersion,
-        string CascadePath, bool CascadeFound, string? DataPath, string? ModelsDirectory, ModelEntry[] Models,
+        string FaceDetector, string? BlazefaceError, string CascadePath, bool CascadeFound, string? DataPath, string? ModelsDirectory, ModelEntry[] Models,
         Dictionary<string, string?> Environment);
 
     private static Info Collect()
@@ -66,7 +66,7 @@ internal static class InfoCommand
             FerSharpInfo.Version, RuntimeInformation.FrameworkDescription, RuntimeInformation.OSDescription,
             cpuInfo.Model, System.Environment.ProcessorCount, KnownCpuFeatures.Where(cpuInfo.Flags.Contains).ToArray(), PassCopy.CpuHasNativeBFloat16(),
             typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString() ?? "?", threads, torchError, Cv2.GetVersionString() ?? "?",
-            cascade, File.Exists(cascade), Fer2013Dataset.FindSharedData(), modelsDir, models,
+            new RecognizerOptions().DetectorKind.ToString(), BlazeFaceLoads(), cascade, File.Exists(cascade), Fer2013Dataset.FindSharedData(), modelsDir, models,
             new[] { "DOTNET_JITMinOpts", "GLIBC_TUNABLES", "FERSHARP_DATA", "FERSHARP_MODELS", "FERSHARP_HAAR_CASCADE" }
                 .ToDictionary(v => v, System.Environment.GetEnvironmentVariable));
     }
@@ -100,6 +100,20 @@ internal static class InfoCommand
         }
     }
 
+    // The detector is built into the assembly, but OpenCV must still import it.
+    private static string? BlazeFaceLoads()
+    {
+        try
+        {
+            using var detector = new BlazeFaceDetector();
+            return null;
+        }
+        catch (Exception ex) when (ex is OpenCVException or InvalidDataException or InvalidOperationException)
+        {
+            return ex.Message;
+        }
+    }
+
     // Loading libtorch is itself a check: on Debian 12 it fails unless the build's ELF fix was applied.
     private static (int? Threads, string? Error) LibTorchThreads()
     {
@@ -128,9 +142,12 @@ internal static class InfoCommand
             ? $"{Esc(info.TorchsharpVersion)}; [red]libtorch does not load: {Esc(e)}[/]"
             : Esc($"{info.TorchsharpVersion}; libtorch loads, {info.LibtorchThreads} threads"));
         Row("OpenCV", Esc(info.OpencvVersion));
-        Row("face detector", info.CascadeFound
+        Row("face detector", info.BlazefaceError is { } blazeError
+            ? $"{Esc(info.FaceDetector)} by default; [red]BlazeFace does not load: {Esc(blazeError)}[/]"
+            : $"{Esc(info.FaceDetector)} by default (BlazeFace is built in and loads)");
+        Row("Haar cascade", (info.CascadeFound
             ? Esc(info.CascadePath)
-            : $"[red]{Esc(info.CascadePath)} missing[/]: apt-get install opencv-data, or set FERSHARP_HAAR_CASCADE");
+            : $"[red]{Esc(info.CascadePath)} missing[/]: apt-get install opencv-data, or set FERSHARP_HAAR_CASCADE") + " [grey](--detector Haar)[/]");
         Row("FER2013 data", info.DataPath is { } data ? Esc(data) : "[grey]not found (../shared/data/fer2013 or $FERSHARP_DATA); only training and evaluation need it[/]");
         Row("models folder", info.ModelsDirectory is { } dir ? Esc(dir) : "[red]not found[/]: pass --model or set FERSHARP_MODELS");
         foreach (var (name, value) in info.Environment)

@@ -21,9 +21,10 @@ internal static class ServeCommand
         var queue = new Option<int>("--max-queue") { Description = "Recognitions waiting for a slot before 503.", DefaultValueFactory = _ => 32 };
         var timeout = new Option<double>("--timeout") { Description = "Request timeout in seconds (then 504).", DefaultValueFactory = _ => 30 };
         var engine = EngineOption.Create();
+        var detector = DetectorOption.Create();
         var command = new Command("serve", "Serve the JSON API (POST /api/v1/recognize, WebSocket /api/v1/stream) and a live web page.")
         {
-            urls, model, maxBody, concurrency, queue, timeout, engine,
+            urls, model, maxBody, concurrency, queue, timeout, engine, detector,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -35,9 +36,10 @@ internal static class ServeCommand
                 MaxConcurrentInference = parse.GetValue(concurrency),
                 MaxQueuedInference = parse.GetValue(queue),
                 RequestTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
+                DetectorKind = parse.GetValue(detector),
             };
             // Loaded here rather than by the server so the engine choice is checked before anything listens.
-            using var recognizer = EmotionRecognizer.Load(options.ModelPath);
+            using var recognizer = EmotionRecognizer.Load(options.ModelPath, new RecognizerOptions { DetectorKind = options.DetectorKind });
             EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
             await using var app = FerServer.Build(options, recognizer);
             await app.StartAsync(ct).ConfigureAwait(false);

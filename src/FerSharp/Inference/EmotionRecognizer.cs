@@ -28,13 +28,24 @@ public sealed record RecognizerOptions
     public double Margin { get; init; } = 0.1;
     /// <summary>Images declaring more pixels than this are refused before decoding.</summary>
     public long MaxImagePixels { get; init; } = 50_000_000;
+    /// <summary>The face detector (BlazeFace unless asked otherwise).</summary>
+    public FaceDetectorKind DetectorKind { get; init; } = FaceDetectorKind.BlazeFace;
+    /// <summary>Settings of the Haar cascade, when <see cref="DetectorKind"/> is <see cref="FaceDetectorKind.Haar"/>.</summary>
     public HaarDetectorOptions Detector { get; init; } = new();
+    /// <summary>Settings of BlazeFace, when <see cref="DetectorKind"/> is <see cref="FaceDetectorKind.BlazeFace"/>.</summary>
+    public BlazeFaceOptions BlazeFace { get; init; } = new();
     /// <summary>
     /// Test-time augmentation per face: <see cref="TtaMode.Crops"/> (10 views) is the most accurate and costs
     /// about ten times the per-face time, for photos rather than video; a flip-averaging package already
     /// averages each face with its mirror, so <see cref="TtaMode.Flip"/> adds nothing to it.
     /// </summary>
     public TtaMode Tta { get; init; } = TtaMode.None;
+
+    /// <summary>
+    /// The face detectors' fast settings, for live video (<c>fer video</c>, the server's stream): BlazeFace on the
+    /// whole frame without tiles, the cascade on frames downscaled to 480 px.
+    /// </summary>
+    public static RecognizerOptions Video { get; } = new() { Detector = HaarDetectorOptions.Video, BlazeFace = BlazeFaceOptions.Video };
 }
 
 /// <summary>
@@ -51,7 +62,7 @@ public sealed class EmotionRecognizer : IDisposable
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Options = options ?? new RecognizerOptions();
         _ownsDetector = detector == null;
-        Detector = detector ?? new HaarFaceDetector(Options.Detector);
+        Detector = detector ?? FaceDetectors.Create(Options.DetectorKind, Options.Detector, Options.BlazeFace);
     }
 
     /// <summary>Smaller images cannot hold a recognizable face.</summary>
