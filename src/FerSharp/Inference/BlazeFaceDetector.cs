@@ -1,6 +1,8 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
 
+using FerSharp.Models;
+
 using OpenCvSharp;
 using OpenCvSharp.Dnn;
 
@@ -66,9 +68,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         if (_options.MinScore is <= 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(options), _options.MinScore, "MinScore must lie between 0 and 1");
         if (_options.NmsIoU is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(options), _options.NmsIoU, "NmsIoU must lie in (0, 1]");
         if (_options.BoxScale <= 0) throw new ArgumentOutOfRangeException(nameof(options), _options.BoxScale, "BoxScale must be positive");
-        _net = CvDnn.ReadNetFromOnnx(ReadModel()) ?? throw new InvalidDataException("OpenCV could not import the BlazeFace graph");
-        _net.SetPreferableBackend(Backend.OPENCV);
-        _net.SetPreferableTarget(Target.CPU);
+        _net = OpenCvNetwork.Import(ReadModel());
     }
 
     private static byte[] ReadModel()
@@ -134,8 +134,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
                 yield return 0;
                 yield break;
             }
-            int start;
-            for (start = 0; start + side < length; start += stride) yield return start;
+            for (var start = 0; start + side < length; start += stride) yield return start;
             yield return length - side;
         }
         foreach (var y in Starts(height, side, stride))

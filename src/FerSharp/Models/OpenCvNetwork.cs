@@ -24,7 +24,10 @@ internal sealed class OpenCvNetwork : IDisposable
     }
 
     /// <summary>Imports an ONNX graph made by <see cref="OnnxExport"/>.</summary>
-    public static OpenCvNetwork Create(byte[] onnx, int inputSize)
+    public static OpenCvNetwork Create(byte[] onnx, int inputSize) => new(Import(onnx), inputSize);
+
+    /// <summary>An ONNX graph as an OpenCV network on its own CPU backend; also used for the face detector's graph.</summary>
+    public static Net Import(byte[] onnx)
     {
         var net = CvDnn.ReadNetFromOnnx(onnx) ?? throw new InvalidDataException("OpenCV could not import the ONNX graph");
         if (net.Empty())
@@ -34,7 +37,7 @@ internal sealed class OpenCvNetwork : IDisposable
         }
         net.SetPreferableBackend(Backend.OPENCV);
         net.SetPreferableTarget(Target.CPU);
-        return new OpenCvNetwork(net, inputSize);
+        return net;
     }
 
     /// <summary>Logits [B, classes] for a normalized float input [B,1,size,size].</summary>
