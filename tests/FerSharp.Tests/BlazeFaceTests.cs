@@ -49,7 +49,7 @@ public class BlazeFaceTests
     public void Boxes_land_on_the_face_in_wide_and_tall_images_anywhere_in_the_frame()
     {
         using var detector = new BlazeFaceDetector();
-        // The letterbox puts the image in the square's top-left corner; faces far right or far down test the way back.
+        // The scaled image sits in the padded input's top-left corner; faces far right or far down test the way back.
         foreach (var (width, height, x, y) in new[] { (1200, 400, 1000, 200), (400, 1200, 220, 1000), (640, 480, 20, 20), (640, 480, 500, 340) })
         {
             var (image, truth) = TurnedFace(3, 0, width, height, x, y);
@@ -58,6 +58,26 @@ public class BlazeFaceTests
                 var boxes = detector.Detect(image);
                 Assert.True(boxes.Count == 1, $"{width}x{height}, face at ({x},{y}): {boxes.Count} boxes");
                 Assert.True(boxes[0].IoU(truth) >= 0.5, $"{width}x{height}: box {boxes[0]} against {truth} (IoU {boxes[0].IoU(truth):F2})");
+            }
+        }
+    }
+
+    [SharedDataFact]
+    public void Images_of_many_sizes_in_turn_give_each_size_its_own_boxes()
+    {
+        // Each size needs two input shapes, so the run passes the detector's cache of networks more than once.
+        var sizes = new[] { (640, 480), (800, 600), (1200, 400), (400, 1200), (1024, 768), (640, 480), (1200, 400) };
+        using var detector = new BlazeFaceDetector();
+        var seen = new Dictionary<(int, int), List<FaceBox>>();
+        foreach (var (width, height) in sizes)
+        {
+            var (image, truth) = TurnedFace(5, 10, width, height, x: width / 3, y: height / 3);
+            using (image)
+            {
+                var boxes = detector.Detect(image).ToList();
+                Assert.True(boxes.Count(b => b.IoU(truth) >= 0.5) == 1, $"{width}x{height}: {boxes.Count} boxes, none on the face at {truth}");
+                if (seen.TryGetValue((width, height), out var before)) Assert.Equal(before, boxes);
+                else seen[(width, height)] = boxes;
             }
         }
     }
@@ -104,6 +124,55 @@ public class BlazeFaceTests
         Assert.Equal((100 * 0.9 + 110 * 0.6 + 120 * 0.5) / total, merged[0].X, 4);
         Assert.Equal((50 * 0.9 + 50 * 0.6 + 20 * 0.5) / total, merged[0].Width, 4);
         Assert.Equal(new Rect2d(400, 300, 40, 40), merged[1]);
+    }
+
+    [SharedDataFact]
+    public void The_second_look_at_twice_the_scale_finds_small_faces_the_first_misses()
+    {
+        // 44 px faces in 640x480: about 18 px in the first look's 256x192, under what the model finds.
+        static IEnumerable<(Mat, FaceBox)> Small() => Enumerable.Range(0, 20).Select(i =>
+        {
+            var canvas = new Mat(480, 640, MatType.CV_8UC3, new Scalar(120, 130, 140));
+            using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, FaceCanvas.Faces.Face(i).ToArray());
+            using var small = face.Resize(new Size(44, 44), 0, 0, InterpolationFlags.Area);
+            using var colour = small.CvtColor(ColorConversionCodes.GRAY2BGR);
+            var (x, y) = (60 + i * 25, 80 + i * 15);
+            colour.CopyTo(canvas[new Rect(x, y, 44, 44)]);
+            return (canvas, new FaceBox(x, y, 44, 44));
+        });
+        using var photo = new BlazeFaceDetector();
+        using var video = new BlazeFaceDetector(BlazeFaceOptions.Video);
+        var withSecond = CountFound(photo, Small());
+        var firstOnly = CountFound(video, Small());
+        Assert.True(withSecond >= 14 && withSecond >= firstOnly + 8, $"20 faces of 44 px: {withSecond} found with the second look, {firstOnly} without");
+    }
+
+    [Theory]
+    [InlineData(640, 480, 0.4, 256, 192, 288, 224)]
+    [InlineData(640, 480, 0.8, 512, 384, 544, 416)]
+    [InlineData(1920, 1080, 256.0 / 1920, 256, 144, 288, 192)]
+    [InlineData(480, 640, 0.4, 192, 256, 224, 288)]
+    [InlineData(100, 30, 2.56, 256, 77, 288, 128)]
+    public void The_model_sees_the_image_scaled_framed_and_padded_to_whole_anchor_cells(int width, int height, double scale, int scaledW, int scaledH, int inputW, int inputH)
+    {
+        var (scaled, input) = BlazeFaceDetector.InputSize(width, height, scale);
+        Assert.Equal(new Size(scaledW, scaledH), scaled);
+        Assert.Equal(new Size(inputW, inputH), input);
+    }
+
+    [Fact]
+    public void Anchors_follow_the_stride_16_grid_then_the_stride_32_grid_row_by_row()
+    {
+        // 256x192 input: a 16x12 grid with 2 anchors per cell (384), then an 8x6 grid with 6 per cell.
+        const int fine = 16 * 12 * 2;
+        Assert.Equal((8.0, 8.0), BlazeFaceDetector.AnchorCentre(0, fine, 256));
+        Assert.Equal((8.0, 8.0), BlazeFaceDetector.AnchorCentre(1, fine, 256));
+        Assert.Equal((24.0, 8.0), BlazeFaceDetector.AnchorCentre(2, fine, 256));
+        Assert.Equal((8.0, 24.0), BlazeFaceDetector.AnchorCentre(32, fine, 256));
+        Assert.Equal((248.0, 184.0), BlazeFaceDetector.AnchorCentre(fine - 1, fine, 256));
+        Assert.Equal((16.0, 16.0), BlazeFaceDetector.AnchorCentre(fine + 5, fine, 256));
+        Assert.Equal((48.0, 16.0), BlazeFaceDetector.AnchorCentre(fine + 6, fine, 256));
+        Assert.Equal((240.0, 176.0), BlazeFaceDetector.AnchorCentre(fine + 8 * 6 * 6 - 1, fine, 256));
     }
 
     [Fact]

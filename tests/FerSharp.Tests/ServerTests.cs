@@ -154,7 +154,7 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         using var uploaded = JsonDocument.Parse(await (await server.Http.PostAsync(Url("/api/v1/recognize"), upload)).Content.ReadAsStringAsync());
         var uploadFaces = uploaded.RootElement.GetProperty("faces").GetArrayLength();
         Assert.True(uploadFaces >= 2, $"{uploadFaces} faces in the upload");
-        // The live stream finds what the fast detector settings find in this frame (uploads also look at tiles).
+        // The live stream finds what the fast detector settings find in this frame (uploads also look at twice the scale).
         using (var fast = new BlazeFaceDetector(BlazeFaceOptions.Video))
         using (var decoded = Cv2.ImDecode(jpeg, ImreadModes.Color))
         {

