@@ -52,7 +52,7 @@ public static class FerServer
         builder.Services.AddSingleton(new InferenceGate(options.MaxConcurrentInference, options.MaxQueuedInference));
         // Live frames use the fast settings (BlazeFace without its second look at twice the scale, about 4x quicker
         // per 640x480 frame; Haar about 3x); uploads keep the photo ones.
-        var streamDetector = new StreamDetector(FaceDetectors.Create(options.DetectorKind, options.StreamDetector, BlazeFaceOptions.Video));
+        var streamDetector = new StreamDetector(FaceDetectors.Create(options.DetectorKind, options.StreamDetector, options.StreamBlazeFace));
         builder.Services.AddSingleton(streamDetector);
 
         var app = builder.Build();

@@ -21,4 +21,6 @@ public sealed record ServerOptions
     public FaceDetectorKind DetectorKind { get; init; } = FaceDetectorKind.BlazeFace;
     /// <summary>Haar settings for the live WebSocket stream when <see cref="DetectorKind"/> is Haar (the fast video settings by default).</summary>
     public HaarDetectorOptions StreamDetector { get; init; } = HaarDetectorOptions.Video;
+    /// <summary>BlazeFace settings for the live WebSocket stream when <see cref="DetectorKind"/> is BlazeFace (the fast video settings by default).</summary>
+    public BlazeFaceOptions StreamBlazeFace { get; init; } = BlazeFaceOptions.Video;
 }

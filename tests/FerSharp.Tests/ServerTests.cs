@@ -163,11 +163,18 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
             Assert.Equal(fastFaces, await StreamedFaceCount(server.BaseUri, jpeg));
         }
 
-        // A stream detector that only looks for faces filling the frame finds none, so the stream really uses it.
-        await using var strict = FerServer.Build(new ServerOptions { Urls = "http://127.0.0.1:0", DetectorKind = FaceDetectorKind.Haar, StreamDetector = new HaarDetectorOptions { MinFaceFraction = 0.95 } },
-            server.Recognizer, logging: _ => { });
-        await strict.StartAsync();
-        Assert.Equal(0, await StreamedFaceCount(new Uri(strict.Urls.First()), jpeg));
+        // Stream detectors that find no face in it (faces filling the frame; near-certain scores) show the
+        // stream really uses the settings given for it.
+        foreach (var options in new[]
+        {
+            new ServerOptions { Urls = "http://127.0.0.1:0", DetectorKind = FaceDetectorKind.Haar, StreamDetector = new HaarDetectorOptions { MinFaceFraction = 0.95 } },
+            new ServerOptions { Urls = "http://127.0.0.1:0", StreamBlazeFace = new BlazeFaceOptions { MinScore = 0.99999f } },
+        })
+        {
+            await using var strict = FerServer.Build(options, server.Recognizer, logging: _ => { });
+            await strict.StartAsync();
+            Assert.Equal(0, await StreamedFaceCount(new Uri(strict.Urls.First()), jpeg));
+        }
     }
 
     [Fact]
