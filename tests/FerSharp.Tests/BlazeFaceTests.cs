@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 using FerSharp.Inference;
 
 using OpenCvSharp;
@@ -147,6 +149,49 @@ public class BlazeFaceTests
         Assert.True(withSecond >= 14 && withSecond >= firstOnly + 8, $"20 faces of 44 px: {withSecond} found with the second look, {firstOnly} without");
     }
 
+    [SharedDataFact]
+    public void Looks_up_to_1024_find_the_faces_of_a_group_photo()
+    {
+        // 32 faces of 106 px (an eighteenth of the width) in a 1920x1080 photo: too small for looks up to 512.
+        using var photo = new Mat(1080, 1920, MatType.CV_8UC3, new Scalar(120, 130, 140));
+        var truths = new List<FaceBox>();
+        for (var i = 0; i < 32; i++)
+        {
+            var (x, y) = (40 + i % 8 * 235, 60 + i / 8 * 250);
+            using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, FaceCanvas.Faces.Face(i).ToArray());
+            using var big = face.Resize(new Size(106, 106), 0, 0, InterpolationFlags.Cubic);
+            using var colour = big.CvtColor(ColorConversionCodes.GRAY2BGR);
+            colour.CopyTo(photo[new Rect(x, y, 106, 106)]);
+            truths.Add(new FaceBox(x, y, 106, 106));
+        }
+        int Found(BlazeFaceOptions options)
+        {
+            using var detector = new BlazeFaceDetector(options);
+            var boxes = detector.Detect(photo);
+            return truths.Count(t => boxes.Any(b => b.IoU(t) >= 0.4));
+        }
+        var byDefault = Found(new BlazeFaceOptions());
+        var upTo512 = Found(new BlazeFaceOptions { MaxSide = 512 });
+        Assert.True(byDefault >= 24 && byDefault >= upTo512 + 12, $"of 32 faces of 106 px: {byDefault} found by default, {upTo512} with looks up to 512");
+
+        // fer predict does the same, and --max-look chooses the largest look.
+        using var dir = new TempDir();
+        var file = Path.Combine(dir.Path, "group.jpg");
+        Assert.True(photo.SaveImage(file));
+        int Printed(params string[] extra)
+        {
+            var cli = Cli.Run(["predict", file, "--format", "json", .. extra]);
+            Assert.True(cli.ExitCode == 0, cli.Stderr);
+            return JsonDocument.Parse(cli.Stdout).RootElement[0].GetProperty("faces").GetArrayLength();
+        }
+        var printedByDefault = Printed();
+        var printedUpTo512 = Printed("--max-look", "512");
+        Assert.True(printedByDefault >= 24 && printedByDefault >= printedUpTo512 + 12, $"fer predict: {printedByDefault} faces by default, {printedUpTo512} with --max-look 512");
+        var refused = Cli.Run("predict", file, "--max-look", "300");
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("300", refused.Stderr);
+    }
+
     [Theory]
     [InlineData(640, 480, 0.4, 256, 192, 288, 224)]
     [InlineData(640, 480, 0.8, 512, 384, 544, 416)]
@@ -181,6 +226,7 @@ public class BlazeFaceTests
         Assert.Contains("MinScore", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { MinScore = 1.5f })).Message);
         Assert.Contains("NmsIoU", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { NmsIoU = 0 })).Message);
         Assert.Contains("BoxScale", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { BoxScale = -1 })).Message);
+        Assert.Contains("MaxSide", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { MaxSide = 100 })).Message);
     }
 
     [Fact]

@@ -27,13 +27,18 @@ public sealed record BlazeFaceOptions
     public double BoxShiftY { get; init; } = -0.12;
 
     /// <summary>
-    /// Also look at the image at twice the scale, for faces under a sixth of its longer side (group photos). About
-    /// 3-4 times the time of the first look at 4:3 and 16:9 images; off for live video by default.
+    /// The longer side of the largest look at the image. The model finds faces down to about a sixth of what it
+    /// sees, so the detector looks at the image at a longer side of 256, then at twice that and so on up to this,
+    /// each look for faces half the size; looks from 1024 on stop at the image's own size. 256: one look (live
+    /// video). 512: faces down to about a twelfth of the longer side, 3-4 times the time of one look. 1024 (the
+    /// default): a twenty-fourth, such as the faces of a group photo; about 8 times one look for a 1920x1080
+    /// image, and 640x480 images stop at 512. 2048 finds faces of 100 px in a 12-megapixel photo, at about 4
+    /// times the cost of 1024 (docs/DECISIONS.md, "Group photos: looks up to 1024").
     /// </summary>
-    public bool SmallFaces { get; init; } = true;
+    public int MaxSide { get; init; } = 1024;
 
     /// <summary>The whole image only: live video, where faces are usually large and time is short.</summary>
-    public static BlazeFaceOptions Video { get; } = new() { SmallFaces = false };
+    public static BlazeFaceOptions Video { get; } = new() { MaxSide = 256 };
 }
 
 /// <summary>
@@ -46,8 +51,9 @@ public sealed record BlazeFaceOptions
 /// <remarks>
 /// The network is fully convolutional, so it is not shown a 256x256 square but the image itself, scaled to a
 /// longer side of 256, framed by a black margin and padded to whole cells of its anchor grids (strides 16 and
-/// 32). For small faces it sees the image a second time at twice that scale, which finds what overlapping
-/// tiles at that scale found, in less time and with no tile edges to cut faces.
+/// 32). For smaller faces it looks again at twice that scale and again at four times (up to
+/// <see cref="BlazeFaceOptions.MaxSide"/>), which finds what overlapping tiles at those scales would, in less
+/// time and with no tile edges to cut faces.
 /// </remarks>
 public sealed class BlazeFaceDetector : IFaceDetector
 {
@@ -60,9 +66,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
     // (docs/DECISIONS.md, "Two scales instead of tiles").
     private const int Margin = 16;
     private const double ContainedFraction = 0.6;
-    // Faces above a fifth of the longer side are the first pass's to find: at twice the scale, a part of one
+    // Faces wider than 40 % of the model's side are the look before's to find: at twice the scale, a part of one
     // (eyes and nose) can pass for a face.
-    private const double MaxSmallFace = 0.2;
+    private const double MaxLaterFace = 0.4 * BaseSide;
     // Reshaping a Net to another input size costs more than a pass (about 15-20 ms here), so each input size
     // keeps its own; a photo needs two, and a few image sizes alternate in practice.
     private const int MaxCachedNets = 4;
@@ -81,6 +87,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         if (_options.MinScore is <= 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(options), _options.MinScore, "MinScore must lie between 0 and 1");
         if (_options.NmsIoU is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(options), _options.NmsIoU, "NmsIoU must lie in (0, 1]");
         if (_options.BoxScale <= 0) throw new ArgumentOutOfRangeException(nameof(options), _options.BoxScale, "BoxScale must be positive");
+        if (_options.MaxSide < BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.MaxSide, $"MaxSide must be at least {BaseSide}");
         _model = ReadModel();
         // Imported here so that a broken resource fails at construction, not at the first photo.
         _unassigned = OpenCvNetwork.Import(_model);
@@ -110,8 +117,12 @@ public sealed class BlazeFaceDetector : IFaceDetector
         var scores = new List<float>();
         var longer = Math.Max(image.Width, image.Height);
         DetectAt(rgb, (double)BaseSide / longer, double.PositiveInfinity, boxes, scores);
-        // Below a longer side of 256 the second look would only upscale what the first saw.
-        if (_options.SmallFaces && longer >= BaseSide) DetectAt(rgb, 2.0 * BaseSide / longer, MaxSmallFace * 2 * BaseSide, boxes, scores);
+        // Below a longer side of 256 a second look would only upscale what the first saw; past 512, looks stop
+        // at the image's own size.
+        for (var side = 2 * BaseSide; side <= _options.MaxSide && longer >= BaseSide && side <= Math.Max(longer, 2 * BaseSide); side *= 2)
+        {
+            DetectAt(rgb, (double)side / longer, MaxLaterFace, boxes, scores);
+        }
         return WeightedSuppression(boxes, scores, _options.NmsIoU)
             .Select(b => Clip(b, image.Width, image.Height))
             .Where(b => b.Width > 0 && b.Height > 0)
