@@ -58,7 +58,7 @@ public sealed record BlazeFaceOptions
 public sealed class BlazeFaceDetector : IFaceDetector
 {
     private const string ResourceName = "FerSharp.blazeface-back.onnx";
-    // The longer side the model was made for; the small-face pass uses twice it.
+    // The longer side the model was made for, and of the first look; each later look doubles it.
     private const int BaseSide = 256;
     private const int FineStride = 16, FinePerCell = 2, CoarseStride = 32, CoarsePerCell = 6;
     // Black border around the scaled image. At the input's own edges the convolutions pad with zeros, which in
@@ -70,7 +70,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     // (eyes and nose) can pass for a face.
     private const double MaxLaterFace = 0.4 * BaseSide;
     // Reshaping a Net to another input size costs more than a pass (about 15-20 ms here), so each input size
-    // keeps its own; a photo needs two, and a few image sizes alternate in practice.
+    // keeps its own; a photo needs up to three, and few image sizes alternate in practice.
     private const int MaxCachedNets = 4;
 
     private readonly byte[] _model;
