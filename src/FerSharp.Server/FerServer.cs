@@ -50,8 +50,8 @@ public static class FerServer
         var fer = recognizer ?? EmotionRecognizer.Load(options.ModelPath, new RecognizerOptions { DetectorKind = options.DetectorKind });
         builder.Services.AddSingleton(fer);
         builder.Services.AddSingleton(new InferenceGate(options.MaxConcurrentInference, options.MaxQueuedInference));
-        // Live frames use the fast settings (BlazeFace without its second look at twice the scale, about 4x quicker
-        // per 640x480 frame; Haar about 3x); uploads keep the photo ones.
+        // Live frames use the fast settings (BlazeFace with one look instead of up to three, about 4x quicker per
+        // 640x480 frame; Haar about 3x); uploads keep the photo ones.
         var streamDetector = new StreamDetector(FaceDetectors.Create(options.DetectorKind, options.StreamDetector, options.StreamBlazeFace));
         builder.Services.AddSingleton(streamDetector);
 
