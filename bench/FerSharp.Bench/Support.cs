@@ -171,6 +171,73 @@ internal static class DetectorStudy
         return new Result(variant.Name, found, other, Math.Round(Stats.Percentile([.. ms], 50), 2), Math.Round(Stats.Percentile([.. ms], 90), 2));
     }
 
+    /// <summary>Clips of 640x480 frames, each with one face of a size in a range moving in a straight line, bouncing off the edges.</summary>
+    public sealed record ClipSet(string Name, FaceDataset Faces, int Count, int Frames, int MinSide, int MaxSide)
+    {
+        /// <summary>The frames of clip <paramref name="clip"/>, made as they are read (a clip set would not fit in memory).</summary>
+        public IEnumerable<(Mat Frame, FaceBox Truth)> Clip(int clip)
+        {
+            var random = new Random(clip);
+            var side = random.Next(MinSide, MaxSide + 1);
+            double x = random.Next(0, 640 - side), y = random.Next(0, 480 - side);
+            double vx = random.NextDouble() * 8 - 4, vy = random.NextDouble() * 6 - 3;
+            var background = new Scalar(90 + random.Next(80), 90 + random.Next(80), 90 + random.Next(80));
+            using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, Faces.Face(clip % Faces.Count).ToArray());
+            using var sized = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
+            using var colour = sized.CvtColor(ColorConversionCodes.GRAY2BGR);
+            for (var f = 0; f < Frames; f++)
+            {
+                if (x + vx < 0 || x + vx > 640 - side) vx = -vx;
+                if (y + vy < 0 || y + vy > 480 - side) vy = -vy;
+                x += vx;
+                y += vy;
+                var frame = new Mat(480, 640, MatType.CV_8UC3, background);
+                var truth = new FaceBox((int)x, (int)y, side, side);
+                colour.CopyTo(frame[truth.ToRect()]);
+                yield return (frame, truth);
+            }
+        }
+    }
+
+    public sealed record ClipResult(string Variant, IReadOnlyList<string> Found, int OtherBoxes, double MedianMs, double MeanMs, double P90Ms);
+
+    /// <summary>
+    /// Frames with their face found per clip set, each clip read by a new <see cref="FaceFollower"/> when
+    /// <paramref name="follow"/> (as <c>fer video</c> does) or frame by frame alone; times over all frames.
+    /// </summary>
+    public static ClipResult RunClips(Variant variant, bool follow, IReadOnlyList<ClipSet> sets)
+    {
+        using var detector = variant.Create();
+        using (var warm = new Mat(480, 640, MatType.CV_8UC3, Scalar.All(100))) detector.Detect(warm);
+        var ms = new List<double>();
+        var found = new List<string>();
+        var other = 0;
+        foreach (var set in sets)
+        {
+            int hits = 0, frames = 0;
+            for (var clip = 0; clip < set.Count; clip++)
+            {
+                var follower = new FaceFollower(detector);
+                foreach (var (frame, truth) in set.Clip(clip))
+                {
+                    using (frame)
+                    {
+                        var watch = Stopwatch.StartNew();
+                        var boxes = follow ? follower.Find(frame) : detector.Detect(frame);
+                        ms.Add(watch.Elapsed.TotalMilliseconds);
+                        frames++;
+                        if (boxes.Any(b => b.IoU(truth) >= 0.4)) hits++;
+                        other += boxes.Count(b => b.IoU(truth) < 0.4);
+                    }
+                }
+            }
+            found.Add($"{hits}/{frames}");
+        }
+        ms.Sort();
+        double[] sorted = [.. ms];
+        return new ClipResult(variant.Name, found, other, Math.Round(Stats.Percentile(sorted, 50), 2), Math.Round(ms.Average(), 2), Math.Round(Stats.Percentile(sorted, 90), 2));
+    }
+
     /// <summary>Boxes found in each image of a folder (.jpg, .png), by file name.</summary>
     public static SortedDictionary<string, int> CountInFolder(IFaceDetector detector, string folder)
     {

@@ -227,6 +227,105 @@ public class BlazeFaceTests
         Assert.Contains("NmsIoU", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { NmsIoU = 0 })).Message);
         Assert.Contains("BoxScale", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { BoxScale = -1 })).Message);
         Assert.Contains("MaxSide", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { MaxSide = 100 })).Message);
+        Assert.Contains("FullLookSide", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { FullLookSide = 100 })).Message);
+        Assert.Contains("FullLookEvery", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { FullLookEvery = -1 })).Message);
+    }
+
+    /// <summary>
+    /// Frames of PrivateTest face <paramref name="index"/> at <paramref name="side"/> px on a grey 640x480 canvas,
+    /// moving 4 px right and 2 px down per frame, from frame <paramref name="appearsAt"/> (no face before).
+    /// </summary>
+    internal static IEnumerable<(Mat Frame, FaceBox? Truth)> MovingFace(int index, int side, int frames, int appearsAt = 0)
+    {
+        using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, FaceCanvas.Faces.Face(index).ToArray());
+        using var sized = face.Resize(new Size(side, side), 0, 0, side < 48 ? InterpolationFlags.Area : InterpolationFlags.Cubic);
+        using var colour = sized.CvtColor(ColorConversionCodes.GRAY2BGR);
+        var (x0, y0) = (40 + index * 67 % 400, 60 + index * 41 % 300);
+        for (var f = 0; f < frames; f++)
+        {
+            var frame = new Mat(480, 640, MatType.CV_8UC3, new Scalar(120, 130, 140));
+            if (f < appearsAt)
+            {
+                yield return (frame, null);
+                continue;
+            }
+            var truth = new FaceBox(x0 + 4 * f, y0 + 2 * f, side, side);
+            colour.CopyTo(frame[truth.ToRect()]);
+            yield return (frame, truth);
+        }
+    }
+
+    internal static bool FoundIn(IReadOnlyList<FaceBox> boxes, FaceBox? truth) => truth is { } t && boxes.Any(b => b.IoU(t) >= 0.4);
+
+    [SharedDataFact]
+    public void Following_a_video_keeps_the_small_faces_its_full_looks_find()
+    {
+        // 44 px faces in 640x480 frames: too small for the one look of the video settings; the first frame's full
+        // look finds them, and the looks around them keep them in the frames after.
+        using var detector = new BlazeFaceDetector(BlazeFaceOptions.Video);
+        int alone = 0, followed = 0, frames = 0;
+        for (var i = 0; i < 8; i++)
+        {
+            var follower = new FaceFollower(detector);
+            foreach (var (frame, truth) in MovingFace(i, 44, 10))
+            {
+                using (frame)
+                {
+                    frames++;
+                    if (FoundIn(detector.Detect(frame), truth)) alone++;
+                    if (FoundIn(follower.Find(frame), truth)) followed++;
+                }
+            }
+            Assert.Equal(10, follower.Frames);
+        }
+        Assert.True(followed >= 56 && followed >= alone + 30, $"of {frames} frames with a 44 px face: {followed} found by following, {alone} by each frame's own look");
+    }
+
+    [SharedDataFact]
+    public void A_full_look_comes_every_FullLookEvery_frames()
+    {
+        // A 44 px face that appears in frame 1 is found at the next full look (frame 4), not before, and kept after.
+        using var detector = new BlazeFaceDetector(BlazeFaceOptions.Video with { FullLookEvery = 4 });
+        var follower = new FaceFollower(detector);
+        var byFollower = new List<bool>();
+        var byOwnLook = new List<bool>();
+        foreach (var (frame, truth) in MovingFace(6, 44, 10, appearsAt: 1))
+        {
+            using (frame)
+            {
+                byOwnLook.Add(FoundIn(detector.Detect(frame), truth));
+                byFollower.Add(FoundIn(follower.Find(frame), truth));
+            }
+        }
+        Assert.False(byOwnLook.Any(found => found), "the frames' own look should miss this face in every frame");
+        Assert.Equal(4, byFollower.IndexOf(true));
+        Assert.True(byFollower.Skip(4).Count(found => found) >= 5, $"found in frames 4-9: {string.Join(",", byFollower.Skip(4))}");
+    }
+
+    [Fact]
+    public void Other_detectors_see_each_frame_alone()
+    {
+        var boxes = new[] { new FaceBox(10, 10, 50, 50) };
+        using var detector = new CountingDetector(boxes);
+        var follower = new FaceFollower(detector);
+        using var frame = new Mat(100, 100, MatType.CV_8UC3, Scalar.All(0));
+        for (var i = 0; i < 3; i++) Assert.Equal(boxes, follower.Find(frame));
+        Assert.Equal((3, 3), (detector.Calls, follower.Frames));
+    }
+
+    private sealed class CountingDetector(IReadOnlyList<FaceBox> boxes) : IFaceDetector
+    {
+        public int Calls { get; private set; }
+
+        public IReadOnlyList<FaceBox> Detect(Mat image)
+        {
+            Calls++;
+            return boxes;
+        }
+
+        public void Dispose()
+        {
+        }
     }
 
     [Fact]

@@ -287,7 +287,8 @@ public class PredictCliTests
         using var dir = new TempDir();
         var video = dir.File("clip.avi");
         const int frames = 15;
-        // Faces found in the raw frames with fer video's fast detector settings, and with the photo ones.
+        // Faces found in the raw frames with fer video's fast detector settings (following faces from frame to
+        // frame, as fer video does), and with the photo ones.
         var expectedRows = 0;
         var expectedAccurateRows = 0;
         using (var recognizer = EmotionRecognizer.Load(options: RecognizerOptions.Video))
@@ -295,14 +296,16 @@ public class PredictCliTests
         using (var writer = new VideoWriter(video, FourCC.MJPG, 10, new Size(640, 480)))
         {
             Assert.True(writer.IsOpened());
+            var follower = recognizer.FollowFaces();
+            var accurateFollower = photoRecognizer.FollowFaces();
             for (var f = 0; f < frames; f++)
             {
                 var (image, _) = FaceCanvas.Build([0, 1, 2, 3], 640, 480, 130, shiftX: f * 2); // faces drift right
                 using (image)
                 {
                     writer.Write(image);
-                    expectedRows += recognizer.Recognize(image).Count;
-                    expectedAccurateRows += photoRecognizer.Recognize(image).Count;
+                    expectedRows += recognizer.Recognize(image, follower).Count;
+                    expectedAccurateRows += photoRecognizer.Recognize(image, accurateFollower).Count;
                 }
             }
         }

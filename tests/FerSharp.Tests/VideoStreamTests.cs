@@ -88,6 +88,34 @@ public class VideoStreamTests
         }
     }
 
+    [SharedDataFact]
+    public void A_video_follows_a_small_face_its_frames_own_looks_miss()
+    {
+        // A 44 px face moving through 20 frames: the video settings' one look per frame misses it; their full look
+        // every tenth frame finds it, and each frame looks for it again around where it was.
+        using var dir = new TempDir();
+        var clip = dir.File("small-face.avi");
+        var truths = new List<FaceBox?>();
+        using (var writer = new VideoWriter(clip, FourCC.MJPG, 10, new Size(640, 480)))
+        {
+            Assert.True(writer.IsOpened());
+            foreach (var (frame, truth) in BlazeFaceTests.MovingFace(6, 44, 20))
+            {
+                using (frame) writer.Write(frame);
+                truths.Add(truth);
+            }
+        }
+        int FramesWithAFace(BlazeFaceOptions blazeFace)
+        {
+            using var recognizer = EmotionRecognizer.Load(null, RecognizerOptions.Video with { BlazeFace = blazeFace });
+            using var video = VideoStream.Open(recognizer, clip, new VideoOptions());
+            return video.Frames().Count(frame => BlazeFaceTests.FoundIn(frame.Faces.Select(f => f.Face.Box).ToList(), truths[frame.Index]));
+        }
+        var followed = FramesWithAFace(BlazeFaceOptions.Video);
+        var alone = FramesWithAFace(BlazeFaceOptions.Video with { FullLookEvery = 0 });
+        Assert.True(followed >= 16 && alone <= 4, $"of 20 frames, {followed} had the face with full looks, {alone} without");
+    }
+
     [Fact]
     public void Fer_video_streams_json_lines_and_refuses_a_window_without_a_display()
     {

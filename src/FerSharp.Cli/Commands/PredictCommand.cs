@@ -274,7 +274,7 @@ internal static class PredictCommand
         var maxFrames = new Option<int>("--max-frames") { Description = "Stop after N frames (0 = all; cameras run until Ctrl+C).", DefaultValueFactory = _ => 0 };
         var detection = new Option<string>("--detection")
         {
-            Description = "Face detector settings: 'fast' (live video: BlazeFace on the whole frame only; Haar with scale step 1.1 on frames downscaled to 480 px) or 'accurate' (the photo settings: BlazeFace also looks at the frame at twice and four times the scale, up to its own size, for faces under a sixth of it: about 4x slower at 640x480, more on larger frames; Haar 2-3x slower).",
+            Description = "Face detector settings: 'fast' (live video: BlazeFace on the whole frame only, but every tenth frame as a photo is, and faces followed into the next frames by a look around where they were; Haar with scale step 1.1 on frames downscaled to 480 px) or 'accurate' (the photo settings: BlazeFace also looks at the frame at twice and four times the scale, up to its own size, on every frame, for faces under a sixth of it: about 2x slower at 640x480, more on larger frames; Haar 2-3x slower).",
             DefaultValueFactory = _ => "fast",
         };
         detection.AcceptOnlyFromAmong("fast", "accurate");

@@ -131,17 +131,38 @@ public sealed class EmotionRecognizer : IDisposable
     /// <summary>As <see cref="Recognize(Mat)"/> with another test-time augmentation than the options' (e.g. per request).</summary>
     public IReadOnlyList<FaceEmotion> Recognize(Mat image, TtaMode tta)
     {
+        EnsureRecognizable(image);
+        return Classify(image, FindFaces(image), tta);
+    }
+
+    /// <summary>
+    /// Faces in the next frame of a video, found by <paramref name="follower"/> (which knows the frames before; its
+    /// detector may differ from <see cref="Detector"/>, as the server's stream's does) and classified by this recognizer.
+    /// </summary>
+    public IReadOnlyList<FaceEmotion> Recognize(Mat frame, FaceFollower follower)
+    {
+        ArgumentNullException.ThrowIfNull(follower);
+        EnsureRecognizable(frame);
+        return Classify(frame, FindFaces(frame, follower.Find), Options.Tta);
+    }
+
+    /// <summary>A follower of this recognizer's detector, for the frames of one video (<see cref="Recognize(Mat, FaceFollower)"/>).</summary>
+    public FaceFollower FollowFaces() => new(Detector);
+
+    private static void EnsureRecognizable(Mat image)
+    {
         ArgumentNullException.ThrowIfNull(image);
         if (image.Empty()) throw new ArgumentException("the image is empty");
         if (image.Width < MinImageSide || image.Height < MinImageSide)
         {
             throw new InvalidDataException($"image is {image.Width}x{image.Height} pixels, too small to hold a face (minimum {MinImageSide}x{MinImageSide})");
         }
-        return Classify(image, FindFaces(image), tta);
     }
 
     /// <summary>The face boxes <see cref="Recognize(Mat)"/> would classify.</summary>
-    public IReadOnlyList<FaceBox> FindFaces(Mat image)
+    public IReadOnlyList<FaceBox> FindFaces(Mat image) => FindFaces(image, Detector.Detect);
+
+    private IReadOnlyList<FaceBox> FindFaces(Mat image, Func<Mat, IReadOnlyList<FaceBox>> detect)
     {
         ArgumentNullException.ThrowIfNull(image);
         var whole = new FaceBox(0, 0, image.Width, image.Height);
@@ -149,7 +170,7 @@ public sealed class EmotionRecognizer : IDisposable
         {
             FaceDetectionMode.Never => [whole],
             FaceDetectionMode.Auto when image.Width <= Options.FaceCropMaxSide && image.Height <= Options.FaceCropMaxSide => [whole],
-            _ => Detector.Detect(image),
+            _ => detect(image),
         };
     }
 

@@ -176,6 +176,7 @@ public sealed class VideoStream : IDisposable
     private readonly VideoOptions _options;
     private readonly VideoCapture _capture;
     private readonly FaceTracker _tracker;
+    private readonly FaceFollower _follower;
     private readonly Stopwatch _watch = new();
     private bool _started;
 
@@ -189,6 +190,7 @@ public sealed class VideoStream : IDisposable
         SourceFps = capture.Fps is > 0 and < 1000 ? capture.Fps : 25;
         FrameCount = capture.FrameCount > 0 ? capture.FrameCount : null;
         _tracker = new FaceTracker(recognizer.Model.ClassNames, options.Smoothing);
+        _follower = recognizer.FollowFaces();
     }
 
     /// <summary>Opens the source; fails at once, naming it, when it cannot be read.</summary>
@@ -238,7 +240,7 @@ public sealed class VideoStream : IDisposable
                 var analyzed = index % _options.Every == 0;
                 if (analyzed)
                 {
-                    last = _tracker.Update(_recognizer.Recognize(image));
+                    last = _tracker.Update(_recognizer.Recognize(image, _follower));
                     FramesAnalyzed++;
                     FaceDetections += last.Count;
                 }
