@@ -97,7 +97,8 @@ public sealed class BlazeFaceDetector : IFaceDetector
     private const int RegionSide = 192;
     // Looks again per frame at most: each costs about half of a 640x480 frame's first look.
     private const int MaxRegionLooks = 8;
-    private const double SameFaceIoU = 0.3;
+    /// <summary>Two boxes of one frame, or of a face in two frames, overlapping at least this much are one face.</summary>
+    internal const double SameFaceIoU = 0.3;
     // A face narrower than this in the frame's largest look is looked for around where it was unless that look
     // found it about where it was (IoU at least AgreeIoU): at that size the whole-frame looks often place a box
     // off the face, and a box that is followed from such a frame stays off it. Measured on moving faces: always
@@ -247,9 +248,15 @@ public sealed class BlazeFaceDetector : IFaceDetector
     {
         var (scaled, input) = InputSize(rgb.Width, rgb.Height, scale);
         using var canvas = new Mat(input.Height, input.Width, MatType.CV_8UC3, Scalar.All(0));
-        using (var resized = rgb.Resize(scaled, 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear))
+        using var inside = canvas[new Rect(Margin, Margin, scaled.Width, scaled.Height)];
+        if (scaled == rgb.Size())
         {
-            resized.CopyTo(canvas[new Rect(Margin, Margin, scaled.Width, scaled.Height)]);
+            rgb.CopyTo(inside); // a look around a face passes its view at the size it is shown
+        }
+        else
+        {
+            using var resized = rgb.Resize(scaled, 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear);
+            resized.CopyTo(inside);
         }
         // The model takes RGB scaled to [-1, 1].
         using var blob = CvDnn.BlobFromImage(canvas, 1 / 127.5, input, Scalar.All(127.5), swapRB: false, crop: false);

@@ -16,7 +16,6 @@ public sealed class FaceFollower
     // A followed face that a frame's looks miss is looked for again in the next frames too, this many at most:
     // a look that misses a face once mostly finds it in the next frame.
     private const int MaxMissedFrames = 2;
-    private const double SameFaceIoU = 0.3;
 
     private List<(FaceBox Box, int Missed)> _followed = [];
 
@@ -41,7 +40,7 @@ public sealed class FaceFollower
         var followed = found.Select(b => (b, 0)).ToList();
         foreach (var (box, missed) in _followed)
         {
-            if (missed < MaxMissedFrames && !found.Any(b => b.IoU(box) >= SameFaceIoU)) followed.Add((box, missed + 1));
+            if (missed < MaxMissedFrames && !found.Any(b => b.IoU(box) >= BlazeFaceDetector.SameFaceIoU)) followed.Add((box, missed + 1));
         }
         _followed = followed;
         return found;
