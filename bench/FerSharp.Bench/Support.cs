@@ -100,13 +100,19 @@ internal static class Scenes
         var side = Math.Min(height / 2, width / (count + 1)) * 4 / 5;
         for (var k = 0; k < count; k++)
         {
-            using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, faces[k % faces.Count]);
-            using var big = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
-            using var colour = big.CvtColor(ColorConversionCodes.GRAY2BGR);
+            using var colour = Enlarged(faces[k % faces.Count], side);
             var x = Math.Min(width - side - 1, 20 + k * (width / count) + shift % 10);
             colour.CopyTo(canvas[new Rect(x, (height - side) / 2, side, side)]);
         }
         return canvas;
+    }
+
+    /// <summary>A 48x48 grayscale face scaled to <paramref name="side"/> pixels (bicubic) as a BGR image, to paste into a scene.</summary>
+    public static Mat Enlarged(byte[] pixels, int side)
+    {
+        using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, pixels);
+        using var big = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
+        return big.CvtColor(ColorConversionCodes.GRAY2BGR);
     }
 }
 
@@ -134,9 +140,7 @@ internal static class DetectorStudy
             var x = random.Next(0, 640 - side);
             var y = random.Next(0, 480 - side);
             var canvas = new Mat(480, 640, MatType.CV_8UC3, new Scalar(90 + random.Next(80), 90 + random.Next(80), 90 + random.Next(80)));
-            using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, faces.Face(i % faces.Count).ToArray());
-            using var big = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
-            using var colour = big.CvtColor(ColorConversionCodes.GRAY2BGR);
+            using var colour = Bench.Scenes.Enlarged(faces.Face(i % faces.Count).ToArray(), side);
             var angle = (random.NextDouble() * 2 - 1) * maxAngle;
             using var turn = Cv2.GetRotationMatrix2D(new Point2f(side / 2f, side / 2f), angle, 1);
             using var turned = colour.WarpAffine(turn, colour.Size(), InterpolationFlags.Linear, BorderTypes.Replicate);
@@ -182,9 +186,7 @@ internal static class DetectorStudy
             double x = random.Next(0, 640 - side), y = random.Next(0, 480 - side);
             double vx = random.NextDouble() * 8 - 4, vy = random.NextDouble() * 6 - 3;
             var background = new Scalar(90 + random.Next(80), 90 + random.Next(80), 90 + random.Next(80));
-            using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, Faces.Face(clip % Faces.Count).ToArray());
-            using var sized = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
-            using var colour = sized.CvtColor(ColorConversionCodes.GRAY2BGR);
+            using var colour = Bench.Scenes.Enlarged(Faces.Face(clip % Faces.Count).ToArray(), side);
             for (var f = 0; f < Frames; f++)
             {
                 if (x + vx < 0 || x + vx > 640 - side) vx = -vx;

@@ -31,6 +31,7 @@ public static class FerServer
     public static WebApplication Build(ServerOptions options, EmotionRecognizer? recognizer = null, Action<ILoggingBuilder>? logging = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
@@ -47,12 +48,12 @@ public static class FerServer
             TimeoutStatusCode = StatusCodes.Status504GatewayTimeout,
         });
         var ownsRecognizer = recognizer == null;
-        var fer = recognizer ?? EmotionRecognizer.Load(options.ModelPath, new RecognizerOptions { DetectorKind = options.DetectorKind });
+        var fer = recognizer ?? EmotionRecognizer.Load(options.ModelPath, options.Recognition);
         builder.Services.AddSingleton(fer);
         builder.Services.AddSingleton(new InferenceGate(options.MaxConcurrentInference, options.MaxQueuedInference));
         // Live frames use the fast settings (BlazeFace with one look per frame instead of up to three and a photo's
         // looks every tenth frame, faces followed between them; Haar about 3x quicker); uploads keep the photo ones.
-        var streamDetector = new StreamDetector(FaceDetectors.Create(options.DetectorKind, options.StreamDetector, options.StreamBlazeFace));
+        var streamDetector = new StreamDetector(FaceDetectors.Create(options.Recognition.DetectorKind, options.StreamDetector, options.StreamBlazeFace));
         builder.Services.AddSingleton(streamDetector);
 
         var app = builder.Build();
@@ -109,6 +110,19 @@ public static class FerServer
                 ? new { opencv_ms = timing.OpenCvMs, torchsharp_ms = timing.TorchSharpMs, rounds = timing.Rounds }
                 : null,
             metrics = m.Metrics,
+            // How uploads are recognized (a request's ?tta= overrides tta), so a client knows what its answers mean.
+            recognition = new
+            {
+                detector = recognizer.Detector switch
+                {
+                    BlazeFaceDetector => FaceDetectorKind.BlazeFace.ToString(),
+                    HaarFaceDetector => FaceDetectorKind.Haar.ToString(),
+                    var other => other.GetType().Name,
+                },
+                max_look = (recognizer.Detector as BlazeFaceDetector)?.Options.MaxSide,
+                margin = recognizer.Options.Margin,
+                tta = recognizer.Options.Tta.ToString().ToLowerInvariant(),
+            },
             fersharp_version = FerSharpInfo.Version,
         };
     }
@@ -206,7 +220,8 @@ public static class FerServer
             return;
         }
         // One tracker per connection: a stream's frames come one after another, so faces keep their ids and
-        // their probabilities are smoothed over time, as in `fer video`.
+        // their probabilities are smoothed over time, as in `fer video`. Frames get one view per face whatever the
+        // uploads' test-time augmentation (ten crops would cost a live stream ten times the time per face).
         var tracker = new FaceTracker(recognizer.Model.ClassNames, smoothing);
         var follower = new FaceFollower(live.Detector);
         // A stream lives longer than one request timeout.
@@ -247,7 +262,7 @@ public static class FerServer
                 }
                 else
                 {
-                    var (status, body) = await RecognizeBytesAsync(recognizer, image => tracker.Update(recognizer.Recognize(image, follower)).Select(FaceJson.Of).ToList(), gate, message.ToArray(), ct).ConfigureAwait(false);
+                    var (status, body) = await RecognizeBytesAsync(recognizer, image => tracker.Update(recognizer.Recognize(image, follower, TtaMode.None)).Select(FaceJson.Of).ToList(), gate, message.ToArray(), ct).ConfigureAwait(false);
                     reply = status == 200 ? body : new { frame, error = JsonSerializer.SerializeToElement(body, Json).GetProperty("error").GetString() };
                 }
                 var json = JsonSerializer.SerializeToUtf8Bytes(reply, Json);

@@ -1,5 +1,7 @@
 using FerSharp.Inference;
 
+using Microsoft.AspNetCore.Http;
+
 namespace FerSharp.Server;
 
 /// <summary>Settings of <c>fer serve</c>.</summary>
@@ -17,10 +19,38 @@ public sealed record ServerOptions
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Largest WebSocket frame (one JPEG).</summary>
     public int MaxFrameBytes { get; init; } = 4 * 1024 * 1024;
-    /// <summary>The face detector, for uploads and the live stream.</summary>
-    public FaceDetectorKind DetectorKind { get; init; } = FaceDetectorKind.BlazeFace;
-    /// <summary>Haar settings for the live WebSocket stream when <see cref="DetectorKind"/> is Haar (the fast video settings by default).</summary>
+    /// <summary>
+    /// How uploads are recognized when the server loads its own model (a recognizer passed to
+    /// <see cref="FerServer.Build"/> brings its own); its <see cref="RecognizerOptions.DetectorKind"/> is also the live stream's detector.
+    /// </summary>
+    public RecognizerOptions Recognition { get; init; } = new();
+    /// <summary>Haar settings for the live WebSocket stream when the detector is Haar (the fast video settings by default).</summary>
     public HaarDetectorOptions StreamDetector { get; init; } = HaarDetectorOptions.Video;
-    /// <summary>BlazeFace settings for the live WebSocket stream when <see cref="DetectorKind"/> is BlazeFace (the fast video settings by default).</summary>
+    /// <summary>BlazeFace settings for the live WebSocket stream when the detector is BlazeFace (the fast video settings by default).</summary>
     public BlazeFaceOptions StreamBlazeFace { get; init; } = BlazeFaceOptions.Video;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range, before anything loads or listens.</summary>
+    public void Validate()
+    {
+        var urls = Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (urls.Length == 0) throw new ArgumentException("listen address (--urls): none given; expected e.g. http://127.0.0.1:5080");
+        foreach (var url in urls)
+        {
+            // Kestrel's own parser, so that what passes here also binds (http://*:5080 and http://+:5080 included).
+            try
+            {
+                _ = BindingAddress.Parse(url);
+            }
+            catch (FormatException)
+            {
+                throw new ArgumentException($"listen address (--urls) '{url}': expected a URL such as http://127.0.0.1:5080 or http://0.0.0.0:8080");
+            }
+        }
+        if (MaxBodyBytes < 1) throw new ArgumentException($"largest request body (--max-body-mb) must be positive, got {MaxBodyBytes} bytes");
+        if (MaxConcurrentInference < 1) throw new ArgumentException($"recognitions at once (--max-concurrency) must be at least 1, got {MaxConcurrentInference}");
+        if (MaxQueuedInference < 0) throw new ArgumentException($"queued recognitions (--max-queue) must be 0 or more, got {MaxQueuedInference}");
+        if (RequestTimeout <= TimeSpan.Zero) throw new ArgumentException($"request timeout (--timeout) must be positive, got {RequestTimeout.TotalSeconds} s");
+        if (MaxFrameBytes < 1) throw new ArgumentException($"largest stream frame must be positive, got {MaxFrameBytes} bytes");
+        Recognition.Validate();
+    }
 }

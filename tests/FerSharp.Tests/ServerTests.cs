@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.WebSockets;
@@ -74,6 +75,11 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         var timing = model.RootElement.GetProperty("engine_timing");
         Assert.Equal(server.Recognizer.Model.EngineTiming!.OpenCvMs, timing.GetProperty("opencv_ms").GetDouble());
         Assert.True(timing.GetProperty("torchsharp_ms").GetDouble() > 0);
+        var recognition = model.RootElement.GetProperty("recognition");
+        Assert.Equal("BlazeFace", recognition.GetProperty("detector").GetString());
+        Assert.Equal(new BlazeFaceOptions().MaxSide, recognition.GetProperty("max_look").GetInt32());
+        Assert.Equal(server.Recognizer.Options.Margin, recognition.GetProperty("margin").GetDouble());
+        Assert.Equal("none", recognition.GetProperty("tta").GetString());
         var openapi = await server.Http.GetStringAsync(Url("/openapi/v1.json"));
         Assert.Contains("/api/v1/recognize", openapi);
         var page = await server.Http.GetStringAsync(Url("/"));
@@ -167,7 +173,7 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         // stream really uses the settings given for it.
         foreach (var options in new[]
         {
-            new ServerOptions { Urls = "http://127.0.0.1:0", DetectorKind = FaceDetectorKind.Haar, StreamDetector = new HaarDetectorOptions { MinFaceFraction = 0.95 } },
+            new ServerOptions { Urls = "http://127.0.0.1:0", Recognition = new RecognizerOptions { DetectorKind = FaceDetectorKind.Haar }, StreamDetector = new HaarDetectorOptions { MinFaceFraction = 0.95 } },
             new ServerOptions { Urls = "http://127.0.0.1:0", StreamBlazeFace = new BlazeFaceOptions { MinScore = 0.99999f } },
         })
         {
@@ -175,6 +181,77 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
             await strict.StartAsync();
             Assert.Equal(0, await StreamedFaceCount(new Uri(strict.Urls.First()), jpeg));
         }
+    }
+
+    [Fact]
+    public async Task Fer_serve_recognizes_uploads_with_its_detection_margin_and_tta_options()
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "fer.dll"), "serve", "--urls", "http://127.0.0.1:0", "--engine", "OpenCv", "--max-look", "2048", "--margin", "0.25", "--tta", "crops" })
+        {
+            info.ArgumentList.Add(a);
+        }
+        info.Environment["NO_COLOR"] = "1";
+        using var process = Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+            string? line;
+            Uri? address = null;
+            while (address == null && (line = await process.StandardOutput.ReadLineAsync(timeout.Token)) != null)
+            {
+                if (line.StartsWith("serving on ", StringComparison.Ordinal)) address = new Uri(line["serving on ".Length..].Split(' ', ',')[0]);
+            }
+            Assert.True(address != null, $"fer serve did not start: {(process.HasExited ? await stderr : "")}");
+
+            using var model = JsonDocument.Parse(await server.Http.GetStringAsync(new Uri(address, "/api/v1/model")));
+            var recognition = model.RootElement.GetProperty("recognition");
+            Assert.Equal(2048, recognition.GetProperty("max_look").GetInt32());
+            Assert.Equal(0.25, recognition.GetProperty("margin").GetDouble());
+            Assert.Equal("crops", recognition.GetProperty("tta").GetString());
+
+            // An upload without ?tta= gets the server's ten crops and margin: the answer of a recognizer set so.
+            var body = new ByteArrayContent(FacePng());
+            body.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+            using var answer = JsonDocument.Parse(await (await server.Http.PostAsync(new Uri(address, "/api/v1/recognize"), body)).Content.ReadAsStringAsync());
+            using var image = EmotionRecognizer.Decode(FacePng());
+            var expected = Assert.Single(server.Recognizer.Recognize(image, TtaMode.Crops));
+            // Within 1e-3, not to 3 places: this server runs the network on OpenCV, the fixture's as Auto chose.
+            var confidence = Assert.Single(answer.RootElement.GetProperty("faces").EnumerateArray()).GetProperty("confidence").GetDouble();
+            Assert.InRange(confidence, expected.Confidence - 1e-3, expected.Confidence + 1e-3);
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public void Build_refuses_settings_out_of_range_naming_them_before_listening()
+    {
+        foreach (var (options, named) in new (ServerOptions, string)[]
+        {
+            (new() { Urls = "not a url" }, "--urls"),
+            (new() { Urls = "http://127.0.0.1:0", MaxConcurrentInference = 0 }, "--max-concurrency"),
+            (new() { Urls = "http://127.0.0.1:0", MaxQueuedInference = -1 }, "--max-queue"),
+            (new() { Urls = "http://127.0.0.1:0", RequestTimeout = TimeSpan.Zero }, "--timeout"),
+            (new() { Urls = "http://127.0.0.1:0", MaxBodyBytes = 0 }, "--max-body-mb"),
+            (new() { Urls = "http://127.0.0.1:0", Recognition = new RecognizerOptions { Margin = double.NaN } }, "--margin"),
+        })
+        {
+            var error = Assert.ThrowsAny<ArgumentException>(() => FerServer.Build(options, server.Recognizer, logging: _ => { }));
+            Assert.Contains(named, error.Message);
+        }
+        // Kestrel's wildcard hosts are addresses too.
+        new ServerOptions { Urls = "http://*:5080;http://+:5081;http://0.0.0.0:5082" }.Validate();
     }
 
     [Fact]

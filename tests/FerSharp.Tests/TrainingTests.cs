@@ -1115,6 +1115,8 @@ public class ArchitectureTests
         model.eval();
         var y = model.forward(zeros(3, 1, 48, 48));
         Assert.Equal(new long[] { 3, 8 }, y.shape);
+        // Fewer than two classes is refused by name, not left to fail inside libtorch.
+        Assert.Contains("2 classes", Assert.Throws<ArgumentOutOfRangeException>(() => ModelRegistry.Create(name, 1)).Message);
     }
 
     [Fact]

@@ -116,9 +116,10 @@ internal static class DataCommands
         options.AddTo(command);
         command.SetAction((parse, ct) =>
         {
-            var dataset = options.Load(parse, parse.GetRequiredValue(path), ct);
+            var rowCount = OptionRules.Within(parse, rows, 1, 100, "rows");
             var augmentOptions = Training.AugmentOptions.Parse(parse.GetValue(augment)!);
-            var png = Training.AugmentationPreview.Render(dataset, augmentOptions, Math.Max(1, parse.GetValue(rows)), seed: parse.GetValue(seed));
+            var dataset = options.Load(parse, parse.GetRequiredValue(path), ct);
+            var png = Training.AugmentationPreview.Render(dataset, augmentOptions, rowCount, seed: parse.GetValue(seed));
             AtomicFile.WriteAllBytes(parse.GetValue(output)!, png);
             AnsiConsole.MarkupLineInterpolated($"wrote {parse.GetValue(output)} ({augmentOptions})");
             return Task.FromResult(CliRunner.ExitOk);

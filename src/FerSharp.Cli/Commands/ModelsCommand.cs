@@ -23,10 +23,11 @@ internal static class ModelsCommand
             table.AddColumn(new TableColumn("parameters").RightAligned());
             table.AddColumn(new TableColumn("MFLOPs / image").RightAligned());
             table.AddColumn("design");
+            var classCount = OptionRules.AtLeast(parse, classes, 2, "classes");
             var details = new List<(string, ModelProfile)>();
             foreach (var arch in ModelRegistry.All)
             {
-                using var module = arch.Create(parse.GetValue(classes));
+                using var module = arch.Create(classCount);
                 var profile = ModelProfiler.Profile(module);
                 table.AddRow(arch.Name, $"{profile.Parameters:N0}", $"{profile.Flops / 1e6:N1}", Markup.Escape(arch.Summary));
                 details.Add((arch.Name, profile));

@@ -59,28 +59,16 @@ internal static class PredictCommand
         format.AcceptOnlyFromAmong("table", "json", "csv");
         var annotate = new Option<string?>("--annotate") { Description = "Write copies with boxes, labels and probability bars into this folder." };
         var noDetect = new Option<bool>("--no-detect") { Description = "Treat each image as one face crop (skip face detection)." };
-        var margin = new Option<double>("--margin") { Description = "Grow detected boxes by this fraction per side before classifying.", DefaultValueFactory = _ => 0.1 };
-        var tta = new Option<TtaMode>("--tta") { Description = "Test-time augmentation per face: None, Flip, or Crops (10 views: the most accurate, about 10x the time per face; see the model card).", DefaultValueFactory = _ => TtaMode.None };
+        var recognition = new RecognitionOptions();
         var engine = EngineOption.Create();
-        var detector = DetectorOption.Create();
-        var maxLook = new Option<int>("--max-look")
-        {
-            Description = "BlazeFace's largest look at each photo, as a longer side in pixels: 256, 512, 1024 or 2048. Each look doubles the one before and finds faces half the size (down to about a sixth of what it sees); looks from 1024 on stop at the photo's own size. 2048 finds the smaller faces of 12-megapixel group photos, at about 4 times the time.",
-            DefaultValueFactory = _ => new BlazeFaceOptions().MaxSide,
-        };
-        maxLook.AcceptOnlyFromAmong("256", "512", "1024", "2048");
-        var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, annotate, noDetect, margin, tta, engine, detector, maxLook };
+        var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, annotate, noDetect };
+        recognition.AddTo(command);
+        command.Options.Add(engine);
         command.SetAction((parse, ct) =>
         {
             var files = ExpandInputs(parse.GetRequiredValue(inputs));
-            using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), new RecognizerOptions
-            {
-                Detection = parse.GetValue(noDetect) ? FaceDetectionMode.Never : FaceDetectionMode.Auto,
-                DetectorKind = parse.GetValue(detector),
-                BlazeFace = new BlazeFaceOptions { MaxSide = parse.GetValue(maxLook) },
-                Margin = parse.GetValue(margin),
-                Tta = parse.GetValue(tta),
-            });
+            var settings = recognition.Read(parse) with { Detection = parse.GetValue(noDetect) ? FaceDetectionMode.Never : FaceDetectionMode.Auto };
+            using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), settings);
             EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
             var annotateDir = parse.GetValue(annotate);
             if (annotateDir != null) Directory.CreateDirectory(annotateDir);

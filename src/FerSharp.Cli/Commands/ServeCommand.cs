@@ -21,25 +21,29 @@ internal static class ServeCommand
         var queue = new Option<int>("--max-queue") { Description = "Recognitions waiting for a slot before 503.", DefaultValueFactory = _ => 32 };
         var timeout = new Option<double>("--timeout") { Description = "Request timeout in seconds (then 504).", DefaultValueFactory = _ => 30 };
         var engine = EngineOption.Create();
-        var detector = DetectorOption.Create();
+        var recognition = new RecognitionOptions();
+        recognition.Tta.Description += " For uploads; a request's ?tta= overrides it.";
         var command = new Command("serve", "Serve the JSON API (POST /api/v1/recognize, WebSocket /api/v1/stream) and a live web page.")
         {
-            urls, model, maxBody, concurrency, queue, timeout, engine, detector,
+            urls, model, maxBody, concurrency, queue, timeout, engine,
         };
+        recognition.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var options = new ServerOptions
             {
                 Urls = parse.GetValue(urls)!,
                 ModelPath = parse.GetValue(model),
-                MaxBodyBytes = (long)(parse.GetValue(maxBody) * 1024 * 1024),
-                MaxConcurrentInference = parse.GetValue(concurrency),
-                MaxQueuedInference = parse.GetValue(queue),
-                RequestTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
-                DetectorKind = parse.GetValue(detector),
+                MaxBodyBytes = (long)(OptionRules.Within(parse, maxBody, 0.001, 1024 * 1024, "a size in MB above 0") * 1024 * 1024),
+                MaxConcurrentInference = OptionRules.AtLeast(parse, concurrency, 1, "recognitions"),
+                MaxQueuedInference = OptionRules.AtLeast(parse, queue, 0, "recognitions"),
+                RequestTimeout = TimeSpan.FromSeconds(OptionRules.Within(parse, timeout, 0.001, 24 * 3600, "seconds above 0, up to a day")),
+                Recognition = recognition.Read(parse),
             };
-            // Loaded here rather than by the server so the engine choice is checked before anything listens.
-            using var recognizer = EmotionRecognizer.Load(options.ModelPath, new RecognizerOptions { DetectorKind = options.DetectorKind });
+            // Checked and loaded here rather than by the server so that bad settings and the engine choice fail
+            // before the model's load (seconds) and before anything listens.
+            options.Validate();
+            using var recognizer = EmotionRecognizer.Load(options.ModelPath, options.Recognition);
             EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
             await using var app = FerServer.Build(options, recognizer);
             await app.StartAsync(ct).ConfigureAwait(false);

@@ -124,7 +124,11 @@ internal static class TrainCommand
             {
                 AnsiConsole.MarkupLineInterpolated($"[grey]explicit training options: one run from stage 1 of preset {recipe.Name} (its {recipe.Stages.Count} stages run when only --preset sets the recipe)[/]");
             }
-            TorchSharp.torch.set_num_threads(Math.Max(1, parse.GetValue(threads)));
+            var threadCount = OptionRules.AtLeast(parse, threads, 1, "threads");
+            var faceLimit = OptionRules.AtLeast(parse, limit, 0, "faces (0 = all)");
+            var minutes = OptionRules.Within(parse, checkpointMinutes, 0, double.MaxValue, "0 or more minutes");
+            var givenName = OptionRules.FolderName(parse, name);
+            TorchSharp.torch.set_num_threads(threadCount);
             if (options.InitFrom is { } initPath && !parse.GetValue(resume))
             {
                 // Fail on a missing or mismatched package now, not after the minute of loading data.
@@ -142,7 +146,7 @@ internal static class TrainCommand
                 EmotionModel.Load(teacherPath).Dispose();
             }
 
-            var runName = parse.GetValue(name) ?? $"{options.Architecture}-{DateTime.Now:yyyyMMdd-HHmmss}";
+            var runName = givenName ?? $"{options.Architecture}-{DateTime.Now:yyyyMMdd-HHmmss}";
             var runDir = Path.Combine(parse.GetValue(runsDir)!, runName);
             RunLock.ThrowIfHeld(runDir); // now, not after the minute of loading data
 
@@ -157,7 +161,7 @@ internal static class TrainCommand
             }, ct);
             DataCommands.PrintReport(all.Report);
             var (train, validation) = SplitData(all, parse.GetValue(valSplit)!, parse.GetValue(valFraction), options.Seed);
-            if (parse.GetValue(limit) is > 0 and var n)
+            if (faceLimit is > 0 and var n)
             {
                 train = train.Take(n);
                 validation = validation.Take(Math.Max(32, n / 4));
@@ -167,11 +171,6 @@ internal static class TrainCommand
                 throw new UserFacingException($"not enough data: {train.Count} training and {validation.Count} validation faces");
             }
 
-            var minutes = parse.GetValue(checkpointMinutes);
-            if (!double.IsFinite(minutes) || minutes < 0)
-            {
-                throw new UserFacingException($"--checkpoint-minutes: expected 0 or more minutes, got {minutes.ToString(CultureInfo.InvariantCulture)}");
-            }
             TimeSpan? partialInterval = minutes > 0 ? TimeSpan.FromMinutes(minutes) : null;
             var presetHint = stages == null ? ""
                 : $"--preset {recipe!.Name} " + PassArguments(options);

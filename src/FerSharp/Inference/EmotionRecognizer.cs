@@ -46,6 +46,22 @@ public sealed record RecognizerOptions
     /// whole frame at one scale, the cascade on frames downscaled to 480 px.
     /// </summary>
     public static RecognizerOptions Video { get; } = new() { Detector = HaarDetectorOptions.Video, BlazeFace = BlazeFaceOptions.Video };
+
+    /// <summary>The largest <see cref="Margin"/>: a box grown by its own size on every side is mostly background.</summary>
+    public const double MaxMargin = 1;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range.</summary>
+    public void Validate()
+    {
+        // "Not inside the range", so that NaN is refused as well.
+        if (!(Margin is >= 0 and <= MaxMargin))
+        {
+            throw new ArgumentException($"margin (--margin) must be a fraction of the face box from 0 to {MaxMargin}, got {Margin.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        }
+        if (FaceCropMaxSide < 0) throw new ArgumentException($"FaceCropMaxSide must be 0 or more, got {FaceCropMaxSide}");
+        if (MaxImagePixels < 1) throw new ArgumentException($"MaxImagePixels must be at least 1, got {MaxImagePixels}");
+        if (!Enum.IsDefined(Tta)) throw new ArgumentException($"unknown test-time augmentation {Tta}");
+    }
 }
 
 /// <summary>
@@ -61,6 +77,7 @@ public sealed class EmotionRecognizer : IDisposable
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Options = options ?? new RecognizerOptions();
+        Options.Validate();
         _ownsDetector = detector == null;
         Detector = detector ?? FaceDetectors.Create(Options.DetectorKind, Options.Detector, Options.BlazeFace);
     }
@@ -139,11 +156,14 @@ public sealed class EmotionRecognizer : IDisposable
     /// Faces in the next frame of a video, found by <paramref name="follower"/> (which knows the frames before; its
     /// detector may differ from <see cref="Detector"/>, as the server's stream's does) and classified by this recognizer.
     /// </summary>
-    public IReadOnlyList<FaceEmotion> Recognize(Mat frame, FaceFollower follower)
+    public IReadOnlyList<FaceEmotion> Recognize(Mat frame, FaceFollower follower) => Recognize(frame, follower, Options.Tta);
+
+    /// <summary>As <see cref="Recognize(Mat, FaceFollower)"/> with another test-time augmentation than the options' (the server's stream keeps one view).</summary>
+    public IReadOnlyList<FaceEmotion> Recognize(Mat frame, FaceFollower follower, TtaMode tta)
     {
         ArgumentNullException.ThrowIfNull(follower);
         EnsureRecognizable(frame);
-        return Classify(frame, FindFaces(frame, follower.Find), Options.Tta);
+        return Classify(frame, FindFaces(frame, follower.Find), tta);
     }
 
     /// <summary>A follower of this recognizer's detector, for the frames of one video (<see cref="Recognize(Mat, FaceFollower)"/>).</summary>

@@ -6,7 +6,15 @@ using static TorchSharp.torch.nn;
 namespace FerSharp.Models;
 
 /// <summary>A named network design: builds a fresh module that maps [B,1,48,48] to [B,classes] logits.</summary>
-public sealed record Architecture(string Name, string Summary, Func<int, Module<Tensor, Tensor>> Create);
+public sealed record Architecture(string Name, string Summary, Func<int, Module<Tensor, Tensor>> Build)
+{
+    /// <summary>A fresh module with <paramref name="classes"/> outputs; fewer than two would fail deep in libtorch.</summary>
+    public Module<Tensor, Tensor> Create(int classes)
+    {
+        if (classes < 2) throw new ArgumentOutOfRangeException(nameof(classes), classes, "a classifier needs at least 2 classes");
+        return Build(classes);
+    }
+}
 
 /// <summary>The architectures <c>fer train --arch</c> can build, by name.</summary>
 public static class ModelRegistry

@@ -118,19 +118,27 @@ public sealed record TrainOptions
         _ = AugmentOptions;
         if (Epochs < 1) throw new ArgumentException("epochs must be at least 1");
         if (BatchSize < 2) throw new ArgumentException("batch size must be at least 2 (batch norm needs more than one sample)");
-        if (LearningRate <= 0) throw new ArgumentException("learning rate must be positive");
-        if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException("label smoothing must be in [0, 1)");
+        // Written as "not inside the range" so that NaN, which fails every comparison, is refused too.
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), "learning rate (--lr) must be a positive number", LearningRate);
+        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), "weight decay (--weight-decay) must be 0 or more", WeightDecay);
+        Require(Momentum is >= 0 and < 1, "momentum (--momentum) must be in [0, 1)", Momentum);
+        Require(WarmupEpochs >= 0 && double.IsFinite(WarmupEpochs), "warm-up (--warmup) must be 0 or more epochs", WarmupEpochs);
+        Require(PlateauFactor is > 0 and < 1, "plateau factor must be in (0, 1)", PlateauFactor);
+        if (PlateauPatience < 1) throw new ArgumentException($"plateau patience (--plateau-patience) must be at least 1 epoch, got {PlateauPatience}");
+        Require(MinLearningRate >= 0 && double.IsFinite(MinLearningRate), "minimum learning rate must be 0 or more", MinLearningRate);
+        if (EarlyStoppingPatience < 0) throw new ArgumentException($"early stopping patience (--patience) must be 0 (off) or more epochs, got {EarlyStoppingPatience}");
+        Require(LabelSmoothing is >= 0 and < 1, "label smoothing (--label-smoothing) must be in [0, 1)", LabelSmoothing);
         if (Monitor is not ("val_accuracy" or "val_loss")) throw new ArgumentException("monitor must be val_accuracy or val_loss");
         if (TrainOnValidation && (Schedule == LrScheduleKind.Plateau || EarlyStoppingPatience > 0))
         {
             throw new ArgumentException("training on the validation faces leaves nothing to steer by: use a cosine or no schedule and --patience 0");
         }
-        if (Ema is < 0 or >= 1) throw new ArgumentException("EMA decay must be in [0, 1)");
-        if (DistillWeight is < 0 or > 1) throw new ArgumentException("distillation weight must be in [0, 1]");
-        if (DistillTemperature <= 0) throw new ArgumentException("distillation temperature must be positive");
+        Require(Ema is >= 0 and < 1, "EMA decay (--ema) must be in [0, 1)", Ema);
+        Require(DistillWeight is >= 0 and <= 1, "distillation weight (--distill-weight) must be in [0, 1]", DistillWeight);
+        Require(DistillTemperature > 0 && double.IsFinite(DistillTemperature), "distillation temperature (--distill-temperature) must be positive", DistillTemperature);
         _ = TeacherPaths;
         if (DistillOffline && Teacher is null) throw new ArgumentException("--distill-offline needs --teacher");
-        if (RestartLrFactor is <= 0 or > 1) throw new ArgumentException("restart learning-rate factor must be in (0, 1]");
+        Require(RestartLrFactor is > 0 and <= 1, "restart learning-rate factor (--restart-lr-factor) must be in (0, 1]", RestartLrFactor);
         var restarts = RestartEpochs;
         if (restarts.Count > 0)
         {
@@ -145,6 +153,11 @@ public sealed record TrainOptions
                 previous = start;
             }
         }
+    }
+
+    private static void Require(bool ok, string rule, double value)
+    {
+        if (!ok) throw new ArgumentException($"{rule}, got {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
     }
 
     private static int[] ParseRestarts(string? text)

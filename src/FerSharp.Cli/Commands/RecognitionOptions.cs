@@ -1,0 +1,54 @@
+using System.CommandLine;
+
+using FerSharp.Evaluation;
+using FerSharp.Inference;
+
+namespace FerSharp.Cli.Commands;
+
+/// <summary>How faces in photos are found and classified: shared by <c>fer predict</c> and <c>fer serve</c> (its uploads).</summary>
+internal sealed class RecognitionOptions
+{
+    public Option<double> Margin { get; } = new("--margin")
+    {
+        Description = $"Grow detected boxes by this fraction per side before classifying (0 to {RecognizerOptions.MaxMargin}).",
+        DefaultValueFactory = _ => new RecognizerOptions().Margin,
+    };
+
+    public Option<TtaMode> Tta { get; } = new("--tta")
+    {
+        Description = "Test-time augmentation per face: None, Flip, or Crops (10 views: the most accurate, about 10x the time per face; see the model card).",
+        DefaultValueFactory = _ => TtaMode.None,
+    };
+
+    public Option<FaceDetectorKind> Detector { get; } = DetectorOption.Create();
+
+    public Option<int> MaxLook { get; } = CreateMaxLook();
+
+    private static Option<int> CreateMaxLook()
+    {
+        var option = new Option<int>("--max-look")
+        {
+            Description = "BlazeFace's largest look at each photo, as a longer side in pixels: 256, 512, 1024 or 2048. Each look doubles the one before and finds faces half the size (down to about a sixth of what it sees); looks from 1024 on stop at the photo's own size. 2048 finds the smaller faces of 12-megapixel group photos, at about 4 times the time.",
+            DefaultValueFactory = _ => new BlazeFaceOptions().MaxSide,
+        };
+        option.AcceptOnlyFromAmong("256", "512", "1024", "2048");
+        return option;
+    }
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Margin);
+        command.Options.Add(Tta);
+        command.Options.Add(Detector);
+        command.Options.Add(MaxLook);
+    }
+
+    /// <summary>The recognizer settings the options give, refusing a margin out of range before a model loads.</summary>
+    public RecognizerOptions Read(ParseResult parse) => new()
+    {
+        DetectorKind = parse.GetValue(Detector),
+        BlazeFace = new BlazeFaceOptions { MaxSide = parse.GetValue(MaxLook) },
+        Margin = OptionRules.Within(parse, Margin, 0, RecognizerOptions.MaxMargin, $"a fraction from 0 to {RecognizerOptions.MaxMargin}"),
+        Tta = parse.GetValue(Tta),
+    };
+}

@@ -1,0 +1,78 @@
+using FerSharp.Data;
+
+namespace FerSharp.Tests;
+
+/// <summary>
+/// Numbers and names the option types accept but the commands cannot use: each is refused by its option's name,
+/// with exit code 2 and no stack trace, before any slow work (data, a model) and without leaving anything behind.
+/// </summary>
+public class CliInputTests
+{
+    [Theory]
+    [InlineData("--lr", "NaN")]
+    [InlineData("--lr", "Infinity")]
+    [InlineData("--momentum", "2")]
+    [InlineData("--warmup", "-1")]
+    [InlineData("--patience", "-1")]
+    [InlineData("--plateau-patience", "0")]
+    [InlineData("--weight-decay", "-1")]
+    [InlineData("--label-smoothing", "NaN")]
+    [InlineData("--ema", "NaN")]
+    [InlineData("--threads", "0")]
+    [InlineData("--limit", "-5")]
+    [InlineData("--checkpoint-minutes", "NaN")]
+    [InlineData("--name", "../escaped")]
+    [InlineData("--name", "..")]
+    [InlineData("--name", "runs/inner")]
+    public void Train_refuses_out_of_range_options_by_name_before_loading_data(string option, string value)
+    {
+        using var dir = new TempDir();
+        var runs = dir.File("runs");
+        // Missing data: an option that slipped through would fail on it instead, naming the file.
+        var args = new List<string> { "train", "--data", dir.File("nope.csv"), "--epochs", "1", "--runs-dir", runs, option, value };
+        if (option != "--name") args.AddRange(["--name", "t"]);
+        var result = Cli.Run([.. args]);
+        AssertRefused(result, option);
+        Assert.False(Directory.Exists(runs), "a refused start must not leave a run behind");
+        Assert.False(Directory.Exists(dir.File("escaped")), "a run name must not reach outside --runs-dir");
+    }
+
+    [Theory]
+    [InlineData("--urls", "foo")]
+    [InlineData("--urls", ";")]
+    [InlineData("--max-concurrency", "0")]
+    [InlineData("--max-queue", "-1")]
+    [InlineData("--timeout", "0")]
+    [InlineData("--max-body-mb", "0")]
+    [InlineData("--margin", "1.5")]
+    public void Serve_refuses_out_of_range_options_by_name_before_loading_the_model(string option, string value)
+    {
+        // A missing model: the refusal must come first, and before anything listens.
+        var result = Cli.Run("serve", "--model", "/nonexistent-fersharp-model", option, value);
+        AssertRefused(result, option);
+    }
+
+    [Fact]
+    public void Predict_models_and_the_augmentation_preview_refuse_numbers_they_cannot_use()
+    {
+        using var dir = new TempDir();
+        var png = dir.File("face.png");
+        File.WriteAllBytes(png, FaceImages.EncodePng(Synthetic.Patterns(1, seed: 3).Face(0)));
+        foreach (var margin in new[] { "-0.1", "NaN", "2" })
+        {
+            AssertRefused(Cli.Run("predict", png, "--model", "/nonexistent-fersharp-model", "--margin", margin), "--margin");
+        }
+        AssertRefused(Cli.Run("models", "--classes", "1"), "--classes");
+        var preview = dir.File("preview.png");
+        AssertRefused(Cli.Run("data", "preview-augment", dir.File("nope.csv"), "--rows", "0", "-o", preview), "--rows");
+        Assert.False(File.Exists(preview));
+    }
+
+    private static void AssertRefused(Dotnet.Result result, string option)
+    {
+        Assert.True(result.ExitCode == 2, $"exit code {result.ExitCode}\n{result.Stdout}\n{result.Stderr}");
+        Assert.StartsWith("fer: error: ", result.Stderr.TrimStart());
+        Assert.Contains(option, result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+    }
+}
