@@ -229,6 +229,16 @@ public class BlazeFaceTests
         Assert.Contains("MaxSide", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { MaxSide = 100 })).Message);
         Assert.Contains("FullLookSide", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { FullLookSide = 100 })).Message);
         Assert.Contains("FullLookEvery", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { FullLookEvery = -1 })).Message);
+        // NaN fails every comparison, so each range is checked as "not inside it".
+        Assert.Contains("MinScore", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { MinScore = float.NaN })).Message);
+        Assert.Contains("NmsIoU", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { NmsIoU = float.NaN })).Message);
+        Assert.Contains("BoxScale", Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { BoxScale = double.NaN })).Message);
+
+        // The cascade's settings too, before OpenCV's assertion at the first photo.
+        Assert.Contains("ScaleFactor", Assert.Throws<ArgumentOutOfRangeException>(() => new HaarFaceDetector(new HaarDetectorOptions { ScaleFactor = 1 })).Message);
+        Assert.Contains("MinNeighbors", Assert.Throws<ArgumentOutOfRangeException>(() => new HaarFaceDetector(new HaarDetectorOptions { MinNeighbors = -1 })).Message);
+        Assert.Contains("MinFaceFraction", Assert.Throws<ArgumentOutOfRangeException>(() => new HaarFaceDetector(new HaarDetectorOptions { MinFaceFraction = double.NaN })).Message);
+        Assert.Contains("MaxDetectionSide", Assert.Throws<ArgumentOutOfRangeException>(() => new HaarFaceDetector(new HaarDetectorOptions { MaxDetectionSide = 0 })).Message);
     }
 
     /// <summary>

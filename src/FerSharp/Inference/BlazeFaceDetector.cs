@@ -118,9 +118,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
     public BlazeFaceDetector(BlazeFaceOptions? options = null)
     {
         _options = options ?? new BlazeFaceOptions();
-        if (_options.MinScore is <= 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(options), _options.MinScore, "MinScore must lie between 0 and 1");
-        if (_options.NmsIoU is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(options), _options.NmsIoU, "NmsIoU must lie in (0, 1]");
-        if (_options.BoxScale <= 0) throw new ArgumentOutOfRangeException(nameof(options), _options.BoxScale, "BoxScale must be positive");
+        if (!(_options.MinScore is > 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(options), _options.MinScore, "MinScore must lie between 0 and 1");
+        if (!(_options.NmsIoU is > 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(options), _options.NmsIoU, "NmsIoU must lie in (0, 1]");
+        if (!(_options.BoxScale > 0 && double.IsFinite(_options.BoxScale))) throw new ArgumentOutOfRangeException(nameof(options), _options.BoxScale, "BoxScale must be positive");
         if (_options.MaxSide < BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.MaxSide, $"MaxSide must be at least {BaseSide}");
         if (_options.FullLookSide < BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.FullLookSide, $"FullLookSide must be at least {BaseSide}");
         if (_options.FullLookEvery < 0) throw new ArgumentOutOfRangeException(nameof(options), _options.FullLookEvery, "FullLookEvery must be 0 (never) or more");

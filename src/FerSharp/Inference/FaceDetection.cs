@@ -85,6 +85,11 @@ public sealed class HaarFaceDetector : IFaceDetector
     public HaarFaceDetector(HaarDetectorOptions? options = null)
     {
         _options = options ?? new HaarDetectorOptions();
+        // Refused here rather than by OpenCV's assertion at the first photo (a scale step of 1 never ends).
+        if (!(_options.ScaleFactor > 1 && double.IsFinite(_options.ScaleFactor))) throw new ArgumentOutOfRangeException(nameof(options), _options.ScaleFactor, "ScaleFactor must be above 1");
+        if (_options.MinNeighbors < 0) throw new ArgumentOutOfRangeException(nameof(options), _options.MinNeighbors, "MinNeighbors must be 0 or more");
+        if (!(_options.MinFaceFraction is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(options), _options.MinFaceFraction, "MinFaceFraction must lie in [0, 1]");
+        if (_options.MaxDetectionSide < 24) throw new ArgumentOutOfRangeException(nameof(options), _options.MaxDetectionSide, "MaxDetectionSide must be at least 24 (the smallest face looked for)");
         if (!File.Exists(_options.CascadePath))
         {
             throw new FileNotFoundException(
