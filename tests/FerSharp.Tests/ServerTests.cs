@@ -210,6 +210,12 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
                 if (line.StartsWith("serving on ", StringComparison.Ordinal)) address = new Uri(line["serving on ".Length..].Split(' ', ',')[0]);
             }
             Assert.True(address != null, $"fer serve did not start: {(process.HasExited ? await stderr : "")}");
+            string? settings = null;
+            while (settings == null && (line = await process.StandardOutput.ReadLineAsync(timeout.Token)) != null)
+            {
+                if (line.StartsWith("photos: ", StringComparison.Ordinal)) settings = line;
+            }
+            Assert.StartsWith("photos: BlazeFace up to 2048 px, margin 0.25, ten crops per face", settings);
 
             using var model = JsonDocument.Parse(await server.Http.GetStringAsync(new Uri(address, "/api/v1/model")));
             var recognition = model.RootElement.GetProperty("recognition");
@@ -452,6 +458,7 @@ public class WebPageTests(ServerFixture server) : IClassFixture<ServerFixture>
         await page.WaitForSelectorAsync("#model-info:not(:text('loading model…'))");
         Assert.Contains(server.Recognizer.Model.Metadata.Name, await page.InnerTextAsync("#model-info"));
         Assert.Contains($"engine {server.Recognizer.Model.ActiveEngine}", await page.InnerTextAsync("#model-info"));
+        Assert.Contains($"photos: BlazeFace up to {new BlazeFaceOptions().MaxSide} px", await page.InnerTextAsync("#model-info"));
 
         await page.ClickAsync("#start-camera");
         var live = await page.WaitForSelectorAsync("#live-faces .face-label", new PageWaitForSelectorOptions { Timeout = 60_000 });

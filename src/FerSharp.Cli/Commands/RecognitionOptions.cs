@@ -43,6 +43,19 @@ internal sealed class RecognitionOptions
         command.Options.Add(MaxLook);
     }
 
+    /// <summary>The settings in a line, for a command's summary: <c>BlazeFace up to 1024 px, margin 0.1, one view per face</c>.</summary>
+    public static string Describe(EmotionRecognizer recognizer)
+    {
+        var detector = recognizer.Detector is BlazeFaceDetector blazeFace ? $"BlazeFace up to {blazeFace.Options.MaxSide} px" : recognizer.Options.DetectorKind.ToString();
+        var views = recognizer.Options.Tta switch
+        {
+            TtaMode.Crops => "ten crops per face",
+            TtaMode.Flip => "each face mirrored too",
+            _ => "one view per face",
+        };
+        return $"{detector}, margin {recognizer.Options.Margin.ToString(System.Globalization.CultureInfo.InvariantCulture)}, {views}";
+    }
+
     /// <summary>The recognizer settings the options give, refusing a margin out of range before a model loads.</summary>
     public RecognizerOptions Read(ParseResult parse) => new()
     {

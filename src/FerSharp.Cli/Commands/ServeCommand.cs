@@ -49,6 +49,7 @@ internal static class ServeCommand
             await app.StartAsync(ct).ConfigureAwait(false);
             AnsiConsole.MarkupLineInterpolated($"serving on [bold]{string.Join(", ", app.Urls)}[/] — open it in a browser; Ctrl+C stops");
             AnsiConsole.MarkupLineInterpolated($"[grey]model {recognizer.Model.Metadata.Name}, {EngineOption.Describe(recognizer.Model)}[/]");
+            AnsiConsole.MarkupLineInterpolated($"[grey]photos: {RecognitionOptions.Describe(recognizer)} (a request's ?tta= overrides); live frames: one view, the fast detector settings[/]");
             try
             {
                 await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);

@@ -16,7 +16,12 @@ async function loadModel() {
       : (m.metrics && m.metrics.val_accuracy !== undefined ? ` · validation ${(m.metrics.val_accuracy * 100).toFixed(1)} %` : "");
     const t = m.engine_timing;
     const speed = t ? `, ${Math.min(t.opencv_ms, t.torchsharp_ms).toFixed(1)} ms per face` : "";
-    $("model-info").textContent = `model ${m.name} (${m.architecture}, ${m.classes.length} classes${acc}) · engine ${m.engine}${speed}`;
+    // How photos are read (fer serve --detector/--max-look/--tta), so a missed small face can be understood.
+    const rec = m.recognition;
+    const photos = rec
+      ? ` · photos: ${rec.detector}${rec.max_look ? ` up to ${rec.max_look} px` : ""}${rec.tta === "crops" ? ", ten crops per face" : rec.tta === "flip" ? ", mirrored too" : ""}`
+      : "";
+    $("model-info").textContent = `model ${m.name} (${m.architecture}, ${m.classes.length} classes${acc}) · engine ${m.engine}${speed}${photos}`;
   } catch (e) {
     $("model-info").textContent = "model info unavailable";
   }
