@@ -68,6 +68,24 @@ public class CliInputTests
         Assert.False(File.Exists(preview));
     }
 
+    [Fact]
+    public void A_file_where_a_folder_is_written_is_refused_and_left_as_it_was()
+    {
+        using var dir = new TempDir();
+        var png = dir.File("face.png");
+        File.WriteAllBytes(png, FaceImages.EncodePng(Synthetic.Patterns(1, seed: 3).Face(0)));
+        var file = dir.File("notes.txt");
+        File.WriteAllText(file, "keep me");
+
+        var annotate = Cli.Run("predict", png, "--model", "/nonexistent-fersharp-model", "--annotate", file);
+        AssertRefused(annotate, "--annotate");
+        var package = Path.Combine(FerSharp.Inference.ModelCatalog.ModelsDirectory()!, "fer2013-realtime");
+        var ship = Cli.Run("models", "ship", package, file, "--no-test");
+        Assert.True(ship.ExitCode == 2, ship.Stderr);
+        Assert.Contains("is a file", ship.Stderr);
+        Assert.Equal("keep me", File.ReadAllText(file));
+    }
+
     private static void AssertRefused(Dotnet.Result result, string option)
     {
         Assert.True(result.ExitCode == 2, $"exit code {result.ExitCode}\n{result.Stdout}\n{result.Stderr}");

@@ -233,6 +233,7 @@ public sealed class EmotionModel : IDisposable
     public void Save(string folder, bool float16 = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
+        if (File.Exists(folder)) throw new IOException($"{folder}: is a file; a model package is a folder (model.json and weights)");
         Directory.CreateDirectory(folder);
         byte[] weights;
         lock (_gate)
