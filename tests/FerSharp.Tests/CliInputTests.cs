@@ -77,13 +77,24 @@ public class CliInputTests
         var file = dir.File("notes.txt");
         File.WriteAllText(file, "keep me");
 
-        var annotate = Cli.Run("predict", png, "--model", "/nonexistent-fersharp-model", "--annotate", file);
-        AssertRefused(annotate, "--annotate");
-        var package = Path.Combine(FerSharp.Inference.ModelCatalog.ModelsDirectory()!, "fer2013-realtime");
-        var ship = Cli.Run("models", "ship", package, file, "--no-test");
-        Assert.True(ship.ExitCode == 2, ship.Stderr);
-        Assert.Contains("is a file", ship.Stderr);
-        Assert.Equal("keep me", File.ReadAllText(file));
+        // Each names a missing model or data file too: the refusal must come before the slow work that reads it.
+        var missingModel = "/nonexistent-fersharp-model";
+        var missingData = dir.File("nope.csv");
+        foreach (var (named, args) in new (string, string[])[]
+        {
+            ("--annotate", ["predict", png, "--model", missingModel, "--annotate", file]),
+            ("--out", ["evaluate", "--model", missingModel, "--data", missingData, "--out", file]),
+            ("outdir", ["data", "export-images", missingData, file]),
+            ("destination", ["models", "ship", missingModel, file, "--no-test"]),
+            ("--out", ["models", "average", missingModel, missingModel, "--out", file]),
+            ("--runs-dir", ["train", "--data", missingData, "--epochs", "1", "--runs-dir", file]),
+        })
+        {
+            var result = Cli.Run(args);
+            AssertRefused(result, named);
+            Assert.Contains("is a file", result.Stderr);
+            Assert.Equal("keep me", File.ReadAllText(file));
+        }
     }
 
     private static void AssertRefused(Dotnet.Result result, string option)

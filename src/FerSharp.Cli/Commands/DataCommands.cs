@@ -137,7 +137,7 @@ internal static class DataCommands
         options.AddTo(command);
         command.SetAction((parse, ct) =>
         {
-            var target = parse.GetRequiredValue(outDir);
+            var target = OptionRules.FolderToWrite(parse.GetRequiredValue(outDir), "outdir")!;
             if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any() && !parse.GetValue(overwrite))
             {
                 throw new UserFacingException($"{target}: folder is not empty (pass --overwrite to write into it)");

@@ -31,6 +31,7 @@ internal static class EvaluateCommand
         command.Options.Add(dataOptions.FerPlusMode);
         command.SetAction((parse, ct) =>
         {
+            var reportFolder = OptionRules.FolderToWrite(parse.GetValue(outDir), "--out");
             var modelPaths = parse.GetValue(model) is { Length: > 0 } given ? given : [ShippedModels.DefaultPath()];
             using var models = new ModelSet(modelPaths);
             foreach (var loaded in models.Loaded) EngineOption.Apply(loaded, parse.GetValue(engine));
@@ -64,7 +65,7 @@ internal static class EvaluateCommand
             }
             // Run always assigns it; the progress lambda just hides that from the compiler.
             var evaluated = result!;
-            var folder = parse.GetValue(outDir) ?? Path.Combine("reports", $"{evaluated.ModelName}-{splitName}{(options.Tta == TtaMode.None ? "" : "-" + options.Tta.ToString().ToLowerInvariant())}");
+            var folder = reportFolder ?? Path.Combine("reports", $"{evaluated.ModelName}-{splitName}{(options.Tta == TtaMode.None ? "" : "-" + options.Tta.ToString().ToLowerInvariant())}");
             ReportWriter.Write(evaluated, folder, string.Join(", ", modelPaths), dataPath);
             if (quiet)
             {

@@ -100,7 +100,7 @@ internal static class ModelsCommand
         var command = new Command("average", "Average the weights of packages into one network of the same size and speed (stochastic weight averaging); score it with 'fer evaluate'.") { sources, output, name, recompute, data };
         command.SetAction((parse, ct) =>
         {
-            var destination = parse.GetRequiredValue(output);
+            var destination = OptionRules.FolderToWrite(parse.GetRequiredValue(output), "--out")!;
             using var members = new ModelSet(parse.GetRequiredValue(sources));
             using var averaged = WeightAveraging.Average(members.Loaded, parse.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(destination)));
             if (parse.GetValue(recompute))
@@ -131,8 +131,8 @@ internal static class ModelsCommand
         var command = new Command("ship", "Copy a model package for shipping: float16 weights, new name, checksum, test-set accuracy.") { source, target, name, fp32, flip, testData, noTest };
         command.SetAction(parse =>
         {
+            var destination = OptionRules.FolderToWrite(parse.GetRequiredValue(target), "destination")!;
             using var model = EmotionModel.Load(parse.GetRequiredValue(source));
-            var destination = parse.GetRequiredValue(target);
             model.UpdateMetadata(m => m with
             {
                 Name = parse.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(destination)),

@@ -46,5 +46,15 @@ internal static class OptionRules
         return value;
     }
 
+    /// <summary>
+    /// A folder a command writes into (created if missing): an existing file there is refused now, by the option's
+    /// name, rather than by .NET after the command's slow work, and is left as it was.
+    /// </summary>
+    public static string? FolderToWrite(string? path, string what)
+    {
+        if (path != null && File.Exists(path)) throw new UserFacingException($"{what}: {path} is a file; expected a folder to write into");
+        return path;
+    }
+
     private static UserFacingException Refuse(Option option, string expected, string got) => new($"{option.Name}: expected {expected}, got {got}");
 }

@@ -67,11 +67,7 @@ internal static class PredictCommand
         command.SetAction((parse, ct) =>
         {
             var files = ExpandInputs(parse.GetRequiredValue(inputs));
-            var annotateDir = parse.GetValue(annotate);
-            if (annotateDir != null && File.Exists(annotateDir))
-            {
-                throw new UserFacingException($"--annotate: {annotateDir} is a file; expected a folder to write the annotated copies into");
-            }
+            var annotateDir = OptionRules.FolderToWrite(parse.GetValue(annotate), "--annotate");
             var settings = recognition.Read(parse) with { Detection = parse.GetValue(noDetect) ? FaceDetectionMode.Never : FaceDetectionMode.Auto };
             using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), settings);
             EngineOption.Apply(recognizer.Model, parse.GetValue(engine));

@@ -128,6 +128,7 @@ internal static class TrainCommand
             var faceLimit = OptionRules.AtLeast(parse, limit, 0, "faces (0 = all)");
             var minutes = OptionRules.Within(parse, checkpointMinutes, 0, double.MaxValue, "0 or more minutes");
             var givenName = OptionRules.FolderName(parse, name);
+            OptionRules.FolderToWrite(parse.GetValue(runsDir), "--runs-dir");
             TorchSharp.torch.set_num_threads(threadCount);
             if (options.InitFrom is { } initPath && !parse.GetValue(resume))
             {
