@@ -35,13 +35,14 @@ internal static class ServeCommand
                 Urls = parse.GetValue(urls)!,
                 ModelPath = parse.GetValue(model),
                 MaxBodyBytes = (long)(OptionRules.Within(parse, maxBody, 0.001, 1024 * 1024, "a size in MB above 0") * 1024 * 1024),
-                MaxConcurrentInference = OptionRules.AtLeast(parse, concurrency, 1, "recognitions"),
-                MaxQueuedInference = OptionRules.AtLeast(parse, queue, 0, "recognitions"),
+                MaxConcurrentInference = parse.GetValue(concurrency),
+                MaxQueuedInference = parse.GetValue(queue),
                 RequestTimeout = TimeSpan.FromSeconds(OptionRules.Within(parse, timeout, 0.001, 24 * 3600, "seconds above 0, up to a day")),
                 Recognition = recognition.Read(parse),
             };
-            // Checked and loaded here rather than by the server so that bad settings and the engine choice fail
-            // before the model's load (seconds) and before anything listens.
+            // Checked (ServerOptions names each option it refuses; the two numbers above are checked first because
+            // their conversions fail on NaN) and loaded here rather than by the server, so that bad settings and
+            // the engine choice fail before the model's load (seconds) and before anything listens.
             options.Validate();
             using var recognizer = EmotionRecognizer.Load(options.ModelPath, options.Recognition);
             EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
