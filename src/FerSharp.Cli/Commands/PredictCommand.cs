@@ -69,6 +69,7 @@ internal static class PredictCommand
             var files = ExpandInputs(parse.GetRequiredValue(inputs));
             var annotateDir = OptionRules.FolderToWrite(parse.GetValue(annotate), "--annotate");
             var settings = recognition.Read(parse) with { Detection = parse.GetValue(noDetect) ? FaceDetectionMode.Never : FaceDetectionMode.Auto };
+            settings.Validate(); // now, not after the model's load
             using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), settings);
             EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
             if (annotateDir != null) Directory.CreateDirectory(annotateDir);

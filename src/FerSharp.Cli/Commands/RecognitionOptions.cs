@@ -56,12 +56,12 @@ internal sealed class RecognitionOptions
         return $"{detector}, margin {recognizer.Options.Margin.ToString(System.Globalization.CultureInfo.InvariantCulture)}, {views}";
     }
 
-    /// <summary>The recognizer settings the options give, refusing a margin out of range before a model loads.</summary>
+    /// <summary>The recognizer settings the options give; <see cref="RecognizerOptions.Validate"/> checks them (call it before loading a model).</summary>
     public RecognizerOptions Read(ParseResult parse) => new()
     {
         DetectorKind = parse.GetValue(Detector),
         BlazeFace = new BlazeFaceOptions { MaxSide = parse.GetValue(MaxLook) },
-        Margin = OptionRules.Within(parse, Margin, 0, RecognizerOptions.MaxMargin, $"a fraction from 0 to {RecognizerOptions.MaxMargin}"),
+        Margin = parse.GetValue(Margin),
         Tta = parse.GetValue(Tta),
     };
 }
