@@ -74,6 +74,39 @@ public class TrainCommandTests
     }
 
     [Fact]
+    public void Trains_and_evaluates_on_FER_plus_vote_distributions_with_eight_classes()
+    {
+        using var dir = new TempDir();
+        var csv = WriteData(dir);
+        // Votes in the FER2013 file's row order: most for each face's own class (its FER+ column), the rest spread
+        // over neutral and contempt, so the targets are distributions and contempt, which FER2013 lacks, appears.
+        int[] ferPlusColumn = [4, 5, 6, 1, 3, 2, 0]; // angry, disgust, fear, happy, sad, surprise, neutral
+        var faces = Fer2013Dataset.Load(csv);
+        var ferplus = dir.File("fer2013new.csv");
+        File.WriteAllLines(ferplus, new[] { "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF" }
+            .Concat(Enumerable.Range(0, faces.Count).Select(i =>
+            {
+                var votes = new int[10];
+                votes[ferPlusColumn[faces.Labels[i]]] += 6;
+                votes[0] += 2;
+                votes[7] += 2;
+                return $"{faces.Splits[i]},fer{i:D7}.png,{string.Join(',', votes)}";
+            })));
+        var runs = dir.File("runs");
+        var train = Cli.Run("train", "--data", csv, "--ferplus", ferplus, "--ferplus-mode", "Distribution", "--arch", "fast-cnn", "--batch-size", "16",
+            "--augment", "none", "--epochs", "2", "--name", "t", "--runs-dir", runs);
+        Assert.True(train.ExitCode == 0, train.Stderr + train.Stdout);
+        var package = Path.Combine(runs, "t", "model");
+        Assert.Equal(EmotionClasses.FerPlus, Models.EmotionModel.ReadMetadata(package).ClassNames);
+
+        var evaluate = Cli.Run("evaluate", "--model", package, "--data", csv, "--ferplus", ferplus, "--split", "PublicTest", "--json", "-o", dir.File("report"));
+        Assert.True(evaluate.ExitCode == 0, evaluate.Stderr + evaluate.Stdout);
+        var metrics = System.Text.Json.JsonDocument.Parse(evaluate.Stdout).RootElement;
+        Assert.InRange(metrics.GetProperty("accuracy").GetDouble(), 0, 1);
+        Assert.Contains("contempt", metrics.GetRawText());
+    }
+
+    [Fact]
     public void Missing_data_unknown_architecture_and_bad_checkpoint_interval_are_clear_errors_that_leave_no_run()
     {
         using var dir = new TempDir();
