@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.WebSockets;
@@ -186,19 +185,7 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
     [Fact]
     public async Task Fer_serve_recognizes_uploads_with_its_detection_margin_and_tta_options()
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "fer.dll"), "serve", "--urls", "http://127.0.0.1:0", "--engine", "OpenCv", "--max-look", "2048", "--margin", "0.25", "--tta", "crops" })
-        {
-            info.ArgumentList.Add(a);
-        }
-        info.Environment["NO_COLOR"] = "1";
-        using var process = Process.Start(info)!;
+        using var process = Cli.Start("serve", "--urls", "http://127.0.0.1:0", "--engine", "OpenCv", "--max-look", "2048", "--margin", "0.25", "--tta", "crops");
         var stderr = process.StandardError.ReadToEndAsync();
         try
         {

@@ -81,20 +81,8 @@ public static class Dotnet
     /// <param name="standardInput">Bytes piped into the process (its standard input is then closed).</param>
     public static Result Run(string workingDirectory, IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null, byte[]? standardInput = null)
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardInput = standardInput != null,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = workingDirectory,
-        };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
-        {
-            if (value is null) info.Environment.Remove(key);
-            else info.Environment[key] = value;
-        }
+        var info = StartInfo(workingDirectory, args, environment);
+        info.RedirectStandardInput = standardInput != null;
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -110,6 +98,25 @@ public static class Dotnet
         }
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }
+
+    /// <summary>Standard output and error redirected; a null value in <paramref name="environment"/> removes the variable.</summary>
+    public static ProcessStartInfo StartInfo(string workingDirectory, IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory,
+        };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) info.Environment.Remove(key);
+            else info.Environment[key] = value;
+        }
+        return info;
+    }
 }
 
 /// <summary>Runs the built <c>fer</c> CLI as a separate process, as a user would.</summary>
@@ -121,6 +128,11 @@ public static class Cli
     public static Dotnet.Result Piped(byte[] standardInput, params string[] args) =>
         Dotnet.Run(AppContext.BaseDirectory, [System.IO.Path.Combine(AppContext.BaseDirectory, "fer.dll"), .. args],
             new Dictionary<string, string?> { ["NO_COLOR"] = "1" }, standardInput);
+
+    /// <summary>Starts the CLI and returns at once, for a command that keeps running (<c>fer serve</c>); the caller reads and kills it.</summary>
+    public static Process Start(params string[] args) =>
+        Process.Start(Dotnet.StartInfo(AppContext.BaseDirectory, [System.IO.Path.Combine(AppContext.BaseDirectory, "fer.dll"), .. args],
+            new Dictionary<string, string?> { ["NO_COLOR"] = "1" }))!;
 
     public static Dotnet.Result RunIn(string? workingDirectory, params string[] args) =>
         Dotnet.Run(workingDirectory ?? AppContext.BaseDirectory, [System.IO.Path.Combine(AppContext.BaseDirectory, "fer.dll"), .. args],
