@@ -20,7 +20,11 @@ fersharp_say() { printf '%s\n' "fer-setup: $*" >&2; }
 # The Debian/Ubuntu packages a fresh machine may lack. libgtk-3-0 is renamed libgtk-3-0t64 on Ubuntu 24.04+.
 fersharp_missing_packages() {
   local missing=() pkg
-  if ! ldconfig -p 2>/dev/null | grep -q 'libgtk-3.so.0'; then
+  # No pipe into `grep -q` here: grep exits at the first match, ldconfig then dies of SIGPIPE, and under
+  # `set -o pipefail` an installed library reads as missing (seen in about 1 run of 10).
+  local libraries
+  libraries="$(ldconfig -p 2>/dev/null || true)"
+  if [[ "$libraries" != *libgtk-3.so.0* ]]; then
     if apt-cache show libgtk-3-0t64 >/dev/null 2>&1 && ! apt-cache show libgtk-3-0 >/dev/null 2>&1; then
       missing+=(libgtk-3-0t64)
     else

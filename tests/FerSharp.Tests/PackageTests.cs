@@ -123,12 +123,5 @@ public class PackageTests
         return new Result(result.ExitCode, $"dotnet {string.Join(' ', args)}\n{result.Stdout}\n{result.Stderr}");
     }
 
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "FerSharp.sln"))) return dir.FullName;
-        }
-        throw new DirectoryNotFoundException($"no FerSharp.sln above {AppContext.BaseDirectory}");
-    }
+    private static string RepositoryRoot() => Repository.Root;
 }

@@ -16,6 +16,23 @@ public sealed class SharedDataFactAttribute : FactAttribute
     }
 }
 
+/// <summary>The checkout the tests were built from.</summary>
+public static class Repository
+{
+    public static string Root { get; } = Find();
+
+    public static string PathOf(string relative) => System.IO.Path.Combine(Root, relative);
+
+    private static string Find()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+        {
+            if (System.IO.File.Exists(System.IO.Path.Combine(dir.FullName, "FerSharp.sln"))) return dir.FullName;
+        }
+        throw new DirectoryNotFoundException($"no FerSharp.sln above {AppContext.BaseDirectory}");
+    }
+}
+
 /// <summary>A temp folder deleted when disposed.</summary>
 public sealed class TempDir : IDisposable
 {

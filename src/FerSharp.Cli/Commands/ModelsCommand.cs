@@ -80,7 +80,7 @@ internal static class ModelsCommand
             AtomicFile.WriteAllBytes(output, onnx);
             var m = model.Metadata;
             AnsiConsole.MarkupLineInterpolated($"wrote {output} ({onnx.Length / 1e6:F1} MB, {m.Architecture}, classes {string.Join(",", m.ClassNames)})");
-            AnsiConsole.MarkupLineInterpolated($"input '{OnnxExport.InputName}': float [[N,1,{m.InputSize},{m.InputSize}]] = (gray / 255 - {m.Normalization.Mean:R}) / {m.Normalization.Std:R}; output '{OnnxExport.OutputName}': class scores [[N,{m.ClassNames.Count}]] before softmax");
+            AnsiConsole.MarkupLineInterpolated($"input '{OnnxExport.InputName}': float [[N,1,{m.InputSize},{m.InputSize}]] grey pixels 0..255 (the package's normalization, {m.Normalization}, is inside the graph); output '{OnnxExport.OutputName}': class scores [[N,{m.ClassNames.Count}]] before softmax");
             if (m.FlipAveraging)
             {
                 AnsiConsole.MarkupLine("this package averages each face with its mirror: do the same with the exported graph for its accuracy");

@@ -34,6 +34,8 @@ internal static class TrainCommand
         var monitor = new Option<string>("--monitor") { Description = "val_accuracy or val_loss: drives best checkpoint, early stopping, plateau.", DefaultValueFactory = _ => "val_accuracy" };
         var patience = new Option<int>("--patience") { Description = "Early stopping patience in epochs (0 = off).", DefaultValueFactory = _ => 8 };
         var standardize = new Option<bool>("--standardize") { Description = "Standardize inputs with the training set's mean/std (else just scale to [0,1])." };
+        var perFace = new Option<string>("--per-face") { Description = "Per-face input normalization, stored in the package and applied by every engine: standardize (each face to mean 0, std 1, so brightness and contrast do not matter) or none. Default: none, or the --init-from package's own." };
+        perFace.AcceptOnlyFromAmong([.. Normalization.KnownPerFace]);
         var ema = new Option<double>("--ema") { Description = "Exponential moving average of weights, decay per step (e.g. 0.999); 0 = off.", DefaultValueFactory = _ => 0 };
         var seed = new Option<long>("--seed") { Description = "Random seed (data order, augmentation, dropout, init).", DefaultValueFactory = _ => 42 };
         var precision = new Option<TrainingPrecision>("--precision")
@@ -64,14 +66,14 @@ internal static class TrainCommand
         Option[] recipeOptions =
         [
             arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
-            augment, monitor, patience, standardize, ema, seed, initFrom, teacher, distillOffline, distillWeight, distillTemperature,
+            augment, monitor, patience, standardize, perFace, ema, seed, initFrom, teacher, distillOffline, distillWeight, distillTemperature,
             trainOnValidation,
         ];
 
         var command = new Command("train", "Train a CNN on FER2013 (or FER+) with augmentation, early stopping and checkpoints.")
         {
             data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
-            augment, monitor, patience, standardize, ema, seed, precision, memoryFormat, threads, limit, valSplit, valFraction, name, runsDir, resume, checkpointMinutes,
+            augment, monitor, patience, standardize, perFace, ema, seed, precision, memoryFormat, threads, limit, valSplit, valFraction, name, runsDir, resume, checkpointMinutes,
             initFrom, teacher, distillOffline, distillWeight, distillTemperature, trainOnValidation,
         };
         command.Options.Add(dataOptions.SkipBadRows);
@@ -103,6 +105,7 @@ internal static class TrainCommand
                 Monitor = Pick(monitor, baseOptions.Monitor),
                 EarlyStoppingPatience = Pick(patience, baseOptions.EarlyStoppingPatience),
                 Standardize = parse.GetValue(standardize) || baseOptions.Standardize,
+                PerFace = parse.GetValue(perFace) ?? baseOptions.PerFace,
                 Ema = Pick(ema, baseOptions.Ema),
                 Seed = Pick(seed, baseOptions.Seed),
                 InitFrom = parse.GetValue(initFrom) ?? baseOptions.InitFrom,

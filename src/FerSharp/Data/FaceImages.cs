@@ -5,7 +5,11 @@ namespace FerSharp.Data;
 /// <summary>Turns encoded images of any size or colour into the model's 48x48 grayscale bytes.</summary>
 public static class FaceImages
 {
+    /// <summary>The largest image a dataset file may declare: far above any face photo, far below a decompression bomb.</summary>
+    public const long MaxPixels = 50_000_000;
+
     /// <summary>Decodes <paramref name="encoded"/> to grayscale 48x48, or returns null when it is not a readable image.</summary>
+    /// <exception cref="InvalidDataException">The header declares more than <see cref="MaxPixels"/> pixels, or its format's size cannot be read (the reason is named).</exception>
     public static byte[]? DecodeTo48Gray(byte[] encoded)
     {
         ArgumentNullException.ThrowIfNull(encoded);
@@ -13,6 +17,7 @@ public static class FaceImages
         {
             return null;
         }
+        Inference.ImageSafety.EnsureDecodable(encoded, MaxPixels);
         using var mat = Cv2.ImDecode(encoded, ImreadModes.Grayscale);
         if (mat.Empty())
         {

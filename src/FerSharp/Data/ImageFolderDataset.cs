@@ -155,7 +155,7 @@ public static class ImageFolderDataset
             {
                 face = FaceImages.DecodeTo48Gray(entries[i].Read());
             }
-            catch (IOException ex)
+            catch (Exception ex) when (ex is IOException or InvalidDataException)
             {
                 face = null;
                 reason = ex.Message;

@@ -168,6 +168,7 @@ public sealed class EmotionModel : IDisposable
         {
             throw new InvalidDataException($"{jsonPath}: class_names must list at least two classes");
         }
+        metadata.Normalization.EnsureKnown(jsonPath);
         if (metadata.InputSize != FaceDataset.ImageSize || metadata.InputChannels != 1)
         {
             throw new InvalidDataException($"{jsonPath}: input {metadata.InputChannels}x{metadata.InputSize}x{metadata.InputSize} is not supported (expected 1x48x48)");
@@ -437,8 +438,8 @@ public sealed class EmotionModel : IDisposable
     /// The photo and video path on the OpenCV engine, without libtorch: at batch 1 its dozen small tensor
     /// ops (scaling, mirroring, softmax, averaging) took fer2013-realtime from 2.4-2.6 to 3.8 ms per face on
     /// the AVX2 host measured (docs/BENCHMARKS.md, "Inference engines").
-    /// Same arithmetic as <see cref="PredictProbabilities(Tensor)"/>: pixels / 255, minus the mean, divided
-    /// by the std, in float; a flip-averaging package predicts each face and its mirror in one batch.
+    /// Same arithmetic as <see cref="PredictProbabilities(Tensor)"/> (<see cref="Preprocessing.NormalizeFace"/>);
+    /// a flip-averaging package predicts each face and its mirror in one batch.
     /// </summary>
     private float[][] PredictOnOpenCv(OpenCvNetwork openCv, IReadOnlyList<byte[]> faces)
     {
@@ -447,19 +448,12 @@ public sealed class EmotionModel : IDisposable
         var count = faces.Count;
         var views = Metadata.FlipAveraging ? 2 : 1;
         var input = new float[views * count * pixels];
-        var mean = (float)Metadata.Normalization.Mean;
-        var std = (float)Metadata.Normalization.Std;
         for (var i = 0; i < count; i++)
         {
             var face = faces[i];
             EnsureFaceSize(face, i);
-            var mirror = (count + i) * pixels;
-            for (var p = 0; p < pixels; p++)
-            {
-                var value = (face[p] / 255f - mean) / std;
-                input[i * pixels + p] = value;
-                if (views == 2) input[mirror + p - p % side + side - 1 - p % side] = value;
-            }
+            Preprocessing.NormalizeFace(face, side, Metadata.Normalization, input.AsSpan(i * pixels, pixels),
+                views == 2 ? input.AsSpan((count + i) * pixels, pixels) : default);
         }
         var logits = openCv.Forward(input, views * count, out var classes);
         var rows = new float[count][];
@@ -541,15 +535,57 @@ public static class Preprocessing
         return NormalizeScaled(scaled, normalization);
     }
 
-    /// <summary>For input already in [0,1] (e.g. after augmentation).</summary>
+    /// <summary>For input already in [0,1] (e.g. after augmentation), [B,1,H,W].</summary>
     public static Tensor NormalizeScaled(Tensor scaled, Normalization normalization)
     {
         ArgumentNullException.ThrowIfNull(scaled);
         ArgumentNullException.ThrowIfNull(normalization);
-        if (normalization.Mean == 0 && normalization.Std == 1)
+        normalization.EnsureKnown("input normalization");
+        var global = normalization.Mean != 0 || normalization.Std != 1;
+        if (!normalization.StandardizesEachFace)
         {
-            return scaled.alias();
+            return global ? scaled.SubScalar(normalization.Mean).DivScalarInPlace(normalization.Std) : scaled.alias();
         }
-        return scaled.SubScalar(normalization.Mean).DivScalarInPlace(normalization.Std);
+        using var scope = NewDisposeScope();
+        var mean = scaled.mean([1, 2, 3], keepdim: true);
+        var centred = scaled.sub(mean);
+        var variance = centred.square().mean([1, 2, 3], keepdim: true);
+        var result = centred.div_(variance.add_(Normalization.PerFaceEpsilon).sqrt_());
+        if (global) result = result.sub_(normalization.Mean).div_(normalization.Std);
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The same arithmetic as <see cref="NormalizeScaled"/> on one face of 0..255 bytes, written into
+    /// <paramref name="output"/> (and mirrored into <paramref name="mirror"/> when given): the path of the
+    /// engines that run without libtorch.
+    /// </summary>
+    public static void NormalizeFace(ReadOnlySpan<byte> face, int side, Normalization normalization, Span<float> output, Span<float> mirror = default)
+    {
+        ArgumentNullException.ThrowIfNull(normalization);
+        normalization.EnsureKnown("input normalization");
+        var mean = (float)normalization.Mean;
+        var std = (float)normalization.Std;
+        float shift = 0, scale = 1;
+        if (normalization.StandardizesEachFace)
+        {
+            double sum = 0;
+            foreach (var p in face) sum += p / 255.0;
+            var faceMean = sum / face.Length;
+            double squares = 0;
+            foreach (var p in face)
+            {
+                var d = p / 255.0 - faceMean;
+                squares += d * d;
+            }
+            shift = (float)faceMean;
+            scale = (float)(1 / Math.Sqrt(squares / face.Length + Normalization.PerFaceEpsilon));
+        }
+        for (var p = 0; p < face.Length; p++)
+        {
+            var value = ((face[p] / 255f - shift) * scale - mean) / std;
+            output[p] = value;
+            if (!mirror.IsEmpty) mirror[p - p % side + side - 1 - p % side] = value;
+        }
     }
 }

@@ -6,8 +6,46 @@ using FerSharp.Training;
 
 namespace FerSharp.Models;
 
-/// <summary>How raw 0..255 pixels become network input: <c>(pixel / 255 - Mean) / Std</c>.</summary>
-public sealed record Normalization(double Mean = 0, double Std = 1);
+/// <summary>
+/// How raw 0..255 pixels become network input. Pixels are scaled to [0,1]; with <see cref="PerFace"/> =
+/// <c>standardize</c> each face is then shifted to mean 0 and scaled to standard deviation 1 on its own (so a
+/// face's brightness and contrast do not reach the network); last comes <c>(value - Mean) / Std</c>.
+/// </summary>
+public sealed record Normalization(double Mean = 0, double Std = 1)
+{
+    /// <summary>No per-face step: the global mean and std only.</summary>
+    public const string PerFaceNone = "none";
+
+    /// <summary>Per-face standardization: <c>(x - mean(x)) / sqrt(var(x) + <see cref="PerFaceEpsilon"/>)</c> over each face's pixels in [0,1].</summary>
+    public const string PerFaceStandardize = "standardize";
+
+    /// <summary>
+    /// Keeps a nearly flat face (a blank wall, a blown-out crop) from having its sensor noise magnified into
+    /// a full-contrast input: below a standard deviation of 0.01 (about 2.5 grey levels) the scale stops growing.
+    /// </summary>
+    public const double PerFaceEpsilon = 1e-4;
+
+    /// <summary>The per-face step names this FerSharp knows.</summary>
+    public static IReadOnlyList<string> KnownPerFace { get; } = [PerFaceNone, PerFaceStandardize];
+
+    /// <summary>The per-face step: <see cref="PerFaceNone"/> (packages without the field) or <see cref="PerFaceStandardize"/>.</summary>
+    public string PerFace { get; init; } = PerFaceNone;
+
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool StandardizesEachFace => PerFace == PerFaceStandardize;
+
+    /// <summary>Refuses a per-face step this FerSharp does not implement, by name, rather than running the network on inputs it was not trained on.</summary>
+    public void EnsureKnown(string place)
+    {
+        if (!KnownPerFace.Contains(PerFace))
+        {
+            throw new InvalidDataException($"{place}: normalization.per_face '{PerFace}' is not known to this FerSharp (known: {string.Join(", ", KnownPerFace)}); upgrade FerSharp");
+        }
+    }
+
+    public override string ToString() =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{(StandardizesEachFace ? "per-face standardized, then " : "")}mean {Mean} std {Std}");
+}
 
 /// <summary>Identifies the data a model was trained on, so a report can say what it was compared with.</summary>
 public sealed record DatasetFingerprint(string Source, int Count, string Sha256, IReadOnlyDictionary<string, int> ClassCounts)
@@ -19,7 +57,8 @@ public sealed record DatasetFingerprint(string Source, int Count, string Sha256,
 /// <summary>The <c>model.json</c> beside the weights of a model package.</summary>
 public sealed record ModelMetadata
 {
-    public const int CurrentFormatVersion = 1;
+    /// <summary>2 added <c>normalization.per_face</c>: a version-1 reader would ignore it and feed the network the wrong inputs.</summary>
+    public const int CurrentFormatVersion = 2;
 
     public int FormatVersion { get; init; } = CurrentFormatVersion;
     public required string Name { get; init; }

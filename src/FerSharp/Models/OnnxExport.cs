@@ -82,16 +82,22 @@ public static class OnnxExport
             ["fersharp.architecture"] = metadata.Architecture,
             ["fersharp.class_names"] = JsonSerializer.Serialize(metadata.ClassNames),
             ["fersharp.input_size"] = metadata.InputSize.ToString(CultureInfo.InvariantCulture),
+            ["fersharp.input"] = "grey pixels 0..255; the normalization below is inside the graph",
+            ["fersharp.normalization_per_face"] = metadata.Normalization.PerFace,
             ["fersharp.normalization_mean"] = metadata.Normalization.Mean.ToString("R", CultureInfo.InvariantCulture),
             ["fersharp.normalization_std"] = metadata.Normalization.Std.ToString("R", CultureInfo.InvariantCulture),
             ["fersharp.flip_averaging"] = metadata.FlipAveraging ? "true" : "false",
         };
-        return ExportNetwork(model.Network, metadata.InputSize, properties);
+        return ExportNetwork(model.Network, metadata.InputSize, properties, metadata.Normalization);
     }
 
-    /// <summary>The network alone as ONNX bytes (input [N,1,size,size], output [N, classes]).</summary>
+    /// <summary>
+    /// The network as ONNX bytes (input [N,1,size,size], output [N, classes]). With <paramref name="preprocessing"/>
+    /// the graph starts with it and takes grey pixels 0..255 (as floats); without, it takes already normalized faces.
+    /// </summary>
     /// <exception cref="NotSupportedException">The network has a layer the exporter cannot write (named).</exception>
-    public static byte[] ExportNetwork(nn.Module<Tensor, Tensor> network, int inputSize = 48, IReadOnlyDictionary<string, string>? properties = null)
+    public static byte[] ExportNetwork(nn.Module<Tensor, Tensor> network, int inputSize = 48, IReadOnlyDictionary<string, string>? properties = null,
+        Normalization? preprocessing = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         if (FindUnsupportedLayer(network) is { } unsupported)
@@ -101,6 +107,7 @@ public static class OnnxExport
         var graph = new GraphBuilder();
         using (no_grad())
         {
+            if (preprocessing is not null) graph.AddPreprocessing(preprocessing);
             graph.AddSequence((Sequential)network, "");
         }
         var model = new ModelProto
@@ -108,7 +115,9 @@ public static class OnnxExport
             IrVersion = 8,
             ProducerName = "FerSharp",
             ProducerVersion = typeof(OnnxExport).Assembly.GetName().Version?.ToString() ?? "",
-            DocString = "Facial-expression classifier: normalized 48x48 grayscale faces to class logits.",
+            DocString = preprocessing is null
+                ? "Facial-expression classifier: normalized 48x48 grayscale faces to class logits."
+                : "Facial-expression classifier: 48x48 grayscale faces (pixels 0..255) to class logits; the input normalization is part of the graph.",
             Graph = graph.Finish(inputSize),
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
@@ -139,6 +148,44 @@ public static class OnnxExport
         private readonly GraphProto _graph = new() { Name = "fersharp" };
         private string _current = InputName;
         private long _outputs = -1;
+
+        /// <summary>
+        /// The package's input normalization as the graph's first nodes, the arithmetic of
+        /// <see cref="Preprocessing.NormalizeScaled"/>: pixels / 255, then per face (x - mean) / sqrt(var + eps)
+        /// with the moments from global average pools, then (x - Mean) / Std.
+        /// </summary>
+        public void AddPreprocessing(Normalization normalization)
+        {
+            normalization.EnsureKnown("ONNX export");
+            Node("Div", "preprocess.scale", Constant("preprocess.255", 255f));
+            if (normalization.StandardizesEachFace)
+            {
+                var scaled = _current;
+                var mean = Node("GlobalAveragePool", "preprocess.face_mean").Output[0];
+                _current = scaled;
+                var centred = Node("Sub", "preprocess.centre", mean).Output[0];
+                Node("Mul", "preprocess.square", centred);
+                Node("GlobalAveragePool", "preprocess.face_variance");
+                Node("Add", "preprocess.epsilon", Constant("preprocess.eps", (float)Normalization.PerFaceEpsilon));
+                var spread = Node("Sqrt", "preprocess.face_std").Output[0];
+                _current = centred;
+                Node("Div", "preprocess.standardize", spread);
+            }
+            if (normalization.Mean != 0 || normalization.Std != 1)
+            {
+                Node("Sub", "preprocess.mean", Constant("preprocess.mean_value", (float)normalization.Mean));
+                Node("Div", "preprocess.std", Constant("preprocess.std_value", (float)normalization.Std));
+            }
+        }
+
+        private string Constant(string name, float value)
+        {
+            var proto = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
+            proto.Dims.Add(1);
+            proto.FloatData.Add(value);
+            _graph.Initializer.Add(proto);
+            return name;
+        }
 
         public void AddSequence(Sequential sequential, string prefix)
         {

@@ -25,7 +25,23 @@ public sealed record AugmentOptions
     /// <summary>CutMix: paste a box of another image of the batch, area share ~ Beta(α, α); 0 = off. With mixup too, each batch picks one.</summary>
     public double CutMix { get; init; }
 
+    /// <summary>Brightness: each image gets U(-b, b) added (pixels in [0,1]).</summary>
+    public double Brightness { get; init; }
+    /// <summary>Contrast: each image is scaled about its mean by a factor from [1 - c, 1 + c].</summary>
+    public double Contrast { get; init; }
+    /// <summary>Gamma: each image is raised to exp(U(-g, g)), i.e. g = 0.4 spans gamma 0.67-1.49.</summary>
+    public double Gamma { get; init; }
+    /// <summary>Probability of a Gaussian blur with sigma from 0.3-1.3 pixels (a soft or out-of-focus camera).</summary>
+    public double Blur { get; init; }
+    /// <summary>Sensor noise: Gaussian noise whose std is drawn per image from [0, n].</summary>
+    public double Noise { get; init; }
+    /// <summary>Probability of a JPEG round trip at a quality drawn from 20-90.</summary>
+    public double Jpeg { get; init; }
+
     public static AugmentOptions None { get; } = new();
+
+    /// <summary>The photometric set a camera varies, as measured and kept for the shipped packages (<c>photometric</c> in <see cref="Parse"/>).</summary>
+    public static AugmentOptions Photometric { get; } = new() { Brightness = 0.2, Contrast = 0.4, Gamma = 0.4, Blur = 0.25, Noise = 0.04, Jpeg = 0.3 };
 
     /// <summary>The seed recipe: rotation 10°, zoom 0.1, horizontal flip (Keras ImageDataGenerator style).</summary>
     public static AugmentOptions Seed { get; } = new() { RotateDegrees = 10, Zoom = 0.1, Flip = true, Shift = 0.1 };
@@ -33,12 +49,19 @@ public sealed record AugmentOptions
     public bool IsIdentity => !HasImageTransforms && !MixesBatch;
 
     /// <summary>Per-image transforms (warp, flip, erase), applied by <see cref="Augmentation.Apply"/>.</summary>
-    public bool HasImageTransforms => RotateDegrees != 0 || Zoom != 0 || Flip || Shift != 0 || Erase != 0;
+    public bool HasImageTransforms => RotateDegrees != 0 || Zoom != 0 || Flip || Shift != 0 || Erase != 0 || HasPhotometric;
+
+    /// <summary>Per-image changes of light and camera (brightness, contrast, gamma, blur, noise, JPEG).</summary>
+    public bool HasPhotometric => Brightness != 0 || Contrast != 0 || Gamma != 0 || Blur != 0 || Noise != 0 || Jpeg != 0;
 
     /// <summary>Batch-level mixing (mixup/CutMix), applied by <see cref="BatchMixing.Apply"/> where targets are at hand.</summary>
     public bool MixesBatch => Mixup > 0 || CutMix > 0;
 
-    /// <summary>Parses <c>rotate=15,zoom=0.1,flip,shift=0.1,erase=0.5,mixup=0.2,cutmix=1</c>, or <c>none</c>.</summary>
+    /// <summary>
+    /// Parses <c>rotate=15,zoom=0.1,flip,shift=0.1,erase=0.5,mixup=0.2,cutmix=1</c> and the photometric
+    /// <c>brightness=0.2,contrast=0.4,gamma=0.4,blur=0.25,noise=0.04,jpeg=0.3</c> (or <c>photometric</c> for
+    /// that set), or <c>none</c>.
+    /// </summary>
     public static AugmentOptions Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -68,7 +91,22 @@ public sealed record AugmentOptions
                 "flip" => result with { Flip = kv.Length < 2 || Value() > 0 },
                 "mixup" => result with { Mixup = Value() },
                 "cutmix" => result with { CutMix = Value() },
-                _ => throw new ArgumentException($"unknown augment option '{key}': expected rotate, zoom, shift, flip, erase, mixup, cutmix"),
+                "brightness" => result with { Brightness = Math.Min(Value(), 1) },
+                "contrast" => result with { Contrast = Math.Min(Value(), 0.9) },
+                "gamma" => result with { Gamma = Math.Min(Value(), 2) },
+                "blur" => result with { Blur = Math.Min(Value(), 1) },
+                "noise" => result with { Noise = Math.Min(Value(), 0.5) },
+                "jpeg" => result with { Jpeg = Math.Min(Value(), 1) },
+                "photometric" when kv.Length == 1 => result with
+                {
+                    Brightness = Photometric.Brightness,
+                    Contrast = Photometric.Contrast,
+                    Gamma = Photometric.Gamma,
+                    Blur = Photometric.Blur,
+                    Noise = Photometric.Noise,
+                    Jpeg = Photometric.Jpeg,
+                },
+                _ => throw new ArgumentException($"unknown augment option '{part}': expected rotate, zoom, shift, flip, erase, mixup, cutmix, brightness, contrast, gamma, blur, noise, jpeg or photometric"),
             };
         }
         return result;
@@ -86,6 +124,12 @@ public sealed record AugmentOptions
         if (Erase > 0) parts.Add(string.Create(inv, $"erase={Erase}"));
         if (Mixup > 0) parts.Add(string.Create(inv, $"mixup={Mixup}"));
         if (CutMix > 0) parts.Add(string.Create(inv, $"cutmix={CutMix}"));
+        if (Brightness > 0) parts.Add(string.Create(inv, $"brightness={Brightness}"));
+        if (Contrast > 0) parts.Add(string.Create(inv, $"contrast={Contrast}"));
+        if (Gamma > 0) parts.Add(string.Create(inv, $"gamma={Gamma}"));
+        if (Blur > 0) parts.Add(string.Create(inv, $"blur={Blur}"));
+        if (Noise > 0) parts.Add(string.Create(inv, $"noise={Noise}"));
+        if (Jpeg > 0) parts.Add(string.Create(inv, $"jpeg={Jpeg}"));
         return string.Join(',', parts);
     }
 }
@@ -127,6 +171,10 @@ public static class Augmentation
             var theta = stack([row0, row1], 1);
             var grid = nn.functional.affine_grid(theta, [.. images.shape], align_corners: false);
             output = nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border, align_corners: false);
+        }
+        if (options.HasPhotometric)
+        {
+            output = PhotometricAugmentation.Apply(output, options, generator);
         }
         if (options.Erase > 0)
         {

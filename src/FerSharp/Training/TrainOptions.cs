@@ -71,6 +71,12 @@ public sealed record TrainOptions
     public int EarlyStoppingPatience { get; init; } = 8;
     /// <summary>Standardize inputs with the training set's mean and std (else only scale to [0,1]).</summary>
     public bool Standardize { get; init; }
+    /// <summary>
+    /// Per-face input step (<see cref="Models.Normalization.PerFace"/>): <c>standardize</c> makes each face mean 0,
+    /// std 1 on its own; null keeps the default (none for a new run, the package's own with <see cref="InitFrom"/>).
+    /// With <see cref="InitFrom"/> it replaces the package's normalization, and fine-tuning adapts the weights.
+    /// </summary>
+    public string? PerFace { get; init; }
     public long Seed { get; init; } = 42;
     /// <summary>Exponential moving average of weights (decay per step); 0 disables.</summary>
     public double Ema { get; init; }
@@ -128,6 +134,10 @@ public sealed record TrainOptions
         Require(MinLearningRate >= 0 && double.IsFinite(MinLearningRate), "minimum learning rate must be 0 or more", MinLearningRate);
         if (EarlyStoppingPatience < 0) throw new ArgumentException($"early stopping patience (--patience) must be 0 (off) or more epochs, got {EarlyStoppingPatience}");
         Require(LabelSmoothing is >= 0 and < 1, "label smoothing (--label-smoothing) must be in [0, 1)", LabelSmoothing);
+        if (PerFace is not null && !Models.Normalization.KnownPerFace.Contains(PerFace))
+        {
+            throw new ArgumentException($"per-face normalization (--per-face) must be one of {string.Join(", ", Models.Normalization.KnownPerFace)}, got '{PerFace}'");
+        }
         if (Monitor is not ("val_accuracy" or "val_loss")) throw new ArgumentException("monitor must be val_accuracy or val_loss");
         if (TrainOnValidation && (Schedule == LrScheduleKind.Plateau || EarlyStoppingPatience > 0))
         {

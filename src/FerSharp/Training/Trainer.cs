@@ -278,7 +278,16 @@ public sealed class Trainer
         }
         var normalization = _options.InitFrom is { } initFrom
             ? LoadInitialWeights(model, initFrom, train.ClassNames)
+            : _options.PerFace == Normalization.PerFaceStandardize ? new Normalization()
             : _options.Standardize ? ComputeNormalization(train) : new Normalization();
+        if (_options.PerFace is { } perFace && perFace != normalization.PerFace)
+        {
+            // Per-face standardized inputs already have mean 0 and std 1: a global step on top would only rescale.
+            normalization = perFace == Normalization.PerFaceStandardize
+                ? new Normalization { PerFace = perFace }
+                : _options.Standardize ? ComputeNormalization(train) : new Normalization();
+            Log($"input normalization: {normalization}");
+        }
         ema?.load_state_dict(model.state_dict());
         Log($"new run: {_options.Architecture}, {train.Count} training / {validationCount} validation faces, {get_num_threads()} threads");
         if (_options.TrainOnValidation)
@@ -470,12 +479,16 @@ public sealed class Trainer
     private Normalization LoadInitialWeights(nn.Module<Tensor, Tensor> model, string path, IReadOnlyList<string> classNames)
     {
         using var package = LoadInitialPackage(path, _options.Architecture);
-        if (!package.ClassNames.SequenceEqual(classNames))
+        if (package.ClassNames.SequenceEqual(classNames))
         {
-            throw new ArgumentException($"{path}: --init-from package predicts {string.Join(",", package.ClassNames)} but the data has {string.Join(",", classNames)}");
+            model.load_state_dict(package.Network.state_dict());
         }
-        model.load_state_dict(package.Network.state_dict());
-        Log($"initial weights from {path} ({package.Metadata.Name}, {package.Metadata.Epochs} epochs); input normalization mean {package.Metadata.Normalization.Mean} std {package.Metadata.Normalization.Std}");
+        else
+        {
+            var shared = ClassHeadTransfer.LoadAcrossClasses(model, package.Network, package.ClassNames, classNames);
+            Log($"--init-from {path} predicts {string.Join(",", package.ClassNames)} and the data has {string.Join(",", classNames)}: the output layer's rows for {(shared.Count == 0 ? "no class" : string.Join(", ", shared))} are carried over, the others start at random");
+        }
+        Log($"initial weights from {path} ({package.Metadata.Name}, {package.Metadata.Epochs} epochs); input normalization {package.Metadata.Normalization}");
         return package.Metadata.Normalization;
     }
 
