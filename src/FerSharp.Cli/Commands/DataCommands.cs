@@ -17,6 +17,7 @@ internal static class DataCommands
         data.Subcommands.Add(Stats());
         data.Subcommands.Add(ExportImages());
         data.Subcommands.Add(PreviewAugment());
+        data.Subcommands.Add(Scenes());
         return data;
     }
 
@@ -151,6 +152,33 @@ internal static class DataCommands
             });
             AnsiConsole.MarkupLineInterpolated($"wrote {written:N0} PNG files under {target}");
             PrintReport(dataset.Report);
+            return Task.FromResult(CliRunner.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command Scenes()
+    {
+        var source = new Argument<string>("data") { Description = "fer2013.csv(.gz), image folder or tar(.gz) whose faces are used." };
+        var outDir = new Argument<string>("outdir") { Description = "Folder to create: <outdir>/<class>/<n>-scene.jpg and <n>-tightcrop.jpg, for 'fer evaluate --data <outdir> --detect'. FER2013 faces: never commit it." };
+        var split = new Option<string>("--split") { Description = "Split whose faces are used.", DefaultValueFactory = _ => "PrivateTest" };
+        var count = new Option<int>("--count") { Description = "Photos to write (one per face, from the first).", DefaultValueFactory = _ => 1000 };
+        var seed = new Option<int>("--seed") { Description = "Random seed of sizes, angles, light and JPEG quality.", DefaultValueFactory = _ => 1 };
+        var options = new DatasetOptions();
+        var command = new Command("scenes", "Write labelled test photos made from dataset faces: pasted into 640x480 scenes at 80-220 px, turned up to 15 degrees, or alone as tight crops of 120-256 px; under changed light (gamma, contrast, brightness) and JPEG-compressed.") { source, outDir, split, count, seed };
+        options.AddTo(command);
+        command.SetAction((parse, ct) =>
+        {
+            var target = OptionRules.FolderToWrite(parse.GetRequiredValue(outDir), "outdir")!;
+            if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
+            {
+                throw new UserFacingException($"{target}: folder is not empty; choose a new one");
+            }
+            var photos = parse.GetValue(count);
+            if (photos < 1) throw new UserFacingException($"--count: expected a positive number of photos, got {photos}");
+            var dataset = options.Load(parse, parse.GetRequiredValue(source), ct).Subset(DataSplits.Parse(parse.GetValue(split)!));
+            var written = Evaluation.LabelledScenes.Write(dataset, target, photos, parse.GetValue(seed), cancellationToken: ct);
+            AnsiConsole.MarkupLineInterpolated($"wrote {written:N0} labelled photos under {target}; score them with: fer evaluate --data {target} --detect");
             return Task.FromResult(CliRunner.ExitOk);
         });
         return command;

@@ -21,17 +21,25 @@ internal static class EvaluateCommand
         var outDir = new Option<string?>("--out", "-o") { Description = "Report folder (default: reports/<model>-<split>)." };
         var json = new Option<bool>("--json") { Description = "Print metrics.json to stdout instead of the tables." };
         var engine = EngineOption.Create();
+        var detect = new Option<bool>("--detect") { Description = "--data is a folder of ordinary labelled photos, <class>/<image>, faces not cropped: each goes through detect, crop and classify as in 'fer predict' (the largest face answers; a photo without a face counts as wrong). Takes --margin, --detector and --max-look." };
+        var recognition = new RecognitionOptions();
         var dataOptions = new DatasetOptions();
         var command = new Command("evaluate", "Score a model: accuracy, per-class precision/recall/F1, confusion matrix, calibration; writes a report folder with PNGs.")
         {
-            model, data, split, tta, outDir, json, engine,
+            model, data, split, tta, outDir, json, engine, detect,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
         command.Options.Add(dataOptions.FerPlusMode);
+        recognition.AddDetectionTo(command);
         command.SetAction((parse, ct) =>
         {
             var reportFolder = OptionRules.FolderToWrite(parse.GetValue(outDir), "--out");
+            if (parse.GetValue(detect))
+            {
+                return Task.FromResult(DetectedEvaluationCommand.Run(parse, parse.GetValue(model), parse.GetValue(data), reportFolder,
+                    recognition.Read(parse) with { Tta = parse.GetValue(tta) }, parse.GetValue(engine), parse.GetValue(json), ct));
+            }
             var modelPaths = parse.GetValue(model) is { Length: > 0 } given ? given : [ShippedModels.DefaultPath()];
             using var models = new ModelSet(modelPaths);
             foreach (var loaded in models.Loaded) EngineOption.Apply(loaded, parse.GetValue(engine));

@@ -37,8 +37,14 @@ internal sealed class RecognitionOptions
 
     public void AddTo(Command command)
     {
-        command.Options.Add(Margin);
+        AddDetectionTo(command);
         command.Options.Add(Tta);
+    }
+
+    /// <summary>The options of how faces are found and cropped, for a command that has its own --tta.</summary>
+    public void AddDetectionTo(Command command)
+    {
+        command.Options.Add(Margin);
         command.Options.Add(Detector);
         command.Options.Add(MaxLook);
     }

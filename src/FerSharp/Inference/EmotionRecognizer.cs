@@ -7,7 +7,25 @@ using OpenCvSharp;
 namespace FerSharp.Inference;
 
 /// <summary>One face found in an image, with its expression.</summary>
-public sealed record FaceEmotion(FaceBox Box, string Emotion, float Confidence, IReadOnlyDictionary<string, float> Probabilities);
+public sealed record FaceEmotion(FaceBox Box, string Emotion, float Confidence, IReadOnlyDictionary<string, float> Probabilities)
+{
+    /// <summary>How the face was found: by the detector, by the detector on a padded copy, or the whole image taken as the face.</summary>
+    public FaceFinding Finding { get; init; } = FaceFinding.Detected;
+}
+
+/// <summary>How a face's box came about.</summary>
+public enum FaceFinding
+{
+    /// <summary>The face detector found it in the image.</summary>
+    Detected,
+    /// <summary>
+    /// Nothing was found in the image, and the detector found it in a copy with a border added: a tight crop
+    /// (cut at forehead and chin, as in FER2013) leaves the detector too little context around the face.
+    /// </summary>
+    DetectedWithBorder,
+    /// <summary>Detection was skipped and the whole image classified as one face (a small image, or <see cref="FaceDetectionMode.Never"/>).</summary>
+    WholeImage,
+}
 
 public enum FaceDetectionMode
 {
@@ -28,6 +46,11 @@ public sealed record RecognizerOptions
     public double Margin { get; init; } = 0.1;
     /// <summary>Images declaring more pixels than this are refused before decoding.</summary>
     public long MaxImagePixels { get; init; } = 50_000_000;
+    /// <summary>
+    /// When a photo shows no face, look again at a copy with a replicated border (<see cref="EmotionRecognizer.RetryBorder"/>)
+    /// and map the boxes back: tight face crops larger than <see cref="FaceCropMaxSide"/> are then found too.
+    /// </summary>
+    public bool RetryWithBorder { get; init; } = true;
     /// <summary>The face detector (BlazeFace unless asked otherwise).</summary>
     public FaceDetectorKind DetectorKind { get; init; } = FaceDetectorKind.BlazeFace;
     /// <summary>Settings of the Haar cascade, when <see cref="DetectorKind"/> is <see cref="FaceDetectorKind.Haar"/>.</summary>
@@ -149,7 +172,8 @@ public sealed class EmotionRecognizer : IDisposable
     public IReadOnlyList<FaceEmotion> Recognize(Mat image, TtaMode tta)
     {
         EnsureRecognizable(image);
-        return Classify(image, FindFaces(image), tta);
+        var (boxes, finding) = FindFacesInPhoto(image);
+        return Classify(image, boxes, tta, finding);
     }
 
     /// <summary>
@@ -163,7 +187,8 @@ public sealed class EmotionRecognizer : IDisposable
     {
         ArgumentNullException.ThrowIfNull(follower);
         EnsureRecognizable(frame);
-        return Classify(frame, FindFaces(frame, follower.Find), tta);
+        var (boxes, finding) = FindFaces(frame, follower.Find);
+        return Classify(frame, boxes, tta, finding);
     }
 
     /// <summary>A follower of this recognizer's detector, for the frames of one video (<see cref="Recognize(Mat, FaceFollower)"/>).</summary>
@@ -180,17 +205,45 @@ public sealed class EmotionRecognizer : IDisposable
     }
 
     /// <summary>The face boxes <see cref="Recognize(Mat)"/> would classify.</summary>
-    public IReadOnlyList<FaceBox> FindFaces(Mat image) => FindFaces(image, Detector.Detect);
+    public IReadOnlyList<FaceBox> FindFaces(Mat image) => FindFacesInPhoto(image).Boxes;
 
-    private IReadOnlyList<FaceBox> FindFaces(Mat image, Func<Mat, IReadOnlyList<FaceBox>> detect)
+    /// <summary>
+    /// The border added on each side, as a share of the longer side, when a photo shows no face: enough for
+    /// a face that fills the frame to be seen with some surroundings, as the detector was trained.
+    /// </summary>
+    public const double RetryBorder = 0.3;
+
+    private (IReadOnlyList<FaceBox> Boxes, FaceFinding Finding) FindFacesInPhoto(Mat image)
+    {
+        var (boxes, finding) = FindFaces(image, Detector.Detect);
+        if (boxes.Count > 0 || finding != FaceFinding.Detected || !Options.RetryWithBorder) return (boxes, finding);
+        var border = (int)Math.Ceiling(Math.Max(image.Width, image.Height) * RetryBorder);
+        using var padded = image.CopyMakeBorder(border, border, border, border, BorderTypes.Replicate);
+        var found = Detector.Detect(padded)
+            .Select(b => ClipTo(new FaceBox(b.X - border, b.Y - border, b.Width, b.Height), image.Width, image.Height))
+            .Where(b => b.Width >= MinImageSide && b.Height >= MinImageSide)
+            .ToList();
+        return (found, FaceFinding.DetectedWithBorder);
+    }
+
+    private static FaceBox ClipTo(FaceBox box, int width, int height)
+    {
+        var x0 = Math.Clamp(box.X, 0, width);
+        var y0 = Math.Clamp(box.Y, 0, height);
+        var x1 = Math.Clamp(box.X + box.Width, 0, width);
+        var y1 = Math.Clamp(box.Y + box.Height, 0, height);
+        return new FaceBox(x0, y0, x1 - x0, y1 - y0);
+    }
+
+    private (IReadOnlyList<FaceBox> Boxes, FaceFinding Finding) FindFaces(Mat image, Func<Mat, IReadOnlyList<FaceBox>> detect)
     {
         ArgumentNullException.ThrowIfNull(image);
         var whole = new FaceBox(0, 0, image.Width, image.Height);
         return Options.Detection switch
         {
-            FaceDetectionMode.Never => [whole],
-            FaceDetectionMode.Auto when image.Width <= Options.FaceCropMaxSide && image.Height <= Options.FaceCropMaxSide => [whole],
-            _ => detect(image),
+            FaceDetectionMode.Never => ([whole], FaceFinding.WholeImage),
+            FaceDetectionMode.Auto when image.Width <= Options.FaceCropMaxSide && image.Height <= Options.FaceCropMaxSide => ([whole], FaceFinding.WholeImage),
+            _ => (detect(image), FaceFinding.Detected),
         };
     }
 
@@ -198,7 +251,9 @@ public sealed class EmotionRecognizer : IDisposable
     public IReadOnlyList<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes) => Classify(image, boxes, Options.Tta);
 
     /// <summary>Classifies the given boxes of <paramref name="image"/> in one batch, averaging the views of <paramref name="tta"/>.</summary>
-    public IReadOnlyList<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes, TtaMode tta)
+    public IReadOnlyList<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes, TtaMode tta) => Classify(image, boxes, tta, FaceFinding.Detected);
+
+    private List<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes, TtaMode tta, FaceFinding finding)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(boxes);
@@ -215,7 +270,7 @@ public sealed class EmotionRecognizer : IDisposable
             for (var c = 1; c < p.Length; c++) if (p[c] > p[best]) best = c;
             var dict = new Dictionary<string, float>(classes.Count);
             for (var c = 0; c < classes.Count; c++) dict[classes[c]] = p[c];
-            results.Add(new FaceEmotion(boxes[i], classes[best], p[best], dict));
+            results.Add(new FaceEmotion(boxes[i], classes[best], p[best], dict) { Finding = finding });
         }
         return results;
     }
