@@ -105,3 +105,26 @@ public class CliInputTests
         Assert.DoesNotContain("   at ", result.Stderr);
     }
 }
+
+/// <summary>A command line that does not parse: one line naming the option and its valid values, exit code 2, no help dump.</summary>
+public sealed class CliParseErrorTests
+{
+    [Theory]
+    [InlineData("predict|a.png|--format|xml", "--format: 'xml' is not one of table, json, csv")]
+    [InlineData("evaluate|--tta|crop", "--tta: 'crop' is not one of None, Flip, Crops")]
+    [InlineData("bogus", "unknown command, option or argument 'bogus'")]
+    [InlineData("predict", "missing <files>")]
+    [InlineData("predict|a.png|--bogus", "unknown option '--bogus'")]
+    [InlineData("train|--lr|abc", "--lr: 'abc' is not a number")]
+    public void A_parse_error_is_one_line_naming_the_option_with_exit_code_2(string args, string expected)
+    {
+        var run = Cli.Run(args.Split('|'));
+        Assert.Equal(2, run.ExitCode);
+        var lines = run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, run.Stderr);
+        Assert.StartsWith($"fer: error: {expected}", lines[0]);
+        Assert.Contains("--help", lines[0]);
+        Assert.DoesNotContain("FerSharp.", run.Stderr); // no .NET type names
+        Assert.Equal("", run.Stdout.Trim()); // no help dump
+    }
+}

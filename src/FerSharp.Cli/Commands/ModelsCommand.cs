@@ -53,6 +53,7 @@ internal static class ModelsCommand
             return CliRunner.ExitOk;
         });
         command.Subcommands.Add(Ship());
+        command.Subcommands.Add(Score());
         command.Subcommands.Add(Average());
         command.Subcommands.Add(Export());
         return command;
@@ -125,11 +126,12 @@ internal static class ModelsCommand
         var target = new Argument<string>("destination") { Description = "Destination folder (e.g. models/fer2013-seed)." };
         var name = new Option<string?>("--name") { Description = "Name recorded in model.json (default: the destination folder's name)." };
         var fp32 = new Option<bool>("--float32") { Description = "Keep float32 weights (default stores float16: half the size)." };
-        var testData = new Option<string?>("--test-data") { Description = "FER2013 data to score the shipped copy on (PublicTest/PrivateTest, with and without TTA; recorded in model.json). Default: ../shared/data/fer2013/fer2013.csv.gz when present." };
+        var testData = new Option<string?>("--test-data") { Description = "FER2013 CSV to score the shipped copy on (PublicTest/PrivateTest, one view and mirrored; the image-folder release and FER+ votes beside it too; recorded in model.json and MODEL_CARD.md). Default: ../shared/data/fer2013/fer2013.csv.gz when present." };
+        var scenes = ScenesOption();
         var noTest = new Option<bool>("--no-test") { Description = "Do not score the shipped copy." };
         var flip = new Option<bool?>("--flip-averaging") { Description = "The package's predictions average each face and its mirror image (one batch of two; decide on validation accuracy, e.g. 'fer evaluate --split PublicTest --tta flip'). '--flip-averaging false' switches it off; without the option the source package's setting is kept." };
-        var command = new Command("ship", "Copy a model package for shipping: float16 weights, new name, checksum, test-set accuracy.") { source, target, name, fp32, flip, testData, noTest };
-        command.SetAction(parse =>
+        var command = new Command("ship", "Copy a model package for shipping: float16 weights, new name, checksum, test-set accuracy.") { source, target, name, fp32, flip, testData, noTest, scenes };
+        command.SetAction((parse, ct) =>
         {
             var destination = OptionRules.FolderToWrite(parse.GetRequiredValue(target), "destination")!;
             using var model = EmotionModel.Load(parse.GetRequiredValue(source));
@@ -141,28 +143,53 @@ internal static class ModelsCommand
             model.Save(destination, float16: !parse.GetValue(fp32));
             var size = new FileInfo(Path.Combine(destination, model.Metadata.WeightsFile)).Length;
             AnsiConsole.MarkupLineInterpolated($"wrote {destination} ({model.Metadata.WeightsDtype}, {size / 1e6:F1} MB)");
-            if (parse.GetValue(noTest)) return CliRunner.ExitOk;
-            var dataPath = parse.GetValue(testData) ?? Fer2013Dataset.FindSharedData();
-            if (dataPath == null)
-            {
-                AnsiConsole.MarkupLine("[yellow]no FER2013 data found (pass --test-data): test-set accuracy not recorded[/]");
-                return CliRunner.ExitOk;
-            }
-            // Score what was written (float16 weights included), so the recorded numbers are the package's own.
-            using var shipped = EmotionModel.Load(destination);
-            var data = Fer2013Dataset.Load(dataPath, new DatasetLoadOptions { Splits = [DataSplit.PublicTest, DataSplit.PrivateTest] });
-            var metrics = TestSetMetrics.Measure(shipped, data);
-            shipped.UpdateMetadata(m => m with { Metrics = new Dictionary<string, double>(m.Metrics.Concat(metrics).GroupBy(p => p.Key).Select(g => g.Last())) });
-            shipped.Save(destination, float16: shipped.Metadata.WeightsDtype == "float16");
-            var table = new Table().Border(TableBorder.Rounded).AddColumn("metric").AddColumn("value");
-            foreach (var (key, value) in metrics) table.AddRow(key, key.Contains("f1", StringComparison.Ordinal) ? $"{value:F3}" : $"{value:P2}");
-            AnsiConsole.Write(table);
-            foreach (var note in Evaluator.TrainingDataNotes([shipped], data))
+            if (parse.GetValue(noTest)) return Task.FromResult(CliRunner.ExitOk);
+            return Task.FromResult(ScoreAndReport(destination, parse.GetValue(testData), parse.GetValue(scenes), ct));
+        });
+        return command;
+    }
+
+    private static Command Score()
+    {
+        var package = new Argument<string>("package") { Description = "Model package to score in place (e.g. models/fer2013-seed): its model.json figures and MODEL_CARD.md are rewritten, its weights are not touched." };
+        var testData = new Option<string?>("--test-data") { Description = "FER2013 CSV; the image-folder release and FER+ votes are taken from beside it. Default: ../shared/data/fer2013/fer2013.csv.gz." };
+        var scenes = ScenesOption();
+        var command = new Command("score", "Score a package on the original FER2013 pixels (PublicTest, PrivateTest, one view and mirrored), the image-folder release, FER+ for 8-class packages, and one face's latency; record the figures and write its MODEL_CARD.md.") { package, testData, scenes };
+        command.SetAction((parse, ct) => Task.FromResult(ScoreAndReport(parse.GetRequiredValue(package), parse.GetValue(testData), parse.GetValue(scenes), ct)));
+        return command;
+    }
+
+    private static Option<string?> ScenesOption() => new("--scenes")
+    {
+        Description = "Also score a folder of labelled photos made by 'fer data scenes' through detect, crop and classify, and say the result in the model card.",
+    };
+
+    private static int ScoreAndReport(string package, string? testData, string? scenes, CancellationToken ct)
+    {
+        package = Inference.ModelCatalog.Resolve(package);
+        var data = TestData.Beside(testData) with { Scenes = scenes };
+        if (data.Csv is null)
+        {
+            AnsiConsole.MarkupLine("[yellow]no FER2013 data found (pass --test-data): test-set accuracy not recorded[/]");
+            return CliRunner.ExitOk;
+        }
+        var metrics = PackageScoring.Score(package, data, line => AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]"), ct);
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("metric").AddColumn("value");
+        foreach (var (key, value) in metrics.Where(p => !p.Key.Contains("_recall_", StringComparison.Ordinal)))
+        {
+            table.AddRow(key, key == "latency_ms_per_face" ? $"{value:F2} ms" : key.Contains("f1", StringComparison.Ordinal) ? $"{value:F3}" : $"{value:P2}");
+        }
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated($"wrote {Path.Combine(package, ModelCard.FileName)}");
+        using var shipped = EmotionModel.Load(package);
+        if (data.Csv is { } csv)
+        {
+            var faces = Fer2013Dataset.Load(csv, new DatasetLoadOptions { Splits = [DataSplit.PublicTest, DataSplit.PrivateTest] }, ct);
+            foreach (var note in Evaluator.TrainingDataNotes([shipped], faces))
             {
                 AnsiConsole.MarkupLineInterpolated($"[yellow]{note}[/]");
             }
-            return CliRunner.ExitOk;
-        });
-        return command;
+        }
+        return CliRunner.ExitOk;
     }
 }

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using System.Text;
 
 namespace FerSharp.Inference;
@@ -341,15 +340,7 @@ public static class ImageSafety
 
     private static bool SetOpenCvLimit()
     {
-        const string name = "OPENCV_IO_MAX_IMAGE_PIXELS";
-        // .NET's Environment.SetEnvironmentVariable changes only the managed copy on Unix: OpenCV reads the C one.
-        if (Environment.GetEnvironmentVariable(name) is null && !OperatingSystem.IsWindows())
-        {
-            _ = SetEnv(name, OpenCvPixelLimit.ToString(System.Globalization.CultureInfo.InvariantCulture), 0);
-        }
+        NativeEnvironment.SetDefault("OPENCV_IO_MAX_IMAGE_PIXELS", OpenCvPixelLimit.ToString(System.Globalization.CultureInfo.InvariantCulture));
         return true;
     }
-
-    [DllImport("libc", EntryPoint = "setenv", CharSet = CharSet.Ansi)]
-    private static extern int SetEnv(string name, string value, int overwrite);
 }

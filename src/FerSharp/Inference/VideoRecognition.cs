@@ -127,7 +127,8 @@ public static class VideoRecognition
 
     private static VideoWriter OpenWriter(string tmp, string target, double fps, Size size)
     {
-        var fourcc = Path.GetExtension(target).Equals(".avi", StringComparison.OrdinalIgnoreCase) ? FourCC.MJPG : FourCC.MP4V;
+        // 'mp4v' in lower case is MPEG-4's tag in an MP4 file: the upper-case MP4V made FFmpeg print a fallback warning on every file.
+        FourCC fourcc = Path.GetExtension(target).Equals(".avi", StringComparison.OrdinalIgnoreCase) ? FourCC.FromFourChars('M', 'J', 'P', 'G') : FourCC.FromFourChars('m', 'p', '4', 'v');
         var writer = new VideoWriter(tmp, fourcc, fps, size);
         if (!writer.IsOpened())
         {

@@ -43,8 +43,14 @@ public sealed record Normalization(double Mean = 0, double Std = 1)
         }
     }
 
-    public override string ToString() =>
-        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{(StandardizesEachFace ? "per-face standardized, then " : "")}mean {Mean} std {Std}");
+    public override string ToString()
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var global = Mean == 0 && Std == 1 ? null : string.Create(inv, $"minus {Mean}, divided by {Std}");
+        return StandardizesEachFace
+            ? $"pixels / 255, each face standardized to mean 0 and std 1{(global is null ? "" : ", then " + global)}"
+            : $"pixels / 255{(global is null ? "" : ", " + global)}";
+    }
 }
 
 /// <summary>Identifies the data a model was trained on, so a report can say what it was compared with.</summary>
