@@ -128,3 +128,33 @@ public sealed class CliParseErrorTests
         Assert.Equal("", run.Stdout.Trim()); // no help dump
     }
 }
+
+/// <summary>Small defects a new user met on a fresh clone (issue 62, 10-12).</summary>
+public sealed class FreshCloneCliTests
+{
+    [Fact]
+    public void Runs_without_a_runs_folder_says_there_are_none_and_succeeds()
+    {
+        using var dir = new TempDir();
+        var run = Cli.Run("runs", "--runs-dir", dir.File("runs"));
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("no runs", run.Stdout);
+    }
+
+    [Fact]
+    public void An_unknown_split_lists_all_among_the_choices_before_loading_anything()
+    {
+        var run = Cli.Run("evaluate", "--split", "Foo");
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("'Foo' is not one of PrivateTest, PublicTest, Training, all", run.Stderr);
+    }
+
+    [Fact]
+    public void A_FERSHARP_DATA_without_the_data_is_named_in_the_error()
+    {
+        var run = Dotnet.Run(AppContext.BaseDirectory, [Path.Combine(AppContext.BaseDirectory, "fer.dll"), "evaluate"],
+            new Dictionary<string, string?> { ["FERSHARP_DATA"] = "/nonexistent", ["NO_COLOR"] = "1" });
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("FERSHARP_DATA=/nonexistent", run.Stderr);
+    }
+}

@@ -40,12 +40,15 @@ internal static class EvaluateCommand
                 return Task.FromResult(DetectedEvaluationCommand.Run(parse, parse.GetValue(model), parse.GetValue(data), reportFolder,
                     recognition.Read(parse) with { Tta = parse.GetValue(tta) }, parse.GetValue(engine), parse.GetValue(json), ct));
             }
+            var splitName = parse.GetValue(split)!;
+            if (!splitName.Equals("all", StringComparison.OrdinalIgnoreCase) && !DataSplits.TryParse(splitName, out _))
+            {
+                throw new UserFacingException($"--split: '{splitName}' is not one of PrivateTest, PublicTest, Training, all");
+            }
+            var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData() ?? throw new UserFacingException(NoDataMessage());
             var modelPaths = parse.GetValue(model) is { Length: > 0 } given ? given : [ShippedModels.DefaultPath()];
             using var models = new ModelSet(modelPaths);
             foreach (var loaded in models.Loaded) EngineOption.Apply(loaded, parse.GetValue(engine));
-            var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData()
-                ?? throw new UserFacingException("no dataset given: pass --data <fer2013.csv(.gz) | image folder>");
-            var splitName = parse.GetValue(split)!;
             var all = Fer2013Dataset.Load(dataPath, new DatasetLoadOptions
             {
                 SkipBadRows = parse.GetValue(dataOptions.SkipBadRows),
@@ -88,6 +91,11 @@ internal static class EvaluateCommand
         });
         return command;
     }
+
+    /// <summary>Why no data was found, naming FERSHARP_DATA when it is set (and so the only place looked).</summary>
+    internal static string NoDataMessage() => Environment.GetEnvironmentVariable("FERSHARP_DATA") is { Length: > 0 } env
+        ? $"no dataset given, and FERSHARP_DATA={env} holds no fer2013.csv.gz: pass --data <fer2013.csv(.gz) | image folder> or fix FERSHARP_DATA"
+        : "no dataset given: pass --data <fer2013.csv(.gz) | image folder> (or set FERSHARP_DATA to the folder holding fer2013.csv.gz)";
 
     private static void PrintSummary(EvaluationResult result)
     {

@@ -23,7 +23,9 @@ internal static class RunsCommand
         {
             var folder = parse.GetValue(runsDir)!;
             var problems = new List<string>();
-            var runs = RunCatalog.List(folder, problems);
+            if (File.Exists(folder)) throw new UserFacingException($"--runs-dir: {folder} is a file; expected the folder of run folders");
+            // A fresh clone has no runs folder until the first 'fer train': that is "no runs", not an error.
+            var runs = Directory.Exists(folder) ? RunCatalog.List(folder, problems) : [];
             foreach (var problem in problems)
             {
                 Console.Error.WriteLine($"fer runs: skipped: {problem}");
@@ -35,7 +37,7 @@ internal static class RunsCommand
             }
             if (runs.Count == 0)
             {
-                AnsiConsole.MarkupLineInterpolated($"no runs in {folder}");
+                AnsiConsole.MarkupLineInterpolated($"no runs in {folder}{(Directory.Exists(folder) ? "" : " (no such folder yet)")}; start one with 'fer train'");
                 return Task.FromResult(CliRunner.ExitOk);
             }
             var table = new Table().Border(TableBorder.Rounded);

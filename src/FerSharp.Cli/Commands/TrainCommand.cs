@@ -155,7 +155,7 @@ internal static class TrainCommand
             RunLock.ThrowIfHeld(runDir); // now, not after the minute of loading data
 
             var dataPath = parse.GetValue(data) ?? Fer2013Dataset.FindSharedData()
-                ?? throw new UserFacingException("no dataset given: pass --data <fer2013.csv(.gz) | image folder> (or set FERSHARP_DATA)");
+                ?? throw new UserFacingException(EvaluateCommand.NoDataMessage());
             AnsiConsole.MarkupLineInterpolated($"[grey]loading {dataPath}…[/]");
             var all = Fer2013Dataset.Load(dataPath, new DatasetLoadOptions
             {
