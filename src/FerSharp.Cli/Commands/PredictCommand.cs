@@ -49,79 +49,117 @@ internal static class PredictCommand
         ".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
     };
 
-    private sealed record FileResult(string File, IReadOnlyList<FaceEmotion> Faces, string? Error);
-
     public static Command Create()
     {
         var inputs = new Argument<string[]>("files") { Description = "Images or folders (searched recursively); - reads one image from standard input.", Arity = ArgumentArity.OneOrMore };
         var model = new Option<string?>("--model", "-m") { Description = "Model package folder (default: the shipped model)." };
-        var format = new Option<string>("--format", "-f") { Description = "Output: table, json or csv.", DefaultValueFactory = _ => "table" };
-        format.AcceptOnlyFromAmong("table", "json", "csv");
+        var format = new Option<string>("--format", "-f") { Description = "Output: table (for people), csv, json (an array) or jsonl (one line per file). csv, json and jsonl are written as each file finishes; every input gets a row, with 'found' saying how each face was found and 'error' why a file failed.", DefaultValueFactory = _ => "table" };
+        format.AcceptOnlyFromAmong("table", "json", "jsonl", "csv");
+        var output = new Option<string?>("--out", "-o") { Description = "Write the csv, json or jsonl rows to this file instead of standard output (a new file, unless --resume)." };
+        var shard = new Option<string?>("--shard") { Description = "Take only share i of N of the inputs, e.g. 0/4: chosen by a hash of each path, the same on every machine (for a batch split across workers, e.g. a Kubernetes Indexed Job's $JOB_COMPLETION_INDEX/N)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the --out file of an interrupted run: files already in it are skipped and new rows appended (csv or jsonl)." };
         var annotate = new Option<string?>("--annotate") { Description = "Write copies with boxes, labels and probability bars into this folder." };
-        var noDetect = new Option<bool>("--no-detect") { Description = "Treat each image as one face crop (skip face detection)." };
+        var detect = new Option<FaceDetectionMode>("--detect") { Description = "Auto (run the face detector, except on images of at most 96x96, taken whole as a face crop), Always, or Never (each image is one face crop).", DefaultValueFactory = _ => FaceDetectionMode.Auto };
+        var noDetect = new Option<bool>("--no-detect") { Description = "Same as --detect never." };
         var recognition = new RecognitionOptions();
         var engine = EngineOption.Create();
-        var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, annotate, noDetect };
+        var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, output, shard, resume, annotate, detect, noDetect };
         recognition.AddTo(command);
         command.Options.Add(engine);
         command.SetAction((parse, ct) =>
         {
-            var files = ExpandInputs(parse.GetRequiredValue(inputs));
+            var fmt = parse.GetValue(format)!;
+            var outPath = parse.GetValue(output);
+            var resuming = parse.GetValue(resume);
+            if (outPath is not null && fmt == "table") throw new UserFacingException("--out writes csv, json or jsonl rows: pass --format csv, json or jsonl");
+            if (resuming && (outPath is null || fmt is not ("csv" or "jsonl"))) throw new UserFacingException("--resume continues an --out file of csv or jsonl rows: pass --out <file> and --format csv or jsonl");
+            if (outPath is not null && Directory.Exists(outPath)) throw new UserFacingException($"--out: {outPath} is a folder; give the file to write");
+            if (outPath is not null && File.Exists(outPath) && !resuming) throw new UserFacingException($"--out: {outPath} already exists; pass --resume to continue it, or choose a new file");
+            var share = parse.GetValue(shard) is { } text ? Shard.Parse(text) : Shard.All;
+            var files = ExpandInputs(parse.GetRequiredValue(inputs)).Where(share.Takes).ToList();
+            var done = resuming ? PredictionOutput.FilesDone(outPath!, fmt) : [];
+            var skipped = files.RemoveAll(f => done.Contains(DisplayName(f)));
+            if (skipped > 0) Console.Error.WriteLine($"fer: --resume: {skipped} of {skipped + files.Count} files are already in {outPath}");
             var annotateDir = OptionRules.FolderToWrite(parse.GetValue(annotate), "--annotate");
-            var settings = recognition.Read(parse) with { Detection = parse.GetValue(noDetect) ? FaceDetectionMode.Never : FaceDetectionMode.Auto };
+            var mode = parse.GetValue(noDetect) ? FaceDetectionMode.Never : parse.GetValue(detect);
+            var settings = recognition.Read(parse) with { Detection = mode };
             settings.Validate(); // now, not after the model's load
+            // Inputs that cannot be read are reported at once, without waiting for a model that has nothing to do.
+            var missing = files.Where(f => f != StandardInput && !File.Exists(f)).ToList();
+            if (missing.Count == files.Count && files.Count > 0 && fmt == "table")
+            {
+                foreach (var file in missing) Console.Error.WriteLine($"fer: error: {file}: no such file");
+                return Task.FromResult(CliRunner.ExitFailure);
+            }
             using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), settings);
             EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
             if (annotateDir != null) Directory.CreateDirectory(annotateDir);
             var results = new List<FileResult>(files.Count);
             var progressConsole = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            var rows = fmt == "table" ? null
+                : PredictionOutput.Open(outPath, resuming, fmt, recognizer.Model.ClassNames, recognizer.Model.Metadata.Name, recognizer.Model.ActiveEngine.ToString());
+            var cancelled = false;
             void ProcessAll(Action? tick)
             {
                 foreach (var file in files)
                 {
-                    ct.ThrowIfCancellationRequested();
-                    results.Add(ProcessFile(recognizer, file, annotateDir));
+                    if (ct.IsCancellationRequested)
+                    {
+                        cancelled = true;
+                        return;
+                    }
+                    var result = ProcessFile(recognizer, file, annotateDir);
+                    rows?.Write(result);
+                    results.Add(result);
                     tick?.Invoke();
                 }
             }
-            if (files.Count > 3 && progressConsole.Profile.Capabilities.Interactive)
+            try
             {
-                progressConsole.Progress().Start(ctx =>
+                if (files.Count > 3 && progressConsole.Profile.Capabilities.Interactive)
                 {
-                    var task = ctx.AddTask($"recognizing {files.Count} images", maxValue: files.Count);
-                    ProcessAll(() => task.Increment(1));
-                });
+                    progressConsole.Progress().Start(ctx =>
+                    {
+                        var task = ctx.AddTask($"recognizing {files.Count} images", maxValue: files.Count);
+                        ProcessAll(() => task.Increment(1));
+                    });
+                }
+                else
+                {
+                    ProcessAll(null);
+                }
+            }
+            finally
+            {
+                rows?.Dispose(); // a JSON array is closed, so what was finished parses, also after Ctrl+C
+            }
+            if (fmt == "table")
+            {
+                PrintTable(results, recognizer.Model);
             }
             else
             {
-                ProcessAll(null);
+                foreach (var failed in results.Where(r => r.Error != null))
+                {
+                    Console.Error.WriteLine($"fer: error: {failed.File}: {failed.Error}");
+                }
             }
-
-            var classes = recognizer.Model.ClassNames;
-            switch (parse.GetValue(format))
-            {
-                case "json":
-                    Console.WriteLine(ToJson(results));
-                    break;
-                case "csv":
-                    Console.Write(ToCsv(results, classes));
-                    break;
-                default:
-                    PrintTable(results, recognizer.Model);
-                    break;
-            }
-            foreach (var failed in results.Where(r => r.Error != null))
-            {
-                Console.Error.WriteLine($"fer: error: {failed.File}: {failed.Error}");
-            }
-            if (annotateDir != null && parse.GetValue(format) == "table")
+            if (annotateDir != null && fmt == "table")
             {
                 AnsiConsole.MarkupLineInterpolated($"annotated copies in [bold]{annotateDir}[/]");
+            }
+            if (cancelled)
+            {
+                Console.Error.WriteLine($"fer: cancelled after {results.Count} of {files.Count} files; {(outPath is null ? "the output" : outPath)} holds the finished ones{(outPath is not null && fmt != "json" ? " (continue with --resume)" : "")}");
+                return Task.FromResult(CliRunner.ExitCancelled);
             }
             return Task.FromResult(results.Any(r => r.Error != null) ? CliRunner.ExitFailure : CliRunner.ExitOk);
         });
         return command;
     }
+
+    /// <summary>How a file is named in every output (standard input as "(stdin)").</summary>
+    private static string DisplayName(string file) => file == StandardInput ? "(stdin)" : file;
 
     private static List<string> ExpandInputs(IEnumerable<string> inputs)
     {
@@ -150,7 +188,7 @@ internal static class PredictCommand
     private static FileResult ProcessFile(EmotionRecognizer recognizer, string file, string? annotateDir)
     {
         // Outputs name standard input as such rather than as a bare "-".
-        var name = file == StandardInput ? "(stdin)" : file;
+        var name = DisplayName(file);
         try
         {
             byte[] bytes;
@@ -186,39 +224,6 @@ internal static class PredictCommand
         }
     }
 
-    internal static string ToJson(IEnumerable<(string File, IReadOnlyList<FaceEmotion> Faces, string? Error)> results)
-    {
-        var doc = results.Select(r => new Dictionary<string, object?>
-        {
-            ["file"] = r.File,
-            ["faces"] = FaceJson.Of(r.Faces),
-            ["error"] = r.Error,
-        }.Where(kv => kv.Key != "error" || kv.Value != null).ToDictionary(kv => kv.Key, kv => kv.Value));
-        return JsonSerializer.Serialize(doc, CliJson.Indented);
-    }
-
-    private static string ToJson(List<FileResult> results) => ToJson(results.Select(r => (r.File, r.Faces, r.Error)));
-
-    private static string ToCsv(List<FileResult> results, IReadOnlyList<string> classes)
-    {
-        var inv = CultureInfo.InvariantCulture;
-        var sb = new StringBuilder("file,face,x,y,width,height,emotion,confidence," + string.Join(',', classes) + "\n");
-        foreach (var r in results)
-        {
-            for (var i = 0; i < r.Faces.Count; i++)
-            {
-                var f = r.Faces[i];
-                sb.Append(inv, $"{CsvField(r.File)},{i + 1},{f.Box.X},{f.Box.Y},{f.Box.Width},{f.Box.Height},{f.Emotion},{f.Confidence:F4}");
-                foreach (var c in classes) sb.Append(inv, $",{f.Probabilities[c]:F4}");
-                sb.Append('\n');
-            }
-        }
-        return sb.ToString();
-    }
-
-    private static string CsvField(string value) =>
-        value.IndexOfAny([',', '"', '\n']) >= 0 ? $"\"{value.Replace("\"", "\"\"", StringComparison.Ordinal)}\"" : value;
-
     private static void PrintTable(List<FileResult> results, EmotionModel model)
     {
         var table = new Table().Border(TableBorder.Rounded).Title($"expressions ({model.Metadata.Name})")
@@ -245,8 +250,9 @@ internal static class PredictCommand
             {
                 var f = r.Faces[i];
                 var second = f.Probabilities.OrderByDescending(kv => kv.Value).Skip(1).First();
+                var how = f.Finding == FaceFinding.Detected ? "" : $" [grey]({PredictionOutput.FoundName(f.Finding)})[/]";
                 table.AddRow(i == 0 ? Markup.Escape(r.File) : "", $"{i + 1}", $"{f.Box.X},{f.Box.Y},{f.Box.Width},{f.Box.Height}",
-                    $"[bold]{f.Emotion}[/]", $"{f.Confidence:P1}", $"{second.Key} {second.Value:P1}");
+                    $"[bold]{f.Emotion}[/]{how}", $"{f.Confidence:P1}", $"{second.Key} {second.Value:P1}");
             }
         }
         AnsiConsole.Write(table);

@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+using OpenCvSharp;
+
+namespace FerSharp.Tests;
+
+/// <summary><c>fer predict</c> as a batch worker: shards, streaming output, resume after a kill, Ctrl+C.</summary>
+public sealed class BatchPredictTests
+{
+    /// <summary>Small photos without faces: every one still gets a row, quickly.</summary>
+    private static List<string> Photos(TempDir dir, int count)
+    {
+        Directory.CreateDirectory(dir.File("photos/sub"));
+        var paths = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            using var image = new Mat(120, 160, MatType.CV_8UC3, new Scalar(20 + i * 7 % 200, 90, 160));
+            var path = dir.File(i % 3 == 0 ? $"photos/sub/p{i:D3}.png" : $"photos/p{i:D3}.png");
+            Cv2.ImWrite(path, image);
+            paths.Add(path);
+        }
+        return paths;
+    }
+
+    private static HashSet<string> FilesIn(string jsonl) => File.ReadAllLines(jsonl).Where(l => l.Length > 0)
+        .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("file").GetString()!).ToHashSet();
+
+    [Fact]
+    public void Shards_are_disjoint_and_together_cover_every_file()
+    {
+        using var dir = new TempDir();
+        var photos = Photos(dir, 24);
+        var seen = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var run = Cli.Run("predict", dir.File("photos"), "--format", "jsonl", "--shard", $"{i}/3", "-m", "fer2013-realtime");
+            Assert.True(run.ExitCode == 0, run.Stderr);
+            var files = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("file").GetString()!).ToList();
+            Assert.NotEmpty(files); // 24 files in 3 shards: each gets some
+            seen.AddRange(files);
+        }
+        Assert.Equal(photos.Order(), seen.Order());
+        var bad = Cli.Run("predict", dir.File("photos"), "--shard", "3/3");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--shard", bad.Stderr);
+    }
+
+    [Fact]
+    public void Resume_after_a_kill_gives_the_rows_of_an_uninterrupted_run()
+    {
+        using var dir = new TempDir();
+        var photos = Photos(dir, 30);
+        var whole = Cli.Run("predict", dir.File("photos"), "--format", "jsonl", "-o", dir.File("whole.jsonl"), "-m", "fer2013-realtime");
+        Assert.True(whole.ExitCode == 0, whole.Stderr);
+
+        var target = dir.File("killed.jsonl");
+        using (var worker = Cli.Start("predict", dir.File("photos"), "--format", "jsonl", "-o", target, "-m", "fer2013-realtime"))
+        {
+            var watch = Stopwatch.StartNew();
+            while ((!File.Exists(target) || File.ReadAllLines(target).Length < 5) && !worker.HasExited && watch.Elapsed < TimeSpan.FromMinutes(2))
+            {
+                Thread.Sleep(5);
+            }
+            if (!worker.HasExited) worker.Kill(entireProcessTree: true);
+            worker.WaitForExit();
+        }
+        var before = FilesIn(target).Count;
+        Assert.True(before < photos.Count, "the worker finished before it could be killed; nothing to resume");
+        // A worker killed mid-line leaves half a row: resume must drop it, not choke on it.
+        File.AppendAllText(target, "{\"file\":\"half a ro");
+        var refused = Cli.Run("predict", dir.File("photos"), "--format", "jsonl", "-o", target, "-m", "fer2013-realtime");
+        Assert.Equal(2, refused.ExitCode); // an existing --out file is never overwritten without --resume
+        var resumed = Cli.Run("predict", dir.File("photos"), "--format", "jsonl", "-o", target, "--resume", "-m", "fer2013-realtime");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        var lines = File.ReadAllLines(target).Where(l => l.Length > 0).ToList();
+        Assert.Equal(photos.Count, lines.Count); // every file once: none twice, none lost
+        Assert.Equal(FilesIn(dir.File("whole.jsonl")), FilesIn(target));
+    }
+
+    [Fact]
+    public void Csv_gives_every_input_a_row_and_json_names_model_and_engine()
+    {
+        using var dir = new TempDir();
+        var photos = Photos(dir, 3);
+        var missing = dir.File("missing.png");
+        var csv = Cli.Run("predict", photos[0], missing, "--format", "csv", "-m", "fer2013-realtime");
+        Assert.Equal(1, csv.ExitCode); // a failed file fails the run, after the others
+        var rows = csv.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.EndsWith(",found,error", rows[0]);
+        Assert.Contains(rows, r => r.StartsWith(photos[0] + ",0,", StringComparison.Ordinal)); // no face: face 0
+        Assert.Contains(rows, r => r.StartsWith(missing + ",0,", StringComparison.Ordinal) && r.EndsWith(",no such file", StringComparison.Ordinal));
+
+        var json = Cli.Run("predict", photos[1], "--format", "json", "-m", "fer2013-realtime");
+        var entry = JsonDocument.Parse(json.Stdout).RootElement[0];
+        Assert.Equal("fer2013-realtime", entry.GetProperty("model").GetString());
+        Assert.False(string.IsNullOrEmpty(entry.GetProperty("engine").GetString()));
+    }
+
+    [Fact]
+    public void Ctrl_C_leaves_a_complete_json_array_of_the_finished_files_and_exits_130()
+    {
+        using var dir = new TempDir();
+        Photos(dir, 80);
+        var target = dir.File("out.json");
+        using var worker = Cli.Start("predict", dir.File("photos"), "--format", "json", "-o", target, "-m", "fer2013-realtime");
+        var watch = Stopwatch.StartNew();
+        while ((!File.Exists(target) || File.ReadAllText(target).Split("\"file\"").Length < 4) && !worker.HasExited && watch.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            Thread.Sleep(5);
+        }
+        Assert.False(worker.HasExited, "the run finished before it could be interrupted");
+        Assert.Equal(0, Interrupt(worker.Id));
+        Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(60)));
+        Assert.Equal(130, worker.ExitCode);
+        var finished = JsonDocument.Parse(File.ReadAllText(target)).RootElement.GetArrayLength();
+        Assert.InRange(finished, 3, 79);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+    private static extern int Kill(int pid, int signal);
+
+    private static int Interrupt(int pid) => Kill(pid, 2); // SIGINT, as Ctrl+C sends
+}
