@@ -31,7 +31,9 @@ internal static partial class CliRunner
         }
         try
         {
-            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // On SIGTERM or Ctrl+C the action's token is cancelled and the process waits for the action to end:
+            // long enough for fer serve's graceful stop (its --shutdown-timeout is at most an hour, 20 s by default).
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromMinutes(61) });
         }
         catch (Exception ex) when (Describe(ex) is { } message)
         {

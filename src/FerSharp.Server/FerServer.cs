@@ -15,6 +15,8 @@ using Microsoft.AspNetCore.Http.Timeouts;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
+using Prometheus;
+
 using Mat = OpenCvSharp.Mat;
 
 namespace FerSharp.Server;
@@ -37,10 +39,21 @@ public static class FerServer
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
         builder.Logging.ClearProviders();
         if (logging != null) logging(builder.Logging);
-        else builder.Logging.AddJsonConsole(o => o.IncludeScopes = false);
-        // One structured line per request is enough; routing and result chatter go.
+        else if (options.JsonLog) builder.Logging.AddJsonConsole(o => o.IncludeScopes = false);
+        else builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        // Requests are logged only when asked (two lines each otherwise: 312 KB for 230 requests); routing chatter never.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", options.LogRequests ? LogLevel.Information : LogLevel.Warning);
+        builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
+        if (options.CorsOrigins.Count > 0)
+        {
+            builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy =>
+            {
+                if (options.CorsOrigins.Contains("*")) policy.AllowAnyOrigin();
+                else policy.WithOrigins([.. options.CorsOrigins]);
+                policy.AllowAnyHeader().WithMethods("GET", "POST");
+            }));
+        }
         builder.Services.AddOpenApi();
         builder.Services.AddRequestTimeouts(o => o.DefaultPolicy = new RequestTimeoutPolicy
         {
@@ -55,6 +68,8 @@ public static class FerServer
         // looks every tenth frame, faces followed between them; Haar about 3x quicker); uploads keep the photo ones.
         var streamDetector = new StreamDetector(FaceDetectors.Create(options.Recognition.DetectorKind, options.StreamDetector, options.StreamBlazeFace));
         builder.Services.AddSingleton(streamDetector);
+        var metrics = new ServerMetrics(fer.Model.Metadata.Name, fer.Model.ActiveEngine.ToString());
+        builder.Services.AddSingleton(metrics);
 
         var app = builder.Build();
         if (ownsRecognizer) app.Lifetime.ApplicationStopped.Register(fer.Dispose);
@@ -71,16 +86,33 @@ public static class FerServer
             context.Response.StatusCode = status;
             await context.Response.WriteAsJsonAsync(new { error = message, trace_id = Activity.Current?.Id ?? context.TraceIdentifier }).ConfigureAwait(false);
         }));
+        if (options.CorsOrigins.Count > 0) app.UseCors();
+        if (options.ApiKey is { } apiKey) app.Use(ApiKeyCheck(apiKey, metrics));
+        if (options.Metrics) app.UseHttpMetrics(o => o.SetMetricFactory(Metrics.WithCustomRegistry(metrics.Registry)));
+        app.UseStatusCodePages(async context =>
+        {
+            // 404 and 405 answer in JSON like every other error, instead of an empty body.
+            var response = context.HttpContext.Response;
+            response.ContentType = "application/json";
+            var message = response.StatusCode switch
+            {
+                StatusCodes.Status404NotFound => $"no such endpoint: {context.HttpContext.Request.Path}",
+                StatusCodes.Status405MethodNotAllowed => $"{context.HttpContext.Request.Method} is not allowed on {context.HttpContext.Request.Path}",
+                var other => $"status {other}",
+            };
+            await response.WriteAsync(JsonSerializer.Serialize(new { error = message }, Json)).ConfigureAwait(false);
+        });
         app.UseRequestTimeouts();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
         app.MapOpenApi();
 
         app.MapGet("/healthz", () => Results.Json(new { status = "ok" })).WithSummary("Liveness check.");
+        if (options.Metrics) app.MapMetrics("/metrics", metrics.Registry);
         app.MapGet("/api/v1/model", (EmotionRecognizer r) => Results.Json(ModelInfo(r), Json)).WithSummary("The model in use.");
-        app.MapPost("/api/v1/recognize", (HttpContext context, EmotionRecognizer r, InferenceGate gate) => RecognizeAsync(context, r, gate, options))
+        app.MapPost("/api/v1/recognize", (HttpContext context, EmotionRecognizer r, InferenceGate gate, ServerMetrics m) => RecognizeAsync(context, r, gate, options, m))
             .WithSummary("Faces and expressions in one image: multipart field 'image', or a raw image/* body; ?tta=crops averages ten crops per face (more accurate, slower).")
             .DisableAntiforgery();
-        app.Map("/api/v1/stream", (HttpContext context, EmotionRecognizer r, StreamDetector live, InferenceGate gate, ILoggerFactory logs) => StreamAsync(context, r, live, gate, options, logs));
+        app.Map("/api/v1/stream", (HttpContext context, EmotionRecognizer r, StreamDetector live, InferenceGate gate, ServerMetrics m, ILoggerFactory logs) => StreamAsync(context, r, live, gate, options, m, logs));
         MapPage(app);
         return app;
     }
@@ -127,7 +159,50 @@ public static class FerServer
         };
     }
 
-    private static async Task<IResult> RecognizeAsync(HttpContext context, EmotionRecognizer recognizer, InferenceGate gate, ServerOptions options)
+    /// <summary>
+    /// Requests without the key get 401 (the health check and the page's static files stay open, so probes and the
+    /// page load; its API calls then need the key). Both sides are hashed first, so the comparison takes the
+    /// same time whatever the key's length or how much of it matches.
+    /// </summary>
+    private static Func<HttpContext, RequestDelegate, Task> ApiKeyCheck(string apiKey, ServerMetrics metrics)
+    {
+        var expected = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(apiKey));
+        return async (context, next) =>
+        {
+            var path = context.Request.Path;
+            var open = path == "/healthz" || !(path.StartsWithSegments("/api") || path.StartsWithSegments("/metrics") || path.StartsWithSegments("/openapi"));
+            string? given = context.Request.Headers["X-API-Key"].FirstOrDefault();
+            if (given is null && context.Request.Headers.Authorization.FirstOrDefault() is { } auth && auth.StartsWith("Bearer ", StringComparison.Ordinal))
+            {
+                given = auth["Bearer ".Length..].Trim();
+            }
+            var actual = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(given ?? ""));
+            if (open || (given is not null && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(actual, expected)))
+            {
+                await next(context).ConfigureAwait(false);
+                return;
+            }
+            metrics.Rejected.WithLabels("unauthorized").Inc();
+            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            await context.Response.WriteAsJsonAsync(new { error = "missing or wrong API key: send it as X-API-Key or Authorization: Bearer" }, Json).ConfigureAwait(false);
+        };
+    }
+
+    /// <summary>Finds and classifies the faces of one image, timing the two steps for <c>/metrics</c>.</summary>
+    private static IReadOnlyList<FaceEmotion> Recognize(EmotionRecognizer recognizer, Mat image, TtaMode tta, ServerMetrics metrics)
+    {
+        var watch = Stopwatch.StartNew();
+        var (boxes, finding) = recognizer.Locate(image);
+        metrics.DetectorSeconds.Observe(watch.Elapsed.TotalSeconds);
+        watch.Restart();
+        var faces = recognizer.Classify(image, boxes, tta, finding);
+        metrics.ClassifierSeconds.Observe(watch.Elapsed.TotalSeconds);
+        metrics.Faces.Observe(faces.Count);
+        return faces;
+    }
+
+    private static async Task<IResult> RecognizeAsync(HttpContext context, EmotionRecognizer recognizer, InferenceGate gate, ServerOptions options, ServerMetrics metrics)
     {
         var request = context.Request;
         var tta = recognizer.Options.Tta;
@@ -170,17 +245,32 @@ public static class FerServer
         {
             return Error(StatusCodes.Status415UnsupportedMediaType, "send the image as multipart/form-data field 'image' or as a raw body with an image/* content type");
         }
-        var (status, body) = await RecognizeBytesAsync(recognizer, image => FaceJson.Of(recognizer.Recognize(image, tta)), gate, bytes, context.RequestAborted).ConfigureAwait(false);
+        var (status, body) = await RecognizeBytesAsync(recognizer, image => FaceJson.Of(Recognize(recognizer, image, tta, metrics)), gate, metrics, bytes, context.RequestAborted).ConfigureAwait(false);
         if (status == StatusCodes.Status503ServiceUnavailable) context.Response.Headers.RetryAfter = "1";
         return Results.Json(body, Json, statusCode: status);
     }
 
     /// <summary>Shared by the HTTP and WebSocket paths: (status code, JSON body).</summary>
     private static async Task<(int Status, object Body)> RecognizeBytesAsync(EmotionRecognizer recognizer, Func<Mat, List<object>> recognize,
-        InferenceGate gate, byte[] bytes, CancellationToken ct)
+        InferenceGate gate, ServerMetrics metrics, byte[] bytes, CancellationToken ct)
     {
-        using var lease = await gate.TryEnterAsync(ct).ConfigureAwait(false);
-        if (lease == null) return (StatusCodes.Status503ServiceUnavailable, new { error = "server busy: too many recognitions queued; retry shortly" });
+        metrics.Queue.Inc();
+        IDisposable? lease;
+        try
+        {
+            lease = await gate.TryEnterAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            metrics.Queue.Dec();
+        }
+        if (lease == null)
+        {
+            metrics.Rejected.WithLabels("busy").Inc();
+            return (StatusCodes.Status503ServiceUnavailable, new { error = "server busy: too many recognitions queued; retry shortly" });
+        }
+        using var held = lease;
+        using var running = metrics.Running.TrackInProgress();
         var watch = Stopwatch.StartNew();
         try
         {
@@ -203,7 +293,7 @@ public static class FerServer
 
     private static IResult Error(int status, string message) => Results.Json(new { error = message }, Json, statusCode: status);
 
-    private static async Task StreamAsync(HttpContext context, EmotionRecognizer recognizer, StreamDetector live, InferenceGate gate, ServerOptions options, ILoggerFactory logs)
+    private static async Task StreamAsync(HttpContext context, EmotionRecognizer recognizer, StreamDetector live, InferenceGate gate, ServerOptions options, ServerMetrics metrics, ILoggerFactory logs)
     {
         var smoothing = DefaultStreamSmoothing;
         if (context.Request.Query.TryGetValue("smooth", out var smoothValue)
@@ -262,7 +352,12 @@ public static class FerServer
                 }
                 else
                 {
-                    var (status, body) = await RecognizeBytesAsync(recognizer, image => tracker.Update(recognizer.Recognize(image, follower, TtaMode.None)).Select(FaceJson.Of).ToList(), gate, message.ToArray(), ct).ConfigureAwait(false);
+                    var (status, body) = await RecognizeBytesAsync(recognizer, image =>
+                    {
+                        var faces = recognizer.Recognize(image, follower, TtaMode.None);
+                        metrics.Faces.Observe(faces.Count);
+                        return tracker.Update(faces).Select(FaceJson.Of).ToList();
+                    }, gate, metrics, message.ToArray(), ct).ConfigureAwait(false);
                     reply = status == 200 ? body : new { frame, error = JsonSerializer.SerializeToElement(body, Json).GetProperty("error").GetString() };
                 }
                 var json = JsonSerializer.SerializeToUtf8Bytes(reply, Json);

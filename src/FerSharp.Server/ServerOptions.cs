@@ -17,6 +17,21 @@ public sealed record ServerOptions
     /// <summary>Requests allowed to wait for a slot; more are answered 503 with Retry-After.</summary>
     public int MaxQueuedInference { get; init; } = 32;
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary><c>GET /metrics</c> in Prometheus text format (on by default).</summary>
+    public bool Metrics { get; init; } = true;
+    /// <summary>
+    /// When set, every request but <c>/healthz</c> and the page's static files must carry it, as
+    /// <c>X-API-Key</c> or <c>Authorization: Bearer</c>; others get 401. Compared in constant time.
+    /// </summary>
+    public string? ApiKey { get; init; }
+    /// <summary>Origins allowed to call the API from a browser on another site (CORS); empty: same origin only.</summary>
+    public IReadOnlyList<string> CorsOrigins { get; init; } = [];
+    /// <summary>Log lines as JSON (one object per line) rather than plain text.</summary>
+    public bool JsonLog { get; init; } = true;
+    /// <summary>Log each request (a debug line); off, only warnings, errors and start/stop.</summary>
+    public bool LogRequests { get; init; }
+    /// <summary>On SIGTERM or Ctrl+C, how long in-flight requests may take to finish before the server stops anyway.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>Largest WebSocket frame (one JPEG).</summary>
     public int MaxFrameBytes { get; init; } = 4 * 1024 * 1024;
     /// <summary>
@@ -51,6 +66,18 @@ public sealed record ServerOptions
         if (MaxQueuedInference < 0) throw new ArgumentException($"queued recognitions (--max-queue) must be 0 or more, got {MaxQueuedInference}");
         if (RequestTimeout <= TimeSpan.Zero) throw new ArgumentException($"request timeout (--timeout) must be positive, got {RequestTimeout.TotalSeconds} s");
         if (MaxFrameBytes < 1) throw new ArgumentException($"largest stream frame must be positive, got {MaxFrameBytes} bytes");
+        if (ShutdownTimeout < TimeSpan.Zero) throw new ArgumentException($"shutdown timeout (--shutdown-timeout) must be 0 or more, got {ShutdownTimeout.TotalSeconds} s");
+        if (ApiKey is { } key && (key.Length < 16 || key.Any(char.IsWhiteSpace)))
+        {
+            throw new ArgumentException("API key (--api-key, FERSHARP_API_KEY) must be at least 16 characters without spaces");
+        }
+        foreach (var origin in CorsOrigins)
+        {
+            if (origin != "*" && (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.AbsolutePath != "/"))
+            {
+                throw new ArgumentException($"CORS origin (--cors-origin) '{origin}': expected an origin such as https://app.example.com, or *");
+            }
+        }
         Recognition.Validate();
     }
 }

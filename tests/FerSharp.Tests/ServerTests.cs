@@ -477,3 +477,124 @@ public class WebPageTests(ServerFixture server) : IClassFixture<ServerFixture>
         Assert.True(new FileInfo(Path.Combine(artifacts, "web-page.png")).Length > 10_000);
     }
 }
+
+/// <summary>A shared service: metrics, an API key, JSON errors for unknown routes, overload and a graceful stop.</summary>
+[Collection("torch")]
+public class ServiceTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private const string Key = "test-key-0123456789abcdef";
+
+    private static ByteArrayContent Png(byte[] png)
+    {
+        var body = new ByteArrayContent(png);
+        body.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+        return body;
+    }
+
+    private static byte[] Photo(int width, int height)
+    {
+        using var image = new Mat(height, width, MatType.CV_8UC3, new Scalar(120, 130, 140));
+        Cv2.Randu(image, new Scalar(0, 0, 0), new Scalar(255, 255, 255));
+        return image.ImEncode(".png");
+    }
+
+    [Fact]
+    public async Task Metrics_move_with_requests_and_an_API_key_guards_everything_but_health()
+    {
+        await using var app = FerServer.Build(new ServerOptions { Urls = "http://127.0.0.1:0", ApiKey = Key }, server.Recognizer, logging: _ => { });
+        await app.StartAsync();
+        var baseUri = new Uri(app.Urls.First());
+        using var http = new HttpClient { BaseAddress = baseUri };
+
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
+        var missing = await http.PostAsync("/api/v1/recognize", Png(Photo(64, 64)));
+        Assert.Equal(HttpStatusCode.Unauthorized, missing.StatusCode);
+        Assert.Contains("API key", await missing.Content.ReadAsStringAsync());
+        using (var wrong = new HttpRequestMessage(HttpMethod.Get, "/metrics"))
+        {
+            wrong.Headers.Add("X-API-Key", Key + "x");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await http.SendAsync(wrong)).StatusCode);
+        }
+
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+        var before = await http.GetStringAsync("/metrics");
+        Assert.Contains($"fersharp_model_info{{model=\"{server.Recognizer.Model.Metadata.Name}\"", before);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/api/v1/recognize", Png(Photo(320, 240)))).StatusCode);
+        }
+        var after = await http.GetStringAsync("/metrics");
+        Assert.Equal(Count(before, "fersharp_faces_per_recognition_count") + 3, Count(after, "fersharp_faces_per_recognition_count"));
+        Assert.Equal(Count(before, "fersharp_detector_seconds_count") + 3, Count(after, "fersharp_detector_seconds_count"));
+        Assert.True(Count(after, "fersharp_rejected_total{reason=\"unauthorized\"}") >= 2);
+        Assert.Contains("http_request_duration_seconds_bucket", after);
+        Assert.Contains("endpoint=\"/api/v1/recognize\"", after);
+    }
+
+    /// <summary>The value of the first sample line that starts with <paramref name="series"/> (0 when absent).</summary>
+    private static double Count(string exposition, string series) =>
+        exposition.Split('\n').Where(l => l.StartsWith(series, StringComparison.Ordinal) && (l.Length == series.Length || l[series.Length] is ' ' or '{'))
+            .Select(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();
+
+    [Fact]
+    public async Task Unknown_routes_and_methods_answer_in_json()
+    {
+        var notFound = await server.Http.GetAsync(new Uri(server.BaseUri, "/api/v1/nothing"));
+        Assert.Equal(HttpStatusCode.NotFound, notFound.StatusCode);
+        Assert.Contains("no such endpoint", JsonDocument.Parse(await notFound.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+        var wrongMethod = await server.Http.GetAsync(new Uri(server.BaseUri, "/api/v1/recognize"));
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
+        Assert.Contains("not allowed", await wrongMethod.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Overload_gets_503_with_Retry_After_instead_of_a_queue()
+    {
+        await using var app = FerServer.Build(new ServerOptions { Urls = "http://127.0.0.1:0", MaxConcurrentInference = 1, MaxQueuedInference = 0 }, server.Recognizer, logging: _ => { });
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        var photo = Photo(1920, 1080);
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => http.PostAsync("/api/v1/recognize", Png(photo))));
+        Assert.All(answers, a => Assert.Contains(a.StatusCode, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable }));
+        var refused = answers.Where(a => a.StatusCode == HttpStatusCode.ServiceUnavailable).ToList();
+        Assert.NotEmpty(refused);
+        Assert.All(refused, a => Assert.True(a.Headers.RetryAfter is not null, "503 without Retry-After"));
+        Assert.Contains(answers, a => a.StatusCode == HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task SIGTERM_lets_requests_in_flight_finish_and_exits_0()
+    {
+        using var process = Cli.Start("serve", "--urls", "http://127.0.0.1:0", "--max-concurrency", "1", "--max-queue", "16", "--shutdown-timeout", "300");
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        Uri? address = null;
+        string? line;
+        while (address == null && (line = await process.StandardOutput.ReadLineAsync(timeout.Token)) != null)
+        {
+            if (line.StartsWith("serving on ", StringComparison.Ordinal)) address = new Uri(line["serving on ".Length..].Split(' ', ',')[0]);
+        }
+        Assert.True(address != null, $"fer serve did not start: {(process.HasExited ? await stderr : "")}");
+        _ = process.StandardOutput.ReadToEndAsync();
+        using var http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromMinutes(2) };
+        var photo = Photo(640, 480);
+        var requests = Enumerable.Range(0, 6).Select(_ => http.PostAsync("/api/v1/recognize", Png(photo))).ToList();
+        // Wait until all six are in: one running, the others queued behind it.
+        using var probe = new HttpClient { BaseAddress = address };
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (watch.Elapsed < TimeSpan.FromMinutes(1))
+        {
+            var exposition = await probe.GetStringAsync("/metrics");
+            if (Count(exposition, "fersharp_recognitions_waiting") + Count(exposition, "fersharp_recognitions_running") >= 6) break;
+            await Task.Delay(20);
+        }
+        Assert.Equal(0, Kill(process.Id, 15)); // SIGTERM, as Kubernetes and systemd stop a service
+        var answers = await Task.WhenAll(requests);
+        Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
+        Assert.True(process.WaitForExit(TimeSpan.FromSeconds(60)), "the server did not stop");
+        Assert.True(process.ExitCode == 0, await stderr);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+    private static extern int Kill(int pid, int signal);
+}

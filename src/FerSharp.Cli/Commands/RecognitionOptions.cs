@@ -57,6 +57,7 @@ internal sealed class RecognitionOptions
         {
             TtaMode.Crops => "ten crops per face",
             TtaMode.Flip => "each face mirrored too",
+            _ when recognizer.Model.Metadata.FlipAveraging => "each face averaged with its mirror (the package's flip averaging)",
             _ => "one view per face",
         };
         return $"{detector}, margin {recognizer.Options.Margin.ToString(System.Globalization.CultureInfo.InvariantCulture)}, {views}";

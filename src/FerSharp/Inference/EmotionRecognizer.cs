@@ -213,6 +213,17 @@ public sealed class EmotionRecognizer : IDisposable
     /// </summary>
     public const double RetryBorder = 0.3;
 
+    /// <summary>
+    /// The faces <see cref="Recognize(Mat)"/> would classify and how they were found, without classifying them:
+    /// with <see cref="Classify(Mat, IReadOnlyList{FaceBox}, TtaMode, FaceFinding)"/>, the two steps of a
+    /// recognition, for callers that time or batch them separately.
+    /// </summary>
+    public (IReadOnlyList<FaceBox> Boxes, FaceFinding Finding) Locate(Mat image)
+    {
+        EnsureRecognizable(image);
+        return FindFacesInPhoto(image);
+    }
+
     private (IReadOnlyList<FaceBox> Boxes, FaceFinding Finding) FindFacesInPhoto(Mat image)
     {
         var (boxes, finding) = FindFaces(image, Detector.Detect);
@@ -253,7 +264,8 @@ public sealed class EmotionRecognizer : IDisposable
     /// <summary>Classifies the given boxes of <paramref name="image"/> in one batch, averaging the views of <paramref name="tta"/>.</summary>
     public IReadOnlyList<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes, TtaMode tta) => Classify(image, boxes, tta, FaceFinding.Detected);
 
-    private List<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes, TtaMode tta, FaceFinding finding)
+    /// <summary>Classifies the given boxes in one batch; each result says it was found by <paramref name="finding"/>.</summary>
+    public IReadOnlyList<FaceEmotion> Classify(Mat image, IReadOnlyList<FaceBox> boxes, TtaMode tta, FaceFinding finding)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(boxes);
