@@ -20,13 +20,14 @@ internal static class EvaluateCommand
         var tta = new Option<TtaMode>("--tta") { Description = "Test-time augmentation: None, Flip or Crops (10 views). The gain over None is reported.", DefaultValueFactory = _ => TtaMode.None };
         var outDir = new Option<string?>("--out", "-o") { Description = "Report folder (default: reports/<model>-<split>)." };
         var json = new Option<bool>("--json") { Description = "Print metrics.json to stdout instead of the tables." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Let --out replace the report in a folder that already holds one (the default folder under reports/ is always replaced)." };
         var engine = EngineOption.Create();
         var detect = new Option<bool>("--detect") { Description = "--data is a folder of ordinary labelled photos, <class>/<image>, faces not cropped: each goes through detect, crop and classify as in 'fer predict' (the largest face answers; a photo without a face counts as wrong). Takes --margin, --detector and --max-look." };
         var recognition = new RecognitionOptions();
         var dataOptions = new DatasetOptions();
         var command = new Command("evaluate", "Score a model: accuracy, per-class precision/recall/F1, confusion matrix, calibration; writes a report folder with PNGs.")
         {
-            model, data, split, tta, outDir, json, engine, detect,
+            model, data, split, tta, outDir, overwrite, json, engine, detect,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
@@ -35,6 +36,10 @@ internal static class EvaluateCommand
         command.SetAction((parse, ct) =>
         {
             var reportFolder = OptionRules.FolderToWrite(parse.GetValue(outDir), "--out");
+            if (reportFolder is not null && Directory.Exists(reportFolder) && Directory.EnumerateFileSystemEntries(reportFolder).Any() && !parse.GetValue(overwrite))
+            {
+                throw new UserFacingException($"--out: {reportFolder} already holds files; pass --overwrite to replace its report, or choose a new folder");
+            }
             if (parse.GetValue(detect))
             {
                 return Task.FromResult(DetectedEvaluationCommand.Run(parse, parse.GetValue(model), parse.GetValue(data), reportFolder,
@@ -108,7 +113,8 @@ internal static class EvaluateCommand
         if (result.WithoutTta is { } plain)
         {
             summary.AddRow("accuracy without TTA", $"{plain.Accuracy:P2}");
-            summary.AddRow($"{result.Tta} TTA gain", $"{(m.Accuracy - plain.Accuracy) * 100:+0.00;-0.00} points");
+            var already = result.Tta == TtaMode.Flip && result.FlipAveraging ? " (the package already averages each face with its mirror: a flip adds nothing)" : "";
+            summary.AddRow($"{result.Tta} TTA gain", $"{(m.Accuracy - plain.Accuracy) * 100:+0.00;-0.00} points{already}");
         }
         summary.AddRow("macro F1", $"{m.MacroF1:P2}");
         summary.AddRow("weighted F1", $"{m.WeightedF1:P2}");

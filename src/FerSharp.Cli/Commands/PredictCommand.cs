@@ -329,7 +329,8 @@ internal static class PredictCommand
                 $"{summary.FramesRead} frames ({summary.FramesAnalyzed} analysed), {summary.FaceDetections} face detections, {summary.Tracks} tracked faces; [bold]{summary.FramesPerSecond:F1} FPS[/] achieved (source {summary.SourceFps:F1} FPS); model {recognizer.Model.Metadata.Name}, {EngineOption.Describe(recognizer.Model)}");
             if (options.OutputPath != null) report.MarkupLineInterpolated($"annotated video: [bold]{options.OutputPath}[/]");
             if (options.CsvPath != null) report.MarkupLineInterpolated($"per-frame CSV: [bold]{options.CsvPath}[/]");
-            return Task.FromResult(CliRunner.ExitOk);
+            // Ctrl+C ends the video with the frames so far written, and says it was interrupted (q in the window is a normal end).
+            return Task.FromResult(ct.IsCancellationRequested ? CliRunner.ExitCancelled : CliRunner.ExitOk);
         });
         return command;
     }

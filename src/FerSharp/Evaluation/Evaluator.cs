@@ -35,6 +35,8 @@ public sealed class EvaluationResult
     public required FaceDataset Data { get; init; }
     /// <summary>What was done to reconcile the model's classes with the data's.</summary>
     public required IReadOnlyList<string> Notes { get; init; }
+    /// <summary>Every model scored averages each face with its mirror already (so flip TTA adds nothing).</summary>
+    public bool FlipAveraging { get; init; }
 }
 
 /// <summary>Scores a model on labelled faces, mapping the data's classes to the model's by name.</summary>
@@ -91,6 +93,7 @@ public static class Evaluator
             Seconds = watch.Elapsed.TotalSeconds,
             ImagesPerSecond = data.Count / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
             Engine = string.Join("+", models.Select(m => m.ActiveEngine).Distinct()),
+            FlipAveraging = models.All(m => m.Metadata.FlipAveraging),
             Probabilities = probabilities,
             Truth = truth,
             Data = data,

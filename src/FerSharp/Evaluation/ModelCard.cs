@@ -50,7 +50,8 @@ public static class ModelCard
         if (m.Training is { } t)
         {
             card.AppendLine("```").AppendLine(Command(t, ferPlus)).AppendLine("```");
-            card.AppendLine(inv, $"{m.Epochs} epochs{(m.TrainingSeconds is { } sec ? $", {sec / 3600:F1} h on 2 cores" : "")}{(t.InitFrom is { } init ? $"; started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
+            var epochs = m.Epochs is { } e && e < t.Epochs ? $"The package is epoch {e} of {t.Epochs}, the best on the validation split" : $"{m.Epochs} epochs";
+            card.AppendLine(inv, $"{epochs}{(m.TrainingSeconds is { } sec ? $"; {sec / 3600:F1} h of training on 2 cores" : "")}{(t.InitFrom is { } init ? $"; started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
         }
         card.AppendLine();
         card.AppendLine("## Metrics").AppendLine();

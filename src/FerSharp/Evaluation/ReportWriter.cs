@@ -48,17 +48,44 @@ public static class ReportWriter
         var classes = result.Metrics.Classes;
         var predicted = PredictedClasses(result);
         var csv = new StringBuilder();
-        csv.Append("face,truth,predicted");
+        // face: the face's index in the evaluated data; origin: where it came from (CSV line, or image file).
+        csv.Append("face,origin,truth,predicted");
         foreach (var c in classes) csv.Append(",p_").Append(c);
         csv.Append('\n');
         for (var i = 0; i < predicted.Length; i++)
         {
-            csv.Append(i.ToString(CultureInfo.InvariantCulture)).Append(',').Append(classes[result.Truth[i]]).Append(',').Append(classes[predicted[i]]);
+            var origin = result.Data.Origins is { } origins ? origins[i] : "";
+            csv.Append(i.ToString(CultureInfo.InvariantCulture)).Append(',').Append(Csv(origin)).Append(',').Append(classes[result.Truth[i]]).Append(',').Append(classes[predicted[i]]);
             foreach (var p in result.Probabilities[i]) csv.Append(',').Append(p.ToString("0.######", CultureInfo.InvariantCulture));
             csv.Append('\n');
         }
         return csv.ToString();
     }
+
+    private static string[] SplitCsv(string line)
+    {
+        var fields = new List<string>();
+        var field = new StringBuilder();
+        var quoted = false;
+        for (var i = 0; i < line.Length; i++)
+        {
+            var c = line[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < line.Length && line[i + 1] == '"') { field.Append('"'); i++; }
+                else if (c == '"') quoted = false;
+                else field.Append(c);
+            }
+            else if (c == '"') quoted = true;
+            else if (c == ',') { fields.Add(field.ToString()); field.Clear(); }
+            else field.Append(c);
+        }
+        fields.Add(field.ToString());
+        return [.. fields];
+    }
+
+    private static string Csv(string value) =>
+        value.IndexOfAny([',', '"', '\n']) >= 0 ? $"\"{value.Replace("\"", "\"\"", StringComparison.Ordinal)}\"" : value;
 
     /// <summary>
     /// Reads a report's <see cref="PredictionsFile"/> back: the class names and, per face, the label and the
@@ -70,11 +97,13 @@ public static class ReportWriter
         if (!File.Exists(path)) return null;
         using var reader = new StreamReader(path);
         var header = reader.ReadLine()?.Split(',') ?? throw new InvalidDataException($"{path}: empty file");
-        if (header.Length < 4 || header[0] != "face" || header[1] != "truth" || header[2] != "predicted" || !header.Skip(3).All(h => h.StartsWith("p_", StringComparison.Ordinal)))
+        // Reports before the origin column have face,truth,predicted,p_…
+        var skip = header.Length > 1 && header[1] == "origin" ? 1 : 0;
+        if (header.Length < 4 + skip || header[0] != "face" || header[1 + skip] != "truth" || header[2 + skip] != "predicted" || !header.Skip(3 + skip).All(h => h.StartsWith("p_", StringComparison.Ordinal)))
         {
-            throw new InvalidDataException($"{path}, line 1: expected the header face,truth,predicted,p_<class>…");
+            throw new InvalidDataException($"{path}, line 1: expected the header face,origin,truth,predicted,p_<class>…");
         }
-        var classes = header.Skip(3).Select(h => h[2..]).ToArray();
+        var classes = header.Skip(3 + skip).Select(h => h[2..]).ToArray();
         var truth = new List<int>();
         var predicted = new List<int>();
         var lineNumber = 1;
@@ -82,28 +111,31 @@ public static class ReportWriter
         {
             lineNumber++;
             if (line.Length == 0) continue;
-            var fields = line.Split(',');
+            var fields = SplitCsv(line);
             int ClassOf(int field, string name)
             {
                 var index = fields.Length == header.Length ? Array.IndexOf(classes, fields[field]) : -1;
                 return index >= 0 ? index : throw new InvalidDataException($"{path}, line {lineNumber}, field '{name}': '{(field < fields.Length ? fields[field] : "")}' is not one of {string.Join(",", classes)} (or the row has {fields.Length} fields, not {header.Length})");
             }
-            truth.Add(ClassOf(1, "truth"));
-            predicted.Add(ClassOf(2, "predicted"));
+            truth.Add(ClassOf(1 + skip, "truth"));
+            predicted.Add(ClassOf(2 + skip, "predicted"));
         }
         return (classes, truth.ToArray(), predicted.ToArray());
     }
 
-    /// <summary>A model package inside a run folder (<c>runs/x/model</c>) has its training curves one level up.</summary>
+    /// <summary>
+    /// The training curves of the package itself: <c>runs/x/model</c> has them one level up, in its run folder.
+    /// A shipped package (under <c>models/</c>) has none of its own, and the folder above it holds other packages,
+    /// so nothing is taken from there.
+    /// </summary>
     private static string? FindCurves(string? modelPath)
     {
         if (modelPath == null) return null;
         var folder = Directory.Exists(modelPath) ? modelPath : Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
-        foreach (var candidate in new[] { Path.Combine(folder, "curves.png"), Path.Combine(folder, "..", "curves.png") })
-        {
-            if (File.Exists(candidate)) return candidate;
-        }
-        return null;
+        var own = Path.Combine(folder, "curves.png");
+        if (File.Exists(own)) return own;
+        var run = Path.GetFullPath(Path.Combine(folder, ".."));
+        return File.Exists(Path.Combine(run, "curves.png")) && File.Exists(Path.Combine(run, "config.json")) ? Path.Combine(run, "curves.png") : null;
     }
 
     public static string MetricsJson(EvaluationResult result, string? modelPath, string? dataPath)
