@@ -167,3 +167,36 @@ public sealed class PerFaceNormalizationTests
         return result;
     }
 }
+
+/// <summary>Auto's engine choice is timed once per package and machine, then remembered (issue 62, 7).</summary>
+[Collection("torch")]
+public sealed class EngineChoiceCacheTests
+{
+    [Fact]
+    public void The_second_load_remembers_the_first_loads_choice_without_timing()
+    {
+        using var dir = new TempDir();
+        InferenceEngine first;
+        using (var model = EmotionModel.Load("fer2013-realtime"))
+        {
+            model.EngineCacheFolder = dir.Path;
+            first = model.ActiveEngine;
+            Assert.False(model.EngineTiming!.Remembered);
+        }
+        Assert.True(File.Exists(dir.File("engine-choice.json")));
+        using (var model = EmotionModel.Load("fer2013-realtime"))
+        {
+            model.EngineCacheFolder = dir.Path;
+            Assert.Equal(first, model.ActiveEngine);
+            Assert.True(model.EngineTiming!.Remembered);
+            Assert.Contains("earlier run", model.EngineTiming.ToString());
+        }
+        // A damaged cache is timed again, not trusted.
+        File.WriteAllText(dir.File("engine-choice.json"), "{not json");
+        using (var model = EmotionModel.Load("fer2013-realtime"))
+        {
+            model.EngineCacheFolder = dir.Path;
+            Assert.False(model.EngineTiming!.Remembered);
+        }
+    }
+}

@@ -99,6 +99,12 @@ public sealed class EmotionModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Where <see cref="InferenceEngine.Auto"/> remembers its choice per package and machine
+    /// (<see cref="EngineChoiceCache"/>); null to time the engines at every load.
+    /// </summary>
+    public string? EngineCacheFolder { get; set; } = EngineChoiceCache.DefaultFolder();
+
     /// <summary>The engine that runs (or will run) predictions: <see cref="Engine"/> with Auto resolved.</summary>
     public InferenceEngine ActiveEngine
     {
@@ -333,6 +339,18 @@ public sealed class EmotionModel : IDisposable
             _inferenceBuilt = true;
             return;
         }
+        var cacheKey = Metadata.WeightsSha256 is { } sha ? EngineChoiceCache.Key(sha) : null;
+        if (_engine == InferenceEngine.Auto && cacheKey is not null && OnnxExport.FindUnsupportedLayer(Network) is null
+            && EngineChoiceCache.TryGet(EngineCacheFolder, cacheKey) is { } remembered)
+        {
+            // The choice an earlier run timed for these weights on this machine: build only that engine.
+            if (remembered.Faster == InferenceEngine.OpenCv) _openCv = OpenCvNetwork.Create(OnnxExport.ExportNetwork(Network, Metadata.InputSize), Metadata.InputSize);
+            else _folded = FoldedNetwork.TryCreate(Network);
+            _engineTiming = remembered;
+            _activeEngine = remembered.Faster;
+            _inferenceBuilt = true;
+            return;
+        }
         if (_engine != InferenceEngine.TorchSharp && OnnxExport.FindUnsupportedLayer(Network) is null)
         {
             _openCv = OpenCvNetwork.Create(OnnxExport.ExportNetwork(Network, Metadata.InputSize), Metadata.InputSize);
@@ -344,6 +362,7 @@ public sealed class EmotionModel : IDisposable
         if (_openCv is { } openCv && _engine == InferenceEngine.Auto)
         {
             _engineTiming = TimeEngines(openCv);
+            if (cacheKey is not null) EngineChoiceCache.Save(EngineCacheFolder, cacheKey, _engineTiming);
             if (_engineTiming.Faster == InferenceEngine.OpenCv)
             {
                 _folded?.Dispose();

@@ -18,8 +18,11 @@ public sealed record EngineTiming(double OpenCvMs, double TorchSharpMs, int Roun
     /// <summary>The engine with the lower median (OpenCV on a tie: it needs no libtorch around the network).</summary>
     public InferenceEngine Faster => OpenCvMs <= TorchSharpMs ? InferenceEngine.OpenCv : InferenceEngine.TorchSharp;
 
+    /// <summary>Read from <see cref="EngineChoiceCache"/>: timed by an earlier run on this machine, not now.</summary>
+    public bool Remembered { get; init; }
+
     public override string ToString() =>
-        FormattableString.Invariant($"OpenCv {OpenCvMs:F2} ms per face, TorchSharp {TorchSharpMs:F2} ms (medians of {Rounds} calls)");
+        FormattableString.Invariant($"OpenCv {OpenCvMs:F2} ms per face, TorchSharp {TorchSharpMs:F2} ms (medians of {Rounds} calls{(Remembered ? ", timed by an earlier run on this machine" : "")})");
 
     /// <summary>
     /// Times one engine, then the other: each warmed up, then called at least <paramref name="minRounds"/> times
