@@ -54,6 +54,7 @@ internal static class ModelsCommand
         });
         command.Subcommands.Add(Ship());
         command.Subcommands.Add(Score());
+        command.Subcommands.Add(FromCheckpoint());
         command.Subcommands.Add(Average());
         command.Subcommands.Add(Export());
         return command;
@@ -156,6 +157,23 @@ internal static class ModelsCommand
         var scenes = ScenesOption();
         var command = new Command("score", "Score a package on the original FER2013 pixels (PublicTest, PrivateTest, one view and mirrored), the image-folder release, FER+ for 8-class packages, and one face's latency; record the figures and write its MODEL_CARD.md.") { package, testData, scenes };
         command.SetAction((parse, ct) => Task.FromResult(ScoreAndReport(parse.GetRequiredValue(package), parse.GetValue(testData), parse.GetValue(scenes), ct)));
+        return command;
+    }
+
+    private static Command FromCheckpoint()
+    {
+        var checkpoint = new Argument<string>("checkpoint") { Description = "A run's checkpoint of a finished epoch, e.g. runs/<name>/checkpoints/last.ckpt." };
+        var output = new Argument<string>("package") { Description = "Folder to write the package to (float32; ship it with 'fer models ship')." };
+        var command = new Command("from-checkpoint", "Write the package of a checkpoint's epoch (its EMA weights when the run keeps them): the last epoch of a run whose best-epoch package is not wanted, such as a fine-tune validated on faces it had trained on.") { checkpoint, output };
+        command.SetAction(parse =>
+        {
+            var destination = OptionRules.FolderToWrite(parse.GetRequiredValue(output), "package")!;
+            if (Directory.Exists(destination) && Directory.EnumerateFileSystemEntries(destination).Any()) throw new UserFacingException($"{destination}: folder is not empty; choose a new one");
+            using var model = Training.Trainer.PackageFromCheckpoint(parse.GetRequiredValue(checkpoint), Path.GetFileName(Path.GetFullPath(destination)));
+            model.Save(destination);
+            AnsiConsole.MarkupLineInterpolated($"wrote {destination}: epoch {model.Metadata.Epochs} of {model.Metadata.Training?.Epochs}");
+            return CliRunner.ExitOk;
+        });
         return command;
     }
 

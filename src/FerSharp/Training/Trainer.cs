@@ -609,6 +609,40 @@ public sealed class Trainer
         network.train(); // EmotionModel switched it to eval mode
     }
 
+    /// <summary>
+    /// The package of a checkpoint's epoch (its EMA weights when the run keeps an average, as packages are), for a
+    /// run whose best-epoch package is not the one wanted: e.g. the last epoch of a fine-tune whose validation
+    /// faces were training faces of the package it started from.
+    /// </summary>
+    public static EmotionModel PackageFromCheckpoint(string checkpointPath, string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(checkpointPath);
+        if (!File.Exists(checkpointPath)) throw new FileNotFoundException($"{checkpointPath}: no such checkpoint", checkpointPath);
+        var (state, model, ema, _) = Checkpoint.Load(checkpointPath);
+        if (state.InProgress is not null) throw new ArgumentException($"{checkpointPath}: a mid-epoch checkpoint; use a checkpoint of a finished epoch (last.ckpt or best.ckpt)");
+        var network = ModelRegistry.Get(state.Options.Architecture).Create(state.ClassNames.Count);
+        LoadModule(network, ema ?? model);
+        var last = state.History[^1];
+        var metadata = new ModelMetadata
+        {
+            Name = name,
+            Architecture = state.Options.Architecture,
+            ClassNames = state.ClassNames,
+            Normalization = state.Normalization,
+            Training = state.Options,
+            Dataset = state.Dataset,
+            Epochs = state.Epoch,
+            TrainingSeconds = Math.Round(state.ElapsedSeconds, 1),
+            Metrics = new Dictionary<string, double>
+            {
+                ["val_accuracy"] = Math.Round(last.ValAccuracy, 6),
+                ["val_loss"] = Math.Round(last.ValLoss, 6),
+                ["train_accuracy"] = Math.Round(last.TrainAccuracy, 6),
+            },
+        };
+        return new EmotionModel(metadata, network);
+    }
+
     private OptimizerHelper CreateOptimizer(nn.Module<Tensor, Tensor> model) => _options.Optimizer switch
     {
         OptimizerKind.Adam => optim.Adam(model.parameters(), _options.LearningRate, weight_decay: _options.WeightDecay),
