@@ -73,7 +73,7 @@ public class BlazeFaceTests
         var seen = new Dictionary<(int, int), List<FaceBox>>();
         foreach (var (width, height) in sizes)
         {
-            var (image, truth) = TurnedFace(5, 10, width, height, x: width / 3, y: height / 3);
+            var (image, truth) = TurnedFace(3, 10, width, height, x: width / 3, y: height / 3);
             using (image)
             {
                 var boxes = detector.Detect(image).ToList();

@@ -110,7 +110,7 @@ public class CliInputTests
 public sealed class CliParseErrorTests
 {
     [Theory]
-    [InlineData("predict|a.png|--format|xml", "--format: 'xml' is not one of table, json, csv")]
+    [InlineData("predict|a.png|--format|xml", "--format: 'xml' is not one of table, json, jsonl, csv")]
     [InlineData("evaluate|--tta|crop", "--tta: 'crop' is not one of None, Flip, Crops")]
     [InlineData("bogus", "unknown command, option or argument 'bogus'")]
     [InlineData("predict", "missing <files>")]

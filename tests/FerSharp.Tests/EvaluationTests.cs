@@ -197,9 +197,10 @@ public class EvaluationReportTests
 
         // predictions.csv: one row per face, whose right answers give the reported accuracy.
         var rows = File.ReadAllLines(Path.Combine(outDir, ReportWriter.PredictionsFile));
-        Assert.Equal("face,truth,predicted,p_angry,p_disgust,p_fear,p_happy,p_sad,p_surprise,p_neutral", rows[0]);
+        Assert.Equal("face,origin,truth,predicted,p_angry,p_disgust,p_fear,p_happy,p_sad,p_surprise,p_neutral", rows[0]);
         Assert.Equal(35, rows.Length - 1);
-        Assert.Equal(accuracy, rows.Skip(1).Count(r => r.Split(',')[1] == r.Split(',')[2]) / 35.0, 9);
+        Assert.All(rows.Skip(1), r => Assert.Contains(".csv:", r.Split(',')[1])); // the CSV line each face came from
+        Assert.Equal(accuracy, rows.Skip(1).Count(r => r.Split(',')[2] == r.Split(',')[3]) / 35.0, 9);
         var (classes, truth, predicted) = ReportWriter.ReadPredictions(outDir)!.Value;
         Assert.Equal(EmotionClasses.Fer2013, classes);
         var rebuilt = new int[7, 7];
@@ -213,7 +214,7 @@ public class EvaluationReportTests
         Assert.Contains("face by face against run", compare.Stdout);
         Assert.Contains("1.000", compare.Stdout);
 
-        rows[3] = string.Join(',', rows[3].Split(',').Select((f, i) => i == 1 ? "joyful" : f));
+        rows[3] = string.Join(',', rows[3].Split(',').Select((f, i) => i == 2 ? "joyful" : f));
         File.WriteAllLines(Path.Combine(outDir, ReportWriter.PredictionsFile), rows);
         var broken = Cli.Run("compare", outDir, ensembleDir);
         Assert.NotEqual(0, broken.ExitCode);

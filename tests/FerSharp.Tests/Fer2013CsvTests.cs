@@ -430,9 +430,9 @@ public class DataCliTests
         using var image = OpenCvSharp.Cv2.ImRead(png);
         Assert.Equal(4 + 8 * (96 + 4), image.Width); // original + 7 variants
         Assert.Equal(28 + 3 * (96 + 4) + 4, image.Height);
-        var bad = Cli.Run("data", "preview-augment", csv, "--out", png, "--augment", "blur=3");
+        var bad = Cli.Run("data", "preview-augment", csv, "--out", png, "--augment", "sharpen=3");
         Assert.Equal(2, bad.ExitCode);
-        Assert.Contains("unknown augment option 'blur'", bad.Stderr);
+        Assert.Contains("unknown augment option 'sharpen", bad.Stderr);
     }
 
     [Fact]

@@ -228,7 +228,9 @@ public class PredictCliTests
 
         var garbage = Cli.Piped("not an image"u8.ToArray(), "predict", "-");
         Assert.Equal(1, garbage.ExitCode);
-        Assert.Contains("(stdin): not a readable image", garbage.Stderr);
+        // The table names the failed input in its row (once: not again on stderr).
+        Assert.Contains("(stdin)", garbage.Stdout);
+        Assert.Contains("not a readable image", garbage.Stdout);
         var twice = Cli.Piped(png, "predict", "-", "-");
         Assert.Equal(2, twice.ExitCode);
         Assert.Contains("only once", twice.Stderr);

@@ -94,17 +94,42 @@ public static class TrainPresets
     /// </summary>
     private static TrainOptions FinalFit(TrainOptions stage) => stage with { TrainOnValidation = true };
 
+    /// <summary>
+    /// The last stage of the shipped packages since the original FER2013 pixels replaced the stretched copy: a
+    /// fine-tune of the stage before on the original pixels, each face standardized on its own, under
+    /// photometric augmentation (docs/decisions/0013-per-face-normalization.md). A fresh recipe, not a cycle of
+    /// the ones before: SGD at a low peak rate, one cosine cycle, no label smoothing or erasing changes.
+    /// </summary>
+    private static TrainOptions OriginalPixels(TrainOptions stage, int epochs, double peak, string augment) => new()
+    {
+        Architecture = stage.Architecture,
+        Epochs = epochs,
+        BatchSize = 64,
+        Optimizer = OptimizerKind.Sgd,
+        LearningRate = peak,
+        WeightDecay = 5e-4,
+        Schedule = LrScheduleKind.Cosine,
+        WarmupEpochs = 1,
+        EarlyStoppingPatience = 0,
+        Ema = 0.999,
+        PerFace = Models.Normalization.PerFaceStandardize,
+        Augment = augment + "," + AugmentOptions.Photometric,
+        MemoryFormat = TrainingMemoryFormat.ChannelsLast,
+    };
+
     private static readonly TrainPreset[] All =
     [
         new("seed", "seed-cnn, the seed's Keras-style CNN (fer2013-seed)", [Seed]),
-        new("best", "vgg-wide: 80 epochs in two cosine cycles, 30 then a warm restart for 50 at half the peak rate, then two 40-epoch cycles at peak lr 0.0125, then on Training + PublicTest a 40-epoch cycle and four 20-epoch ones at peak lr 0.00625, 0.003125, 0.00625 and 0.00625, the third with seed 43, the fourth with seed 44 and distilled from the three before it (fer2013-best)",
+        new("best", "vgg-wide: 80 epochs in two cosine cycles, 30 then a warm restart for 50 at half the peak rate, then two 40-epoch cycles at peak lr 0.0125, then on Training + PublicTest a 40-epoch cycle and four 20-epoch ones at peak lr 0.00625, 0.003125, 0.00625 and 0.00625, the third with seed 43, the fourth with seed 44 and distilled from the three before it, then 12 epochs on the original pixels with per-face standardization and photometric augmentation, whose last epoch is the package (the stage before trained on PublicTest: fer models from-checkpoint <run>/stage9/checkpoints/last.ckpt) (fer2013-best)",
             [Best, NextCycle(Best, 40, 0.0125), NextCycle(Best, 40, 0.0125), FinalFit(NextCycle(Best, 40, 0.0125)), FinalFit(NextCycle(Best, 20, 0.00625)), FinalFit(NextCycle(Best, 20, 0.003125)), FinalFit(NextCycle(Best, 20, 0.00625)) with { Seed = 43 },
-                DistilledFromStages(FinalFit(NextCycle(Best, 20, 0.00625)) with { Seed = 44 }, 5, 6, 7)]),
+                DistilledFromStages(FinalFit(NextCycle(Best, 20, 0.00625)) with { Seed = 44 }, 5, 6, 7),
+                OriginalPixels(Best, 12, 0.004, "rotate=12,zoom=0.12,shift=0.1,flip,erase=0.4") with { LabelSmoothing = 0.1, Precision = TrainingPrecision.BFloat16 }]),
         new("vggbn", "vgg-bn: 88 epochs in two cosine cycles, then a 40-epoch cycle at peak lr 0.0125 (fer2013-vggbn, the realtime preset's teacher)",
             [VggBn, NextCycle(VggBn, 40, 0.0125)]),
-        new("realtime", "fast-cnn: 60 epochs, then cosine cycles of 45 (peak lr 0.025) and 40 epochs (0.0125), then 40 more distilled from models/fer2013-vggbn, then 40 more with seed 43 distilled offline from models/fer2013-best (fer2013-realtime)",
+        new("realtime", "fast-cnn: 60 epochs, then cosine cycles of 45 (peak lr 0.025) and 40 epochs (0.0125), then 40 more distilled from models/fer2013-vggbn, then 40 more with seed 43 distilled offline from models/fer2013-best, then 14 on the original pixels with per-face standardization and photometric augmentation, distilled offline from models/fer2013-best (fer2013-realtime)",
             [Realtime, NextCycle(Realtime, 45, 0.025), NextCycle(Realtime, 40, 0.0125), Distilled(NextCycle(Realtime, 40, 0.0125), "models/fer2013-vggbn"),
-                Distilled(NextCycle(Realtime, 40, 0.0125), "models/fer2013-best") with { DistillOffline = true, Seed = 43 }]),
+                Distilled(NextCycle(Realtime, 40, 0.0125), "models/fer2013-best") with { DistillOffline = true, Seed = 43 },
+                Distilled(OriginalPixels(Realtime, 14, 0.01, "rotate=10,zoom=0.1,shift=0.1,flip,erase=0.3"), "models/fer2013-best") with { DistillOffline = true }]),
     ];
 
     public static IEnumerable<string> Names => All.Select(p => p.Name);
