@@ -27,7 +27,9 @@ namespace FerSharp.Server;
 /// </summary>
 public static class FerServer
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    // Relaxed escaping: error messages quote values ('crop'), and \u0027 in a JSON body is noise to a reader;
+    // HTML-sensitive characters need no escaping in a JSON API response.
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Builds the app; the caller owns <paramref name="recognizer"/> when it passes one.</summary>
     public static WebApplication Build(ServerOptions options, EmotionRecognizer? recognizer = null, Action<ILoggingBuilder>? logging = null)
@@ -84,7 +86,7 @@ public static class FerServer
                 _ => (StatusCodes.Status500InternalServerError, "internal error"),
             };
             context.Response.StatusCode = status;
-            await context.Response.WriteAsJsonAsync(new { error = message, trace_id = Activity.Current?.Id ?? context.TraceIdentifier }).ConfigureAwait(false);
+            await context.Response.WriteAsJsonAsync(new { error = message, trace_id = Activity.Current?.Id ?? context.TraceIdentifier }, Json).ConfigureAwait(false);
         }));
         if (options.CorsOrigins.Count > 0) app.UseCors();
         if (options.ApiKey is { } apiKey) app.Use(ApiKeyCheck(apiKey, metrics));
@@ -300,13 +302,13 @@ public static class FerServer
             && (!double.TryParse(smoothValue.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out smoothing) || !(smoothing is >= 0 and <= MaxStreamSmoothing)))
         {
             context.Response.StatusCode = StatusCodes.Status400BadRequest;
-            await context.Response.WriteAsJsonAsync(new { error = $"query parameter 'smooth': '{smoothValue}' is not a number from 0 (off) to {MaxStreamSmoothing}" }).ConfigureAwait(false);
+            await context.Response.WriteAsJsonAsync(new { error = $"query parameter 'smooth': '{smoothValue}' is not a number from 0 (off) to {MaxStreamSmoothing}" }, Json).ConfigureAwait(false);
             return;
         }
         if (!context.WebSockets.IsWebSocketRequest)
         {
             context.Response.StatusCode = StatusCodes.Status400BadRequest;
-            await context.Response.WriteAsJsonAsync(new { error = "this endpoint takes a WebSocket: send JPEG frames as binary messages" }).ConfigureAwait(false);
+            await context.Response.WriteAsJsonAsync(new { error = "this endpoint takes a WebSocket: send JPEG frames as binary messages" }, Json).ConfigureAwait(false);
             return;
         }
         // One tracker per connection: a stream's frames come one after another, so faces keep their ids and

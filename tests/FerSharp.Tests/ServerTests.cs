@@ -545,6 +545,12 @@ public class ServiceTests(ServerFixture server) : IClassFixture<ServerFixture>
         var wrongMethod = await server.Http.GetAsync(new Uri(server.BaseUri, "/api/v1/recognize"));
         Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
         Assert.Contains("not allowed", await wrongMethod.Content.ReadAsStringAsync());
+        // Quotes in messages stay readable in the raw body, not \u0027.
+        var badTta = await server.Http.PostAsync(new Uri(server.BaseUri, "/api/v1/recognize?tta=bogus"), Png(Photo(64, 64)));
+        var raw = await badTta.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, badTta.StatusCode);
+        Assert.Contains("'bogus'", raw);
+        Assert.DoesNotContain("\\u0027", raw);
     }
 
     [Fact]
