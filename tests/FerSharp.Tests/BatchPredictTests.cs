@@ -110,15 +110,10 @@ public sealed class BatchPredictTests
             Thread.Sleep(5);
         }
         Assert.False(worker.HasExited, "the run finished before it could be interrupted");
-        Assert.Equal(0, Interrupt(worker.Id));
+        Assert.Equal(0, Processes.Signal(worker.Id, 2)); // SIGINT, as Ctrl+C sends
         Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(60)));
         Assert.Equal(130, worker.ExitCode);
         var finished = JsonDocument.Parse(File.ReadAllText(target)).RootElement.GetArrayLength();
         Assert.InRange(finished, 3, 79);
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
-    private static extern int Kill(int pid, int signal);
-
-    private static int Interrupt(int pid) => Kill(pid, 2); // SIGINT, as Ctrl+C sends
 }

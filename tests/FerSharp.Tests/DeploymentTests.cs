@@ -133,25 +133,15 @@ public sealed partial class DeploymentTests
         info.Environment["NO_COLOR"] = "1";
         using var process = Process.Start(info)!;
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        Uri? address = null;
-        string? line;
-        while (address == null && (line = await process.StandardOutput.ReadLineAsync(timeout.Token)) != null)
-        {
-            if (line.StartsWith("serving on ", StringComparison.Ordinal)) address = new Uri(line["serving on ".Length..].Split(' ', ',')[0]);
-        }
+        var address = await Processes.ServingAddressAsync(process, TimeSpan.FromMinutes(2));
         Assert.True(address != null, $"the entry point did not serve: {(process.HasExited ? await stderr : "")}");
-        _ = process.StandardOutput.ReadToEndAsync();
         using var http = new HttpClient { BaseAddress = address };
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/api/v1/model")).StatusCode);
         http.DefaultRequestHeaders.Add("X-API-Key", "entrypoint-key-0123456789");
         Assert.Contains("\"fer2013-realtime\"", await http.GetStringAsync("/api/v1/model"));
-        Assert.Equal(0, Kill(process.Id, 15));
+        Assert.Equal(0, Processes.Signal(process.Id, 15));
         Assert.True(process.WaitForExit(TimeSpan.FromSeconds(60)), "the server did not stop");
         Assert.Equal(0, process.ExitCode);
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
-    private static extern int Kill(int pid, int signal);
 }

@@ -573,15 +573,8 @@ public class ServiceTests(ServerFixture server) : IClassFixture<ServerFixture>
     {
         using var process = Cli.Start("serve", "--urls", "http://127.0.0.1:0", "--max-concurrency", "1", "--max-queue", "16", "--shutdown-timeout", "300");
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        Uri? address = null;
-        string? line;
-        while (address == null && (line = await process.StandardOutput.ReadLineAsync(timeout.Token)) != null)
-        {
-            if (line.StartsWith("serving on ", StringComparison.Ordinal)) address = new Uri(line["serving on ".Length..].Split(' ', ',')[0]);
-        }
+        var address = await Processes.ServingAddressAsync(process, TimeSpan.FromMinutes(2));
         Assert.True(address != null, $"fer serve did not start: {(process.HasExited ? await stderr : "")}");
-        _ = process.StandardOutput.ReadToEndAsync();
         using var http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromMinutes(2) };
         var photo = Photo(640, 480);
         var requests = Enumerable.Range(0, 6).Select(_ => http.PostAsync("/api/v1/recognize", Png(photo))).ToList();
@@ -594,13 +587,10 @@ public class ServiceTests(ServerFixture server) : IClassFixture<ServerFixture>
             if (Count(exposition, "fersharp_recognitions_waiting") + Count(exposition, "fersharp_recognitions_running") >= 6) break;
             await Task.Delay(20);
         }
-        Assert.Equal(0, Kill(process.Id, 15)); // SIGTERM, as Kubernetes and systemd stop a service
+        Assert.Equal(0, Processes.Signal(process.Id, 15)); // SIGTERM, as Kubernetes and systemd stop a service
         var answers = await Task.WhenAll(requests);
         Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
         Assert.True(process.WaitForExit(TimeSpan.FromSeconds(60)), "the server did not stop");
         Assert.True(process.ExitCode == 0, await stderr);
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
-    private static extern int Kill(int pid, int signal);
 }

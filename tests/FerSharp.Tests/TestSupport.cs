@@ -33,6 +33,30 @@ public static class Repository
     }
 }
 
+/// <summary>Helpers for tests that drive a real <c>fer</c> process.</summary>
+public static class Processes
+{
+    /// <summary>The address a starting <c>fer serve</c> prints ("serving on …"), or null when it ended first; stdout is then drained.</summary>
+    public static async Task<Uri?> ServingAddressAsync(Process process, TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        Uri? address = null;
+        string? line;
+        while (address == null && (line = await process.StandardOutput.ReadLineAsync(cancel.Token)) != null)
+        {
+            if (line.StartsWith("serving on ", StringComparison.Ordinal)) address = new Uri(line["serving on ".Length..].Split(' ', ',')[0]);
+        }
+        if (address != null) _ = process.StandardOutput.ReadToEndAsync();
+        return address;
+    }
+
+    /// <summary>Sends a POSIX signal (2 SIGINT as Ctrl+C, 15 SIGTERM as Kubernetes and systemd stop a service); 0 on success.</summary>
+    public static int Signal(int pid, int signal) => Kill(pid, signal);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+    private static extern int Kill(int pid, int signal);
+}
+
 /// <summary>A temp folder deleted when disposed.</summary>
 public sealed class TempDir : IDisposable
 {

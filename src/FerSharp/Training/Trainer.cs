@@ -584,25 +584,8 @@ public sealed class Trainer
 
     private void SavePackage(nn.Module<Tensor, Tensor> network, TrainingState state, IReadOnlyList<string> classNames)
     {
-        var best = state.History[^1];
-        var metadata = new ModelMetadata
-        {
-            Name = Path.GetFileName(Path.GetFullPath(_runDirectory)),
-            Architecture = _options.Architecture,
-            ClassNames = classNames,
-            Normalization = state.Normalization,
-            Training = _options,
-            Dataset = state.Dataset,
-            Epochs = state.Epoch,
-            TrainingSeconds = Math.Round(state.ElapsedSeconds, 1),
-            Metrics = new Dictionary<string, double>
-            {
-                ["val_accuracy"] = Math.Round(best.ValAccuracy, 6),
-                ["val_loss"] = Math.Round(best.ValLoss, 6),
-                ["train_accuracy"] = Math.Round(best.TrainAccuracy, 6),
-                ["best_epoch"] = best.Epoch,
-            },
-        };
+        var metadata = PackageMetadata(Path.GetFileName(Path.GetFullPath(_runDirectory)), state with { Options = _options, ClassNames = classNames });
+        metadata.Metrics["best_epoch"] = state.History[^1].Epoch;
         // The package wraps (does not own) the training network, so it must not be disposed here.
         var package = new EmotionModel(metadata, network);
         package.Save(ModelPath);
@@ -622,8 +605,14 @@ public sealed class Trainer
         if (state.InProgress is not null) throw new ArgumentException($"{checkpointPath}: a mid-epoch checkpoint; use a checkpoint of a finished epoch (last.ckpt or best.ckpt)");
         var network = ModelRegistry.Get(state.Options.Architecture).Create(state.ClassNames.Count);
         LoadModule(network, ema ?? model);
-        var last = state.History[^1];
-        var metadata = new ModelMetadata
+        return new EmotionModel(PackageMetadata(name, state), network);
+    }
+
+    /// <summary>The <c>model.json</c> of the package of <paramref name="state"/>'s last epoch.</summary>
+    private static ModelMetadata PackageMetadata(string name, TrainingState state)
+    {
+        var epoch = state.History[^1];
+        return new ModelMetadata
         {
             Name = name,
             Architecture = state.Options.Architecture,
@@ -635,12 +624,11 @@ public sealed class Trainer
             TrainingSeconds = Math.Round(state.ElapsedSeconds, 1),
             Metrics = new Dictionary<string, double>
             {
-                ["val_accuracy"] = Math.Round(last.ValAccuracy, 6),
-                ["val_loss"] = Math.Round(last.ValLoss, 6),
-                ["train_accuracy"] = Math.Round(last.TrainAccuracy, 6),
+                ["val_accuracy"] = Math.Round(epoch.ValAccuracy, 6),
+                ["val_loss"] = Math.Round(epoch.ValLoss, 6),
+                ["train_accuracy"] = Math.Round(epoch.TrainAccuracy, 6),
             },
         };
-        return new EmotionModel(metadata, network);
     }
 
     private OptimizerHelper CreateOptimizer(nn.Module<Tensor, Tensor> model) => _options.Optimizer switch
