@@ -11,9 +11,10 @@ export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=33554432:gli
 # TorchSharp 0.107 lets a temporary Scalar object die while libtorch still reads its native copy; a garbage
 # collection started by another thread can then free it mid-call (a failed or wrong operation). Without JIT
 # optimization every argument stays alive to the end of its method, which closes that window; the cost is
-# within noise because the time is spent in libtorch (docs/DECISIONS.md, "TorchSharp scalar lifetime").
-# A user's own setting wins; DOTNET_JITMinOpts=0 measures the optimizing JIT.
-export DOTNET_JITMinOpts="${DOTNET_JITMinOpts-1}"
+# within noise because the time is spent in libtorch (docs/decisions/0003-torchsharp-scalar-lifetime.md).
+# Only programs that run libtorch need it: recognition (predict, video, serve) runs on ONNX Runtime with the
+# optimizing JIT. A user's own setting wins; DOTNET_JITMinOpts=0 measures the optimizing JIT.
+fersharp_torch_jit() { export DOTNET_JITMinOpts="${DOTNET_JITMinOpts-1}"; }
 
 fersharp_say() { printf '%s\n' "fer-setup: $*" >&2; }
 

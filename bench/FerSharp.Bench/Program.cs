@@ -232,7 +232,7 @@ var shipped = ModelCatalog.ModelsDirectory() is { } modelsDir
 
 if (Wanted("latency"))
 {
-    var table = report.Section("Per-face classification latency (batch 1, one 48x48 face)", "model", "architecture", "flip averaging", "engine (Auto's choice)", "Auto's timing at load, OpenCV / TorchSharp ms", "median ms", "p99 ms", "min ms", "OpenCV engine median ms", "TorchSharp engine median ms", "TorchSharpBFloat16 engine median ms", "network forward (one view) median ms", "forward without BN folding, median ms", "flip TTA median ms", "10-crop TTA median ms");
+    var table = report.Section("Per-face classification latency (batch 1, one 48x48 face, full call: views, network, softmax)", "model", "architecture", "flip averaging", "ONNX Runtime median ms", "ONNX Runtime p99 ms", "OpenCV DNN median ms", "TorchSharp median ms", "TorchSharpBFloat16 median ms", "ONNX Runtime flip TTA median ms", "ONNX Runtime 10-crop TTA median ms");
     // Milliseconds per call: median, p99, min, rounded as reported.
     (double Median, double P99, double Min) Latency(Action call)
     {
@@ -242,48 +242,33 @@ if (Wanted("latency"))
     var rows = new List<object>();
     foreach (var path in shipped)
     {
-        using var model = EmotionModel.Load(path);
         var face = new byte[FaceDataset.PixelsPerImage];
         new Random(1).NextBytes(face);
-        var (median, p99, min) = Latency(() => model.PredictProbabilities([face]));
-        // The network alone on an already pre-processed face: the difference to the full call is the cost of
-        // pre-processing, softmax and copying out, so a slow model can be told from a slow pipeline.
-        using var rawFace = tensor(face, [1, 1, FaceDataset.ImageSize, FaceDataset.ImageSize], ScalarType.Byte);
-        using var preprocessed = model.Preprocess(rawFace);
-        var forward = Latency(() =>
+        IReadOnlyList<byte[]> one = [face];
+        (double Median, double P99, double Min) On(InferenceEngine engine, TtaMode tta = TtaMode.None)
         {
-            using var output = model.Forward(preprocessed);
-        });
-        // The saved network as trained, batch norms not folded: what the folding saves.
-        var unfolded = Latency(() =>
-        {
-            using var noGrad = no_grad();
-            using var output = model.Network.call(preprocessed);
-        });
-        // What `fer predict --tta flip|crops` costs per face (a flip-averaging package mirrors each view itself).
-        var flip = Latency(() => TestTimeAugmentation.PredictProbabilities(model, [face], TtaMode.Flip));
-        var crops = Latency(() => TestTimeAugmentation.PredictProbabilities(model, [face], TtaMode.Crops));
-        var engine = model.ActiveEngine;
-        var timing = model.EngineTiming;
-        // The same full call on each engine by hand: whether Auto's quick timing at load picked the faster.
-        model.Engine = InferenceEngine.TorchSharp;
-        var torchSharp = Latency(() => model.PredictProbabilities([face]));
-        model.Engine = InferenceEngine.OpenCv;
-        var openCv = Latency(() => model.PredictProbabilities([face]));
-        model.Engine = InferenceEngine.TorchSharpBFloat16;
-        var bfloat16 = Latency(() => model.PredictProbabilities([face]));
-        model.Engine = InferenceEngine.Auto;
-        // The full call is what users get: for a flip-averaging package a batch of the face and its mirror.
-        var row = new { model = Path.GetFileName(path), flip_averaging = model.Metadata.FlipAveraging, engine = engine.ToString(), auto_timing_opencv_ms = timing?.OpenCvMs, auto_timing_torchsharp_ms = timing?.TorchSharpMs, median_ms = median, p99_ms = p99, min_ms = min, opencv_median_ms = openCv.Median, torchsharp_median_ms = torchSharp.Median, torchsharp_bfloat16_median_ms = bfloat16.Median, forward_median_ms = forward.Median, unfolded_forward_median_ms = unfolded.Median, flip_tta_median_ms = flip.Median, crops_tta_median_ms = crops.Median };
+            using IFaceClassifier classifier = engine is InferenceEngine.OnnxRuntime or InferenceEngine.OpenCv
+                ? OnnxFaceClassifier.Load(path, new ClassifierOptions { Engine = engine })
+                : TorchFaceClassifier.Load(path, engine);
+            return Latency(() => classifier.PredictProbabilities(one, tta));
+        }
+        var metadata = ModelPackage.ReadMetadata(path);
+        var ort = On(InferenceEngine.OnnxRuntime);
+        var openCv = On(InferenceEngine.OpenCv);
+        var torchSharp = On(InferenceEngine.TorchSharp);
+        var bfloat16 = On(InferenceEngine.TorchSharpBFloat16);
+        var flip = On(InferenceEngine.OnnxRuntime, TtaMode.Flip);
+        var crops = On(InferenceEngine.OnnxRuntime, TtaMode.Crops);
+        var row = new { model = Path.GetFileName(path), flip_averaging = metadata.FlipAveraging, onnxruntime_median_ms = ort.Median, onnxruntime_p99_ms = ort.P99, opencv_median_ms = openCv.Median, torchsharp_median_ms = torchSharp.Median, torchsharp_bfloat16_median_ms = bfloat16.Median, flip_tta_median_ms = flip.Median, crops_tta_median_ms = crops.Median };
         rows.Add(row);
-        table.Add([row.model, model.Metadata.Architecture, row.flip_averaging ? "yes" : "no", row.engine, timing is null ? "n/a" : $"{F(timing.OpenCvMs, "F3")} / {F(timing.TorchSharpMs, "F3")}", F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(row.min_ms, "F3"), F(row.opencv_median_ms, "F3"), F(row.torchsharp_median_ms, "F3"), F(row.torchsharp_bfloat16_median_ms, "F3"), F(row.forward_median_ms, "F3"), F(row.unfolded_forward_median_ms, "F3"), F(row.flip_tta_median_ms, "F3"), F(row.crops_tta_median_ms, "F3")]);
-        AnsiConsole.MarkupLineInterpolated($"latency {row.model}: median {row.median_ms} ms, p99 {row.p99_ms} ms per face (batch 1, {row.engine}, chosen at load from {timing?.ToString() ?? "no timing"}; by hand: OpenCV engine {row.opencv_median_ms} ms, TorchSharp engine {row.torchsharp_median_ms} ms, TorchSharpBFloat16 engine {row.torchsharp_bfloat16_median_ms} ms); network forward alone {row.forward_median_ms} ms ({row.engine}; TorchSharp with batch norms not folded: {row.unfolded_forward_median_ms} ms)");
+        table.Add([row.model, metadata.Architecture, row.flip_averaging ? "yes" : "no", F(ort.Median, "F3"), F(ort.P99, "F3"), F(openCv.Median, "F3"), F(torchSharp.Median, "F3"), F(bfloat16.Median, "F3"), F(flip.Median, "F3"), F(crops.Median, "F3")]);
+        AnsiConsole.MarkupLineInterpolated($"latency {row.model}: ONNX Runtime {ort.Median} ms (p99 {ort.P99}), OpenCV {openCv.Median} ms, TorchSharp {torchSharp.Median} ms, TorchSharpBFloat16 {bfloat16.Median} ms per face");
     }
     results["latency"] = rows;
 
     // The same for every registered architecture with fresh weights (cost depends only on the shape), so
     // a real-time design can be judged before it is trained; network forward only, no pre/post-processing.
-    var archTable = report.Section("Architecture latency (batch 1, untrained weights, network forward only)", "architecture", "MFLOPs", "median ms", "p99 ms", "BN folded median ms", "OpenCV DNN median ms");
+    var archTable = report.Section("Architecture latency (batch 1, untrained weights, network forward only)", "architecture", "MFLOPs", "median ms", "p99 ms", "BN folded median ms", "ONNX Runtime median ms");
     var archRows = new List<object>();
     foreach (var architecture in ModelRegistry.All)
     {
@@ -302,20 +287,18 @@ if (Wanted("latency"))
         {
             using var output = untrained.Forward(input);
         }).Median;
-        // What they run now, where the network exports to ONNX.
+        // The same network on ONNX Runtime, from its export.
         double? openCvMedian = null;
         if (OnnxExport.FindUnsupportedLayer(network) is null)
         {
-            untrained.Engine = InferenceEngine.OpenCv;
-            openCvMedian = Latency(() =>
-            {
-                using var output = untrained.Forward(input);
-            }).Median;
+            using var onnx = OnnxFaceClassifier.FromGraph(untrained.Metadata, OnnxExport.Export(untrained));
+            var pixels = new float[FaceDataset.PixelsPerImage];
+            openCvMedian = Latency(() => onnx.Forward(pixels, 1, out _)).Median;
         }
         var row = new { architecture = architecture.Name, mflops = Math.Round(flops / 1e6, 1), median_ms = median, p99_ms = p99, folded_median_ms = foldedMedian, opencv_median_ms = openCvMedian };
         archRows.Add(row);
         archTable.Add([row.architecture, F(row.mflops, "F1"), F(row.median_ms, "F3"), F(row.p99_ms, "F3"), F(foldedMedian, "F3"), openCvMedian is { } cv ? F(cv, "F3") : "n/a"]);
-        AnsiConsole.MarkupLineInterpolated($"latency {row.architecture} (untrained): median {row.median_ms} ms, p99 {row.p99_ms} ms; batch norm folded {foldedMedian} ms; OpenCV DNN {openCvMedian?.ToString() ?? "n/a"} ms");
+        AnsiConsole.MarkupLineInterpolated($"latency {row.architecture} (untrained): median {row.median_ms} ms, p99 {row.p99_ms} ms; batch norm folded {foldedMedian} ms; ONNX Runtime {openCvMedian?.ToString() ?? "n/a"} ms");
     }
     results["architecture_latency"] = archRows;
 }

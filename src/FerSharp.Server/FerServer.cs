@@ -70,7 +70,7 @@ public static class FerServer
         // looks every tenth frame, faces followed between them; Haar about 3x quicker); uploads keep the photo ones.
         var streamDetector = new StreamDetector(FaceDetectors.Create(options.Recognition.DetectorKind, options.StreamDetector, options.StreamBlazeFace));
         builder.Services.AddSingleton(streamDetector);
-        var metrics = new ServerMetrics(fer.Model.Metadata.Name, fer.Model.ActiveEngine.ToString());
+        var metrics = new ServerMetrics(fer.Model.Metadata.Name, fer.Model.Engine.ToString());
         builder.Services.AddSingleton(metrics);
 
         var app = builder.Build();
@@ -138,11 +138,7 @@ public static class FerServer
             input_size = new[] { m.InputChannels, m.InputSize, m.InputSize },
             parameters = m.Parameters,
             flip_averaging = m.FlipAveraging,
-            engine = recognizer.Model.ActiveEngine.ToString(),
-            // How Auto chose the engine on this machine (null when set by hand or the network does not export).
-            engine_timing = recognizer.Model.EngineTiming is { } timing
-                ? new { opencv_ms = timing.OpenCvMs, torchsharp_ms = timing.TorchSharpMs, rounds = timing.Rounds }
-                : null,
+            engine = recognizer.Model.Engine.ToString(),
             metrics = m.Metrics,
             // How uploads are recognized (a request's ?tta= overrides tta), so a client knows what its answers mean.
             recognition = new

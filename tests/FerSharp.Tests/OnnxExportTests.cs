@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 
 namespace FerSharp.Tests;
 
-/// <summary>The ONNX export, and the OpenCV engine that runs it: same outputs as the network, or a clear refusal.</summary>
+/// <summary>The ONNX export and the engines that run it without libtorch: same outputs as the network, or a clear refusal.</summary>
 [Collection("torch")]
 public class OnnxExportTests
 {
@@ -35,20 +35,24 @@ public class OnnxExportTests
     [InlineData("resnet-small", 3)]
     [InlineData("mini-xception", 1)]
     [InlineData("mini-xception", 4)]
-    public void The_OpenCV_engine_gives_the_networks_own_outputs(string architecture, int batch)
+    public void The_ONNX_engines_give_the_networks_own_outputs(string architecture, int batch)
     {
         using var scope = NewDisposeScope();
         using var model = Untrained(architecture, seed: 3);
         using var faces = FoldedNetworkTests.RandomFaces(batch, seed: 7);
         using var input = model.Preprocess(faces);
         using var expected = model.Network.forward(input);
+        var pixels = faces.to(ScalarType.Float32).contiguous().data<float>().ToArray();
+        var onnx = OnnxExport.Export(model);
 
-        model.Engine = InferenceEngine.OpenCv;
-        Assert.Equal(InferenceEngine.OpenCv, model.ActiveEngine);
-        using var actual = model.Forward(input);
-
-        var (worst, magnitude) = LogitDifference(expected, actual, architecture);
-        Assert.True(worst <= 1e-4f * magnitude + 1e-7f, $"{architecture}: OpenCV logits differ by {worst} (logits up to {magnitude})");
+        foreach (var engine in new[] { InferenceEngine.OnnxRuntime, InferenceEngine.OpenCv })
+        {
+            using var classifier = OnnxFaceClassifier.FromGraph(model.Metadata, onnx, new ClassifierOptions { Engine = engine });
+            var logits = classifier.Forward(pixels, batch, out var classes);
+            using var actual = tensor(logits, [batch, classes]);
+            var (worst, magnitude) = LogitDifference(expected, actual, architecture);
+            Assert.True(worst <= 1e-4f * magnitude + 1e-6f, $"{architecture} on {engine}: logits differ by {worst} (logits up to {magnitude})");
+        }
     }
 
     /// <summary>The largest difference between two engines' logits, and the largest logit, after checking there is something to compare.</summary>
@@ -63,74 +67,91 @@ public class OnnxExportTests
     }
 
     [Theory]
-    [InlineData("fast-cnn")]
-    [InlineData("vgg-wide")]
-    public void Auto_times_both_engines_and_keeps_the_faster_and_both_agree_on_probabilities(string architecture)
-    {
-        using var scope = NewDisposeScope();
-        using var model = Untrained(architecture, seed: 8, flip: true);
-        using var faces = FoldedNetworkTests.RandomFaces(5, seed: 2);
-        Assert.Equal(InferenceEngine.Auto, model.Engine);
-        var timing = Assert.IsType<EngineTiming>(model.EngineTiming);
-        Assert.True(timing.OpenCvMs > 0 && timing.TorchSharpMs > 0, timing.ToString());
-        Assert.InRange(timing.Rounds, 5, 25);
-        Assert.Equal(timing.OpenCvMs <= timing.TorchSharpMs ? InferenceEngine.OpenCv : InferenceEngine.TorchSharp, model.ActiveEngine);
-        using var viaAuto = model.PredictProbabilities(faces);
-
-        model.Engine = InferenceEngine.OpenCv;
-        Assert.Equal(InferenceEngine.OpenCv, model.ActiveEngine);
-        Assert.Null(model.EngineTiming); // chosen by hand: nothing timed
-        using var viaOpenCv = model.PredictProbabilities(faces);
-        model.Engine = InferenceEngine.TorchSharp;
-        Assert.Equal(InferenceEngine.TorchSharp, model.ActiveEngine);
-        Assert.Null(model.EngineTiming);
-        using var viaTorch = model.PredictProbabilities(faces);
-        Assert.True(viaOpenCv.allclose(viaTorch, rtol: 1e-4, atol: 1e-6), "the engines' flip-averaged probabilities differ");
-        Assert.True(viaAuto.allclose(model.ActiveEngine == InferenceEngine.OpenCv ? viaOpenCv : viaTorch, rtol: 1e-4, atol: 1e-6));
-
-        model.Engine = InferenceEngine.Auto; // back to Auto: timed afresh
-        Assert.NotNull(model.EngineTiming);
-    }
-
-    [Fact]
-    public void Engine_timing_keeps_the_call_with_the_lower_median_whichever_engine_it_is()
-    {
-        var slow = 0;
-        var fast = 0;
-        var timing = EngineTiming.Measure(() => { slow++; Thread.Sleep(3); }, () => fast++, TimeSpan.Zero, minRounds: 5, maxRounds: 9);
-        Assert.Equal(InferenceEngine.TorchSharp, timing.Faster);
-        Assert.Equal(5, timing.Rounds); // no budget beyond the minimum
-        Assert.Equal(5 + EngineTiming.WarmupCalls, slow);
-        Assert.Equal(5 + EngineTiming.WarmupCalls, fast);
-        Assert.True(timing.OpenCvMs >= 3, timing.ToString());
-
-        var other = EngineTiming.Measure(() => { }, () => Thread.Sleep(3), TimeSpan.FromSeconds(10), minRounds: 2, maxRounds: 4);
-        Assert.Equal(InferenceEngine.OpenCv, other.Faster);
-        Assert.Equal(4, other.Rounds); // the budget left, the cap stops it
-        Assert.StartsWith("OpenCv 0.", other.ToString(), StringComparison.Ordinal);
-    }
-
-    [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void Byte_faces_on_OpenCV_get_what_libtorch_computes_end_to_end(bool flipAveraging)
+    public void Byte_faces_through_the_package_graph_get_what_libtorch_computes_end_to_end(bool flipAveraging)
     {
         using var scope = NewDisposeScope();
         using var model = Untrained("fast-cnn", seed: 9, flip: flipAveraging);
         using var faces = FoldedNetworkTests.RandomFaces(3, seed: 4);
         var bytes = faces.reshape(3, -1).data<byte>().ToArray();
         var list = Enumerable.Range(0, 3).Select(i => bytes.AsSpan(i * 2304, 2304).ToArray()).ToList();
-        model.Engine = InferenceEngine.OpenCv;
-        var rows = model.PredictProbabilities(list); // managed pre- and post-processing around OpenCV
-
-        model.Engine = InferenceEngine.TorchSharp;
         using var expected = model.PredictProbabilities(faces);
         var want = expected.data<float>().ToArray();
-        for (var i = 0; i < 3; i++)
+        foreach (var engine in new[] { InferenceEngine.OnnxRuntime, InferenceEngine.OpenCv })
         {
-            Assert.Equal(1f, rows[i].Sum(), 5);
-            for (var c = 0; c < 7; c++) Assert.Equal(want[i * 7 + c], rows[i][c], 5);
+            using var classifier = OnnxFaceClassifier.FromGraph(model.Metadata, OnnxExport.Export(model), new ClassifierOptions { Engine = engine });
+            var rows = classifier.PredictProbabilities(list); // mirrors and softmax in C#, normalization in the graph
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(1f, rows[i].Sum(), 5);
+                for (var c = 0; c < 7; c++) Assert.Equal(want[i * 7 + c], rows[i][c], 5);
+            }
         }
+    }
+
+    [Theory]
+    [InlineData("vgg-bn")]
+    [InlineData("mini-xception")]
+    public void A_float16_package_keeps_its_weights_to_the_bit_and_both_libraries_agree(string architecture)
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        using (var model = Untrained(architecture, seed: 12, flip: true))
+        {
+            model.Save(dir.File("p"), float16: true);
+        }
+        Assert.True(File.Exists(dir.File("p/model.onnx")));
+        Assert.False(File.Exists(dir.File("p/weights.bin")));
+        using var reloaded = EmotionModel.Load(dir.File("p"));
+        Assert.Equal(ModelMetadata.CurrentFormatVersion, reloaded.Metadata.FormatVersion);
+        // Stored in float16: every weight read back is a float16 value, and saving again writes the same bytes.
+        foreach (var (name, weight) in reloaded.Network.state_dict().Where(p => p.Value.dtype == ScalarType.Float32))
+        {
+            using var rounded = weight.to(ScalarType.Float16).to(ScalarType.Float32);
+            Assert.True(rounded.eq(weight).all().item<bool>(), $"{name} is not float16-exact");
+        }
+        reloaded.Save(dir.File("again"), float16: true);
+        Assert.Equal(File.ReadAllBytes(dir.File("p/model.onnx")), File.ReadAllBytes(dir.File("again/model.onnx")));
+
+        using var faces = FoldedNetworkTests.RandomFaces(4, seed: 8);
+        using var expected = reloaded.PredictProbabilities(faces);
+        var want = expected.data<float>().ToArray();
+        var bytes = faces.reshape(4, -1).data<byte>().ToArray();
+        var list = Enumerable.Range(0, 4).Select(i => bytes.AsSpan(i * 2304, 2304).ToArray()).ToList();
+        foreach (var engine in new[] { InferenceEngine.OnnxRuntime, InferenceEngine.OpenCv })
+        {
+            using var lean = OnnxFaceClassifier.Load(dir.File("p"), new ClassifierOptions { Engine = engine });
+            var rows = lean.PredictProbabilities(list);
+            for (var i = 0; i < 4; i++)
+            {
+                for (var c = 0; c < 7; c++) Assert.Equal(want[i * 7 + c], rows[i][c], 1e-4);
+            }
+        }
+    }
+
+    [Fact]
+    public void A_format_2_package_loads_on_libtorch_and_the_lean_library_names_the_upgrade()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDir();
+        using var model = Untrained("fast-cnn", seed: 2);
+        var folder = Directory.CreateDirectory(dir.File("old")).FullName;
+        using (var stream = new MemoryStream())
+        {
+            model.Network.save(stream);
+            File.WriteAllBytes(Path.Combine(folder, "weights.bin"), stream.ToArray());
+        }
+        var legacy = model.Metadata with { FormatVersion = 2, WeightsFile = "weights.bin", WeightsDtype = "float32", WeightsSha256 = null };
+        File.WriteAllText(Path.Combine(folder, "model.json"), System.Text.Json.JsonSerializer.Serialize(legacy, ModelMetadata.JsonOptions));
+
+        using var loaded = EmotionModel.Load(folder);
+        using var faces = FoldedNetworkTests.RandomFaces(2, seed: 1);
+        using var a = model.PredictProbabilities(faces);
+        using var b = loaded.PredictProbabilities(faces);
+        Assert.True(a.allclose(b, rtol: 0, atol: 0));
+        var refused = Assert.Throws<InvalidDataException>(() => OnnxFaceClassifier.Load(folder));
+        Assert.Contains("fer models upgrade", refused.Message);
     }
 
     [Fact]
@@ -153,11 +174,8 @@ public class OnnxExportTests
         Assert.Equal("act (LeakyReLU)", OnnxExport.FindUnsupportedLayer(model.Network));
         var refused = Assert.Throws<NotSupportedException>(() => OnnxExport.Export(model));
         Assert.Contains("act (LeakyReLU)", refused.Message);
-        var engine = Assert.Throws<NotSupportedException>(() => model.Engine = InferenceEngine.OpenCv);
-        Assert.Contains("act", engine.Message);
-
-        Assert.Equal(InferenceEngine.TorchSharp, model.ActiveEngine); // Auto falls back
-        Assert.Null(model.EngineTiming);
+        Assert.Throws<NotSupportedException>(() => model.Engine = InferenceEngine.OpenCv);
+        Assert.Equal(InferenceEngine.TorchSharp, model.Engine);
         using var faces = FoldedNetworkTests.RandomFaces(2, seed: 1);
         using var probabilities = model.PredictProbabilities(faces);
         Assert.Equal([2L, 7L], probabilities.shape);
@@ -184,12 +202,11 @@ public class OnnxExportTests
             Assert.NotEmpty(consumers);
             Assert.Equal(reluAfterSum, consumers is [{ OpType: "Relu" }]);
         }
-        Assert.DoesNotContain(graph.Node, n => n.OpType == "BatchNormalization");
         Assert.Equal(graph.Node.Count, graph.Node.Select(n => n.Name).Distinct().Count());
     }
 
     [Fact]
-    public void The_export_is_a_valid_ONNX_graph_with_folded_batch_norms_and_the_packages_settings()
+    public void The_export_is_a_valid_ONNX_graph_with_the_trained_weights_and_the_packages_settings()
     {
         using var scope = NewDisposeScope();
         using var model = Untrained("vgg-bn", seed: 5, flip: true);
@@ -205,8 +222,10 @@ public class OnnxExportTests
         var ops = graph.Graph.Node.Select(n => n.OpType).ToList();
         Assert.Equal(8, ops.Count(o => o == "Conv"));
         Assert.Equal(2, ops.Count(o => o == "Gemm"));
-        Assert.DoesNotContain("BatchNormalization", ops);
+        Assert.Equal(9, ops.Count(o => o == "BatchNormalization")); // folded by the runtime at load, stored as trained
         Assert.DoesNotContain("Dropout", ops);
+        var weights = graph.Graph.Initializer.Select(t => t.Name).ToHashSet();
+        Assert.All(model.Network.state_dict().Keys.Where(k => !k.EndsWith("num_batches_tracked", StringComparison.Ordinal)), k => Assert.Contains(k, weights));
         var properties = graph.MetadataProps.ToDictionary(p => p.Key, p => p.Value);
         Assert.Equal("0.25", properties["fersharp.normalization_std"]);
         Assert.Equal("true", properties["fersharp.flip_averaging"]);

@@ -1,18 +1,17 @@
 using System.IO.Compression;
 using System.Reflection;
 
-using FerSharp.Build;
-
 namespace FerSharp.Tests;
 
 /// <summary>
 /// The NuGet package as an application outside this repository sees it: none of the repository's
-/// Directory.Build files apply there, so the TorchSharp fix and the models must come from the package itself.
+/// Directory.Build files apply there, so the models must come from the package itself; recognition brings no
+/// libtorch, needs no native fix and runs with the optimizing JIT.
 /// </summary>
 public class PackageTests
 {
     [Fact]
-    public void An_application_outside_the_repository_runs_on_the_package_with_its_models_and_native_fix()
+    public void An_application_outside_the_repository_recognizes_with_the_package_alone_and_without_libtorch()
     {
         var root = RepositoryRoot();
         var configuration = typeof(FerSharp.Inference.EmotionRecognizer).Assembly
@@ -30,9 +29,8 @@ public class PackageTests
             using (var package = ZipFile.OpenRead(Path.Combine(feed, $"FerSharp.{version}.nupkg")))
             {
                 var entries = package.Entries.Select(e => e.FullName).ToHashSet();
-                Assert.Contains("buildTransitive/FerSharp.targets", entries);
-                Assert.Contains("buildTransitive/ElfVersionNeed.cs", entries);
-                Assert.Contains("contentFiles/any/any/models/fer2013-best/weights.bin", entries);
+                Assert.DoesNotContain(entries, e => e.StartsWith("buildTransitive/", StringComparison.Ordinal));
+                Assert.Contains("contentFiles/any/any/models/fer2013-best/model.onnx", entries);
                 Assert.Contains("contentFiles/any/any/models/fer2013-realtime/model.json", entries);
             }
 
@@ -42,14 +40,8 @@ public class PackageTests
             var output = Path.Combine(app, "bin", "Release", "net10.0");
             Assert.True(File.Exists(Path.Combine(output, "models", "fer2013-best", "model.json")));
 
-            var native = Directory.GetFiles(output, "libLibTorchSharp.so", SearchOption.AllDirectories);
-            Assert.NotEmpty(native);
-            var systemHas = ElfVersionNeed.SystemLibStdCxxHas(ElfVersionNeedTests.Version);
-            Assert.All(native, file =>
-            {
-                var need = ElfVersionNeed.ReadNeeds(File.ReadAllBytes(file)).Single(n => n.Version == ElfVersionNeedTests.Version);
-                Assert.Equal(!systemHas, (need.Flags & 2) != 0);
-            });
+            Assert.Empty(Directory.GetFiles(output, "*torch*", SearchOption.AllDirectories));
+            Assert.NotEmpty(Directory.GetFiles(output, "libonnxruntime.so", SearchOption.AllDirectories));
 
             // Run from the temp folder, so the models are found beside the binaries and not in this repository.
             var run = Run(dir.Path, Path.Combine(output, "app.dll"));
@@ -111,7 +103,7 @@ public class PackageTests
     {
         var environment = new Dictionary<string, string?>
         {
-            ["DOTNET_JITMinOpts"] = "1",
+            ["DOTNET_JITMinOpts"] = null, // recognition runs with the optimizing JIT
             ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
         };
         // The test host's MSBuild settings belong to the build that ran these tests, not to this one.

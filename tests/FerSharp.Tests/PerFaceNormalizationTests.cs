@@ -12,7 +12,7 @@ namespace FerSharp.Tests;
 
 /// <summary>
 /// A package's per-face normalization is one definition applied the same way by training, the TorchSharp
-/// engine, the OpenCV engine and the exported ONNX graph run on its own.
+/// engine, ONNX Runtime and OpenCV running the package's graph, and the exported graph run on its own.
 /// </summary>
 [Collection("torch")]
 public sealed class PerFaceNormalizationTests
@@ -50,23 +50,31 @@ public sealed class PerFaceNormalizationTests
     [InlineData("fast-cnn", true, 0, 1)]
     [InlineData("resnet-small", false, 0.1, 1.5)]
     [InlineData("mini-xception", true, 0, 1)]
-    public void TorchSharp_OpenCV_and_the_exported_graph_give_the_same_probabilities(string architecture, bool flip, double mean, double std)
+    public void TorchSharp_the_lean_engines_and_the_exported_graph_give_the_same_probabilities(string architecture, bool flip, double mean, double std)
     {
+        using var dir = new TempDir();
         using var model = Standardizing(architecture, flip, mean, std);
+        model.Save(dir.File("pkg"));
         var faces = Faces(5, seed: 3);
 
-        model.Engine = InferenceEngine.TorchSharp;
         var torch = model.PredictProbabilities(faces);
-        model.Engine = InferenceEngine.OpenCv;
-        var openCv = model.PredictProbabilities(faces);
-        var exported = RunExportedGraph(OnnxExport.Export(model), faces, flip);
-
-        for (var i = 0; i < faces.Length; i++)
+        using var onnxRuntime = OnnxFaceClassifier.Load(dir.File("pkg"));
+        using var openCv = OnnxFaceClassifier.Load(dir.File("pkg"), new ClassifierOptions { Engine = InferenceEngine.OpenCv });
+        var engines = new Dictionary<string, float[][]>
         {
-            for (var c = 0; c < torch[i].Length; c++)
+            ["ONNX Runtime"] = onnxRuntime.PredictProbabilities(faces),
+            ["OpenCV"] = openCv.PredictProbabilities(faces),
+            ["the exported graph run on its own"] = RunExportedGraph(OnnxExport.Export(model), faces, flip),
+        };
+
+        foreach (var (engine, rows) in engines)
+        {
+            for (var i = 0; i < faces.Length; i++)
             {
-                Assert.True(Math.Abs(torch[i][c] - openCv[i][c]) <= 1e-4, $"face {i} class {c}: TorchSharp {torch[i][c]} OpenCV {openCv[i][c]}");
-                Assert.True(Math.Abs(torch[i][c] - exported[i][c]) <= 1e-4, $"face {i} class {c}: TorchSharp {torch[i][c]} exported ONNX {exported[i][c]}");
+                for (var c = 0; c < torch[i].Length; c++)
+                {
+                    Assert.True(Math.Abs(torch[i][c] - rows[i][c]) <= 1e-4, $"face {i} class {c}: TorchSharp {torch[i][c]}, {engine} {rows[i][c]}");
+                }
             }
         }
         // Something to compare: the answers differ from face to face by several times the tolerance.
@@ -77,16 +85,18 @@ public sealed class PerFaceNormalizationTests
     [Fact]
     public void Brightness_and_contrast_do_not_change_the_answer()
     {
+        using var dir = new TempDir();
         using var model = Standardizing("fast-cnn", flip: false);
+        model.Save(dir.File("pkg"));
+        using var lean = OnnxFaceClassifier.Load(dir.File("pkg"));
         var faces = Faces(4, seed: 9);
         // Within 0..255 for these faces: 1.6 * (≤ 210) - 40 ≤ 296 would clip, so scale about the middle instead.
         var changed = faces.Select(face => face.Select(p => (byte)Math.Clamp(Math.Round(128 + 1.4 * (p - 110) + 20), 0, 255)).ToArray()).ToArray();
         Assert.All(changed, face => Assert.True(face.All(p => p is > 0 and < 255), "the change clipped a pixel"));
-        foreach (var engine in new[] { InferenceEngine.TorchSharp, InferenceEngine.OpenCv })
+        foreach (var (engine, predict) in new (string, Func<byte[][], float[][]>)[] { ("TorchSharp", f => model.PredictProbabilities(f)), ("ONNX Runtime", f => lean.PredictProbabilities(f)) })
         {
-            model.Engine = engine;
-            var before = model.PredictProbabilities(faces);
-            var after = model.PredictProbabilities(changed);
+            var before = predict(faces);
+            var after = predict(changed);
             for (var i = 0; i < faces.Length; i++)
             {
                 // Rounding to whole grey levels is all that differs.
@@ -106,9 +116,12 @@ public sealed class PerFaceNormalizationTests
         }
         var json = dir.File("pkg/model.json");
         File.WriteAllText(json, File.ReadAllText(json).Replace("\"per_face\": \"standardize\"", "\"per_face\": \"clahe\""));
-        var error = Assert.Throws<InvalidDataException>(() => EmotionModel.Load(dir.File("pkg")));
-        Assert.Contains("per_face 'clahe'", error.Message);
-        Assert.Contains("model.json", error.Message);
+        foreach (var load in new Func<IDisposable>[] { () => EmotionModel.Load(dir.File("pkg")), () => OnnxFaceClassifier.Load(dir.File("pkg")) })
+        {
+            var error = Assert.Throws<InvalidDataException>(load);
+            Assert.Contains("per_face 'clahe'", error.Message);
+            Assert.Contains("model.json", error.Message);
+        }
     }
 
     [Fact]
@@ -165,38 +178,5 @@ public sealed class PerFaceNormalizationTests
         for (var c = 0; c < logits.Length; c++) sum += result[c] = MathF.Exp(logits[c] - max);
         for (var c = 0; c < logits.Length; c++) result[c] /= sum;
         return result;
-    }
-}
-
-/// <summary>Auto's engine choice is timed once per package and machine, then remembered (issue 62, 7).</summary>
-[Collection("torch")]
-public sealed class EngineChoiceCacheTests
-{
-    [Fact]
-    public void The_second_load_remembers_the_first_loads_choice_without_timing()
-    {
-        using var dir = new TempDir();
-        InferenceEngine first;
-        using (var model = EmotionModel.Load("fer2013-realtime"))
-        {
-            model.EngineCacheFolder = dir.Path;
-            first = model.ActiveEngine;
-            Assert.False(model.EngineTiming!.Remembered);
-        }
-        Assert.True(File.Exists(dir.File("engine-choice.json")));
-        using (var model = EmotionModel.Load("fer2013-realtime"))
-        {
-            model.EngineCacheFolder = dir.Path;
-            Assert.Equal(first, model.ActiveEngine);
-            Assert.True(model.EngineTiming!.Remembered);
-            Assert.Contains("earlier run", model.EngineTiming.ToString());
-        }
-        // A damaged cache is timed again, not trusted.
-        File.WriteAllText(dir.File("engine-choice.json"), "{not json");
-        using (var model = EmotionModel.Load("fer2013-realtime"))
-        {
-            model.EngineCacheFolder = dir.Path;
-            Assert.False(model.EngineTiming!.Remembered);
-        }
     }
 }

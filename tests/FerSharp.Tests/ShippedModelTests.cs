@@ -34,6 +34,42 @@ public class ShippedModelTests
         }
     }
 
+    [Fact]
+    public void Every_shipped_package_gives_the_same_probabilities_without_libtorch_as_on_it()
+    {
+        // Faces with structure (gradients, a blob, noise) at several contrasts, each package's flip averaging included.
+        var random = new Random(17);
+        var faces = Enumerable.Range(0, 6).Select(k =>
+        {
+            var face = new byte[FaceDataset.PixelsPerImage];
+            for (var p = 0; p < face.Length; p++)
+            {
+                var (y, x) = (p / 48, p % 48);
+                var blob = Math.Exp(-((x - 24 + k) * (x - 24 + k) + (y - 28) * (y - 28)) / 90.0);
+                face[p] = (byte)Math.Clamp(60 + 20 * k + 70 * blob + 30 * Math.Sin(x / 4.0 + k) + random.Next(-15, 16), 0, 255);
+            }
+            return face;
+        }).ToList();
+        foreach (var path in ShippedPackages())
+        {
+            using var lean = OnnxFaceClassifier.Load(path);
+            using var onLibtorch = TorchFaceClassifier.Load(path);
+            foreach (var tta in new[] { TtaMode.None, TtaMode.Crops })
+            {
+                var expected = onLibtorch.PredictProbabilities(faces, tta);
+                var actual = lean.PredictProbabilities(faces, tta);
+                for (var i = 0; i < faces.Count; i++)
+                {
+                    for (var c = 0; c < expected[i].Length; c++)
+                    {
+                        Assert.True(Math.Abs(expected[i][c] - actual[i][c]) <= 1e-4,
+                            $"{Path.GetFileName(path)} ({tta}), face {i}, {lean.ClassNames[c]}: libtorch {expected[i][c]}, ONNX Runtime {actual[i][c]}");
+                    }
+                }
+            }
+        }
+    }
+
     /// <summary>
     /// Every figure is on the original FER2013 pixels (the shared <c>fer2013.csv.gz</c>) or, for FER+ packages,
     /// on the FER+ test set under the majority rule; the package records it and its card quotes it.

@@ -9,8 +9,8 @@ internal sealed class DatasetOptions
 {
     public Option<bool> SkipBadRows { get; } = new("--skip-bad-rows") { Description = "Skip malformed rows / unreadable images and list them, instead of failing." };
     public Option<string[]> Split { get; } = new("--split") { Description = "Only these splits: Training, PublicTest, PrivateTest (repeatable).", AllowMultipleArgumentsPerToken = true };
-    public Option<string?> FerPlus { get; } = new("--ferplus") { Description = "fer2013new.csv: relabel with FER+ votes (8 classes incl. contempt)." };
-    public Option<FerPlusLabelMode> FerPlusMode { get; } = new("--ferplus-mode") { Description = "FER+ targets: Majority or Distribution.", DefaultValueFactory = _ => FerPlusLabelMode.Majority };
+    public Option<string?> FerPlus { get; } = new("--ferplus") { Description = "fer2013new.csv: FER+ votes (with Majority or Distribution: relabel to 8 classes incl. contempt; with Fer2013Soft: keep the 7 FER2013 labels and mix the votes into the training targets)." };
+    public Option<FerPlusLabelMode> FerPlusMode { get; } = new("--ferplus-mode") { Description = "FER+ targets: Majority, Distribution or Fer2013Soft.", DefaultValueFactory = _ => FerPlusLabelMode.Majority };
 
     public void AddTo(Command command)
     {

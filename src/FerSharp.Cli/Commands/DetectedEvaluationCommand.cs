@@ -22,10 +22,9 @@ internal static class DetectedEvaluationCommand
         if (File.Exists(data)) throw new UserFacingException($"--detect: {data} is a file; expected a folder of <class>/<image>");
         settings.Validate();
         var modelPath = models is { Length: 1 } ? models[0] : ShippedModels.DefaultPath();
-        var classes = EmotionModel.ReadMetadata(modelPath).ClassNames;
+        var classes = ModelPackage.ReadMetadata(modelPath).ClassNames;
         var photos = DetectedEvaluation.ListPhotos(data, classes);
-        using var recognizer = EmotionRecognizer.Load(modelPath, settings);
-        EngineOption.Apply(recognizer.Model, engine);
+        using var recognizer = EngineOption.LoadRecognizer(modelPath, settings, engine);
 
         DetectedEvaluationResult? result = null;
         void Evaluate(IProgress<int>? progress) => result = DetectedEvaluation.Evaluate(recognizer, photos, progress, cancellationToken);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 
+using FerSharp.Inference;
 using FerSharp.Models;
 using FerSharp.Training;
 
@@ -10,9 +11,55 @@ internal static class EngineOption
 {
     public static Option<InferenceEngine> Create() => new("--engine")
     {
-        Description = "What runs the network: Auto (the faster of OpenCV's DNN module and TorchSharp on this machine, timed on one face at load; TorchSharp for a network that does not export to ONNX), OpenCv, TorchSharp, or TorchSharpBFloat16 (a bfloat16 copy: faster for the larger networks on CPUs with AVX-512 BF16 or AMX, slower elsewhere; a few answers in a thousand may differ from float32).",
-        DefaultValueFactory = _ => InferenceEngine.Auto,
+        Description = "What runs the network: OnnxRuntime (default; the package's ONNX graph), OpenCv (the same graph on OpenCV's DNN module), TorchSharp (libtorch), or TorchSharpBFloat16 (a bfloat16 copy on libtorch: faster for the larger networks on CPUs with AVX-512 BF16 or AMX, slower elsewhere; a few answers in a thousand may differ from float32).",
+        DefaultValueFactory = _ => InferenceEngine.OnnxRuntime,
     };
+
+    /// <summary>For commands that score on libtorch (<c>fer evaluate</c>): the two libtorch engines.</summary>
+    public static Option<InferenceEngine> CreateTorch() => new("--engine")
+    {
+        Description = "What runs the network: TorchSharp (default; libtorch in float32) or TorchSharpBFloat16 (a bfloat16 copy: about 2x faster for the larger networks on CPUs with AVX-512 BF16 or AMX, slower elsewhere; a few answers in a thousand may differ from float32).",
+        DefaultValueFactory = _ => InferenceEngine.TorchSharp,
+    };
+
+    /// <summary>A recognizer for the package on the chosen engine.</summary>
+    public static EmotionRecognizer LoadRecognizer(string? modelPath, RecognizerOptions settings, InferenceEngine engine)
+    {
+        var path = modelPath ?? ShippedModels.DefaultPath();
+        var classifier = LoadClassifier(path, engine);
+        try
+        {
+            return new EmotionRecognizer(classifier, null, settings);
+        }
+        catch
+        {
+            classifier.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The package's classifier on the chosen engine. A package older than format 3 (TorchSharp weights only) is
+    /// exported to ONNX in memory for the ONNX engines, so every package runs on every engine.
+    /// </summary>
+    public static IFaceClassifier LoadClassifier(string path, InferenceEngine engine)
+    {
+        try
+        {
+            if (engine is InferenceEngine.TorchSharp or InferenceEngine.TorchSharpBFloat16)
+            {
+                return TorchFaceClassifier.Load(path, engine);
+            }
+            var options = new ClassifierOptions { Engine = engine };
+            if (ModelPackage.ReadMetadata(path).HasOnnxNetwork) return OnnxFaceClassifier.Load(path, options);
+            using var model = EmotionModel.Load(path);
+            return OnnxFaceClassifier.FromGraph(model.Metadata, OnnxExport.Export(model), options);
+        }
+        catch (NotSupportedException ex)
+        {
+            throw new UserFacingException($"{path}: {ex.Message}");
+        }
+    }
 
     public static void Apply(EmotionModel model, InferenceEngine engine)
     {
@@ -22,21 +69,19 @@ internal static class EngineOption
         }
         catch (NotSupportedException ex)
         {
-            throw new UserFacingException($"{model.Path ?? model.Metadata.Name}: {ex.Message}");
+            throw new UserFacingException($"--engine: {ex.Message}");
         }
     }
 
-    /// <summary>Which engine runs the model and why, for a command's output.</summary>
-    public static string Describe(EmotionModel model)
+    /// <summary>Which engine runs the model, for a command's output.</summary>
+    public static string Describe(IFaceClassifier model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var engine = model.ActiveEngine;
+        var engine = model.Engine;
         if (engine == InferenceEngine.TorchSharpBFloat16 && PassCopy.CpuHasNativeBFloat16() == false)
         {
             return $"engine {engine} (--engine; this CPU has no native bfloat16 arithmetic, so libtorch emulates it: slower than TorchSharp)";
         }
-        return model.EngineTiming is { } timing
-            ? $"engine {engine}, the faster here: {timing}"
-            : $"engine {engine}{(model.Engine == InferenceEngine.Auto ? " (the network does not export to ONNX)" : " (--engine)")}";
+        return $"engine {engine}";
     }
 }

@@ -21,7 +21,7 @@ internal static class EvaluateCommand
         var outDir = new Option<string?>("--out", "-o") { Description = "Report folder (default: reports/<model>-<split>)." };
         var json = new Option<bool>("--json") { Description = "Print metrics.json to stdout instead of the tables." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Let --out replace the report in a folder that already holds one (the default folder under reports/ is always replaced)." };
-        var engine = EngineOption.Create();
+        var engine = EngineOption.CreateTorch();
         var detect = new Option<bool>("--detect") { Description = "--data is a folder of ordinary labelled photos, <class>/<image>, faces not cropped: each goes through detect, crop and classify as in 'fer predict' (the largest face answers; a photo without a face counts as wrong). Takes --margin, --detector and --max-look." };
         var recognition = new RecognitionOptions();
         var dataOptions = new DatasetOptions();

@@ -3,6 +3,7 @@ using System.CommandLine;
 using FerSharp.Data;
 using FerSharp.Evaluation;
 using FerSharp.Models;
+using FerSharp.Training;
 
 using Spectre.Console;
 
@@ -57,6 +58,38 @@ internal static class ModelsCommand
         command.Subcommands.Add(FromCheckpoint());
         command.Subcommands.Add(Average());
         command.Subcommands.Add(Export());
+        command.Subcommands.Add(Upgrade());
+        return command;
+    }
+
+    private static Command Upgrade()
+    {
+        var packages = new Argument<string[]>("packages") { Description = "Model packages to rewrite in the current format (e.g. models/*/).", Arity = ArgumentArity.OneOrMore };
+        var command = new Command("upgrade", $"Rewrite packages in place in format {ModelMetadata.CurrentFormatVersion}: the network as ONNX (model.onnx, the weights at their stored precision), which recognition runs without libtorch; weights.bin goes. Packages already current are left alone.") { packages };
+        command.SetAction(parse =>
+        {
+            foreach (var path in parse.GetRequiredValue(packages))
+            {
+                var metadata = ModelPackage.ReadMetadata(path, out var folder, out _);
+                if (metadata.HasOnnxNetwork && metadata.FormatVersion == ModelMetadata.CurrentFormatVersion)
+                {
+                    AnsiConsole.MarkupLineInterpolated($"{folder}: already format {metadata.FormatVersion}");
+                    continue;
+                }
+                using var model = EmotionModel.Load(folder);
+                try
+                {
+                    model.Save(folder, float16: metadata.WeightsDtype == "float16");
+                }
+                catch (NotSupportedException ex)
+                {
+                    throw new UserFacingException($"{folder}: {ex.Message}");
+                }
+                var size = new FileInfo(Path.Combine(folder, ModelMetadata.OnnxFileName)).Length;
+                AnsiConsole.MarkupLineInterpolated($"{folder}: format {metadata.FormatVersion} -> {ModelMetadata.CurrentFormatVersion}, {ModelMetadata.OnnxFileName} {size / 1e6:F1} MB ({metadata.WeightsDtype})");
+            }
+            return CliRunner.ExitOk;
+        });
         return command;
     }
 
@@ -64,7 +97,7 @@ internal static class ModelsCommand
     {
         var source = new Argument<string>("package") { Description = "Model package to export (e.g. models/fer2013-realtime)." };
         var target = new Argument<string>("output") { Description = "ONNX file to write (e.g. fer2013-realtime.onnx)." };
-        var command = new Command("export", "Write a model package as ONNX (opset 13, batch norms folded): input 'faces' float [N,1,48,48] normalized as the metadata says, output 'logits' [N,classes]. Softmax and flip averaging are left to the caller.") { source, target };
+        var command = new Command("export", "Write a model package's network as a standalone ONNX file (opset 13, float32 weights): input 'faces' float [N,1,48,48] grey pixels 0..255 (the normalization is inside the graph), output 'logits' [N,classes]. Softmax and flip averaging are left to the caller.") { source, target };
         command.SetAction(parse =>
         {
             var output = parse.GetRequiredValue(target);
@@ -171,7 +204,7 @@ internal static class ModelsCommand
             if (Directory.Exists(destination) && Directory.EnumerateFileSystemEntries(destination).Any()) throw new UserFacingException($"{destination}: folder is not empty; choose a new one");
             using var model = Training.Trainer.PackageFromCheckpoint(parse.GetRequiredValue(checkpoint), Path.GetFileName(Path.GetFullPath(destination)));
             model.Save(destination);
-            AnsiConsole.MarkupLineInterpolated($"wrote {destination}: epoch {model.Metadata.Epochs} of {model.Metadata.Training?.Epochs}");
+            AnsiConsole.MarkupLineInterpolated($"wrote {destination}: epoch {model.Metadata.Epochs} of {model.Metadata.TrainOptions()?.Epochs}");
             return CliRunner.ExitOk;
         });
         return command;

@@ -91,13 +91,12 @@ internal static class PredictCommand
                 foreach (var file in missing) Console.Error.WriteLine($"fer: error: {file}: no such file");
                 return Task.FromResult(CliRunner.ExitFailure);
             }
-            using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), settings);
-            EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
+            using var recognizer = EngineOption.LoadRecognizer(parse.GetValue(model), settings, parse.GetValue(engine));
             if (annotateDir != null) Directory.CreateDirectory(annotateDir);
             var results = new List<FileResult>(files.Count);
             var progressConsole = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
             var rows = fmt == "table" ? null
-                : PredictionOutput.Open(outPath, resuming, fmt, recognizer.Model.ClassNames, recognizer.Model.Metadata.Name, recognizer.Model.ActiveEngine.ToString());
+                : PredictionOutput.Open(outPath, resuming, fmt, recognizer.Model.ClassNames, recognizer.Model.Metadata.Name, recognizer.Model.Engine.ToString());
             var cancelled = false;
             void ProcessAll(Action? tick)
             {
@@ -224,7 +223,7 @@ internal static class PredictCommand
         }
     }
 
-    private static void PrintTable(List<FileResult> results, EmotionModel model)
+    private static void PrintTable(List<FileResult> results, IFaceClassifier model)
     {
         var table = new Table().Border(TableBorder.Rounded).Title($"expressions ({model.Metadata.Name})")
             .Caption($"[grey]{Markup.Escape(EngineOption.Describe(model))}[/]");
@@ -290,8 +289,7 @@ internal static class PredictCommand
             if (showWindow) VideoWindow.EnsureDisplay();
             var accurate = parse.GetValue(detection) == "accurate";
             var settings = accurate ? new RecognizerOptions() : RecognizerOptions.Video;
-            using var recognizer = EmotionRecognizer.Load(parse.GetValue(model), settings with { DetectorKind = parse.GetValue(detectorKind) });
-            EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
+            using var recognizer = EngineOption.LoadRecognizer(parse.GetValue(model), settings with { DetectorKind = parse.GetValue(detectorKind) }, parse.GetValue(engine));
             var options = new VideoOptions
             {
                 Every = parse.GetValue(every),

@@ -57,8 +57,7 @@ internal static class ServeCommand
             // their conversions fail on NaN) and loaded here rather than by the server, so that bad settings and
             // the engine choice fail before the model's load (seconds) and before anything listens.
             options.Validate();
-            using var recognizer = EmotionRecognizer.Load(options.ModelPath, options.Recognition);
-            EngineOption.Apply(recognizer.Model, parse.GetValue(engine));
+            using var recognizer = EngineOption.LoadRecognizer(options.ModelPath, options.Recognition, parse.GetValue(engine));
             await using var app = FerServer.Build(options, recognizer);
             await app.StartAsync(ct).ConfigureAwait(false);
             AnsiConsole.MarkupLineInterpolated($"serving on [bold]{string.Join(", ", app.Urls)}[/] — open it in a browser; Ctrl+C stops");

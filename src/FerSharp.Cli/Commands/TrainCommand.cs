@@ -137,7 +137,7 @@ internal static class TrainCommand
             {
                 // Fail on a missing or mismatched package now, not after the minute of loading data.
                 using var initial = Trainer.LoadInitialPackage(initPath, options.Architecture);
-                if (initial.Metadata.Training?.Seed == options.Seed)
+                if (initial.Metadata.TrainOptions()?.Seed == options.Seed)
                 {
                     // The seed fixes each epoch's order, augmentation and dropout masks, so epoch k of this run
                     // shows the network exactly the batches of the package's own epoch k (docs/DECISIONS.md).

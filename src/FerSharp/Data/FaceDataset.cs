@@ -1,7 +1,3 @@
-using TorchSharp;
-
-using static TorchSharp.torch;
-
 namespace FerSharp.Data;
 
 /// <summary>
@@ -137,11 +133,7 @@ public sealed class FaceDataset
         return counts;
     }
 
-    /// <summary>All faces as one uint8 tensor of shape [N, 1, 48, 48]. The caller owns (disposes) it.</summary>
-    public Tensor ToTensor() => tensor(_pixels, [Count, 1, ImageSize, ImageSize], ScalarType.Byte);
 
-    /// <summary>Hard labels as an int64 tensor of shape [N].</summary>
-    public Tensor LabelsTensor() => tensor(Labels.Select(l => (long)l).ToArray(), [Count], ScalarType.Int64);
 }
 
 /// <summary>What a load skipped or changed, so a user sees it rather than losing rows silently.</summary>

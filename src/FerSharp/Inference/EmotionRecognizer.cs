@@ -96,7 +96,7 @@ public sealed class EmotionRecognizer : IDisposable
 {
     private readonly bool _ownsDetector;
 
-    public EmotionRecognizer(EmotionModel model, IFaceDetector? detector = null, RecognizerOptions? options = null)
+    public EmotionRecognizer(IFaceClassifier model, IFaceDetector? detector = null, RecognizerOptions? options = null)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Options = options ?? new RecognizerOptions();
@@ -108,16 +108,20 @@ public sealed class EmotionRecognizer : IDisposable
     /// <summary>Smaller images cannot hold a recognizable face.</summary>
     public const int MinImageSide = 8;
 
-    public EmotionModel Model { get; }
+    /// <summary>The classifier of each face found (owned: disposed with the recognizer).</summary>
+    public IFaceClassifier Model { get; }
     public IFaceDetector Detector { get; }
     public RecognizerOptions Options { get; }
 
-    /// <summary>Loads a model package, or with no path the default shipped model (see <see cref="ModelCatalog"/>).</summary>
-    public static EmotionRecognizer Load(string? modelPath = null, RecognizerOptions? options = null)
+    /// <summary>
+    /// Loads a model package on ONNX Runtime (or the engine <paramref name="classifier"/> names), or with no path
+    /// the default shipped model (see <see cref="ModelCatalog"/>).
+    /// </summary>
+    public static EmotionRecognizer Load(string? modelPath = null, RecognizerOptions? options = null, ClassifierOptions? classifier = null)
     {
         var path = modelPath ?? ModelCatalog.DefaultModelPath()
             ?? throw new FileNotFoundException("no model given and no shipped model found under models/ (set FERSHARP_MODELS or pass a path)");
-        var model = EmotionModel.Load(path);
+        var model = OnnxFaceClassifier.Load(path, classifier);
         try
         {
             return new EmotionRecognizer(model, null, options);
@@ -272,7 +276,7 @@ public sealed class EmotionRecognizer : IDisposable
         if (boxes.Count == 0) return [];
         var whole = boxes.Count == 1 && boxes[0] == new FaceBox(0, 0, image.Width, image.Height);
         var crops = boxes.Select(b => CropFace(image, b, whole ? 0 : Options.Margin)).ToList();
-        var probabilities = TestTimeAugmentation.PredictProbabilities(Model, crops, tta);
+        var probabilities = Model.PredictProbabilities(crops, tta);
         var classes = Model.ClassNames;
         var results = new List<FaceEmotion>(boxes.Count);
         for (var i = 0; i < boxes.Count; i++)

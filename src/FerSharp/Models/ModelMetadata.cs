@@ -1,8 +1,8 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 using FerSharp.Data;
-using FerSharp.Training;
 
 namespace FerSharp.Models;
 
@@ -60,11 +60,21 @@ public sealed record DatasetFingerprint(string Source, int Count, string Sha256,
     public IReadOnlyList<string>? Splits { get; init; }
 }
 
-/// <summary>The <c>model.json</c> beside the weights of a model package.</summary>
+/// <summary>A package whose weights were averaged into another (<see cref="ModelMetadata.AveragedFrom"/>).</summary>
+public sealed record AveragedModel(string Name, string? WeightsSha256);
+
+/// <summary>The <c>model.json</c> beside the network of a model package.</summary>
 public sealed record ModelMetadata
 {
-    /// <summary>2 added <c>normalization.per_face</c>: a version-1 reader would ignore it and feed the network the wrong inputs.</summary>
-    public const int CurrentFormatVersion = 2;
+    /// <summary>
+    /// 2 added <c>normalization.per_face</c>: a version-1 reader would ignore it and feed the network the wrong
+    /// inputs. 3 stores the network as ONNX (<see cref="OnnxFileName"/>, normalization inside the graph), read
+    /// by recognition without libtorch and by training alike; 2 kept TorchSharp weights in <c>weights.bin</c>.
+    /// </summary>
+    public const int CurrentFormatVersion = 3;
+
+    /// <summary>The network file of a version-3 package.</summary>
+    public const string OnnxFileName = "model.onnx";
 
     public int FormatVersion { get; init; } = CurrentFormatVersion;
     public required string Name { get; init; }
@@ -73,20 +83,22 @@ public sealed record ModelMetadata
     public int InputSize { get; init; } = 48;
     public int InputChannels { get; init; } = 1;
     public Normalization Normalization { get; init; } = new();
-    public string WeightsFile { get; init; } = "weights.bin";
+    /// <summary><see cref="OnnxFileName"/> in version 3; <c>weights.bin</c> (TorchSharp's format) in older packages.</summary>
+    public string WeightsFile { get; init; } = OnnxFileName;
     public string? WeightsSha256 { get; init; }
-    /// <summary>Storage precision of the weights file: float32, or float16 for shipped packages (half the size).</summary>
+    /// <summary>Storage precision of the weights: float32, or float16 for shipped packages (half the size; computed in float32).</summary>
     public string WeightsDtype { get; init; } = "float32";
     public long Parameters { get; init; }
     /// <summary>
     /// Predictions average the face and its mirror image (both in one batch). Set when shipping a model whose
-    /// validation accuracy gains from it; <see cref="EmotionModel.Forward"/> stays a single view.
+    /// validation accuracy gains from it; the network itself sees a single view.
     /// </summary>
     public bool FlipAveraging { get; init; }
-    public TrainOptions? Training { get; init; }
+    /// <summary>The training recipe (FerSharp.Training's <c>TrainOptions</c>), kept as written so recognition need not understand it.</summary>
+    public JsonObject? Training { get; init; }
     public DatasetFingerprint? Dataset { get; init; }
     /// <summary>
-    /// The packages whose weights were averaged into this one (<see cref="WeightAveraging"/>); null for a
+    /// The packages whose weights were averaged into this one; null for a
     /// package that came straight from training. <see cref="Training"/> is then the last member's recipe.
     /// </summary>
     public IReadOnlyList<AveragedModel>? AveragedFrom { get; init; }
@@ -101,7 +113,14 @@ public sealed record ModelMetadata
     public bool TrainedOn(DataSplit split) =>
         Dataset?.Splits is { } splits
             ? splits.Contains(split.ToString())
-            : split == DataSplit.Training || (split == DataSplit.PublicTest && Training?.TrainOnValidation == true);
+            : split == DataSplit.Training || (split == DataSplit.PublicTest && TrainsOnValidation);
+
+    private bool TrainsOnValidation =>
+        Training?["train_on_validation"] is JsonValue value && value.TryGetValue<bool>(out var onValidation) && onValidation;
+
+    /// <summary>Whether the package stores its network as ONNX (version 3), which recognition without libtorch needs.</summary>
+    [JsonIgnore]
+    public bool HasOnnxNetwork => WeightsFile.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Validation / test numbers, e.g. <c>val_accuracy</c>, <c>privatetest_accuracy</c>.</summary>
     public Dictionary<string, double> Metrics { get; init; } = [];

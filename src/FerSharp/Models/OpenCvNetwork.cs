@@ -3,14 +3,11 @@ using System.Runtime.InteropServices;
 using OpenCvSharp;
 using OpenCvSharp.Dnn;
 
-using static TorchSharp.torch;
-
 namespace FerSharp.Models;
 
 /// <summary>
-/// A network run by OpenCV's DNN module from its ONNX export (<see cref="OnnxExport"/>). At the batch sizes of
-/// inference its fused convolution kernels beat libtorch's on the 2-core hosts measured (docs/BENCHMARKS.md,
-/// "Inference engines"), for the same outputs to float rounding. Not thread-safe: callers serialize.
+/// A network run by OpenCV's DNN module from a package's ONNX graph (<see cref="InferenceEngine.OpenCv"/>).
+/// Not thread-safe: callers serialize.
 /// </summary>
 internal sealed class OpenCvNetwork : IDisposable
 {
@@ -23,7 +20,7 @@ internal sealed class OpenCvNetwork : IDisposable
         _inputSize = inputSize;
     }
 
-    /// <summary>Imports an ONNX graph made by <see cref="OnnxExport"/>.</summary>
+    /// <summary>Imports a package's ONNX graph.</summary>
     public static OpenCvNetwork Create(byte[] onnx, int inputSize) => new(Import(onnx), inputSize);
 
     /// <summary>An ONNX graph as an OpenCV network on its own CPU backend; also used for the face detector's graph.</summary>
@@ -40,21 +37,7 @@ internal sealed class OpenCvNetwork : IDisposable
         return net;
     }
 
-    /// <summary>Logits [B, classes] for a normalized float input [B,1,size,size].</summary>
-    public Tensor Forward(Tensor input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        if (input.dim() != 4 || input.shape[1] != 1 || input.shape[2] != _inputSize || input.shape[3] != _inputSize)
-        {
-            throw new ArgumentException($"input has shape [{string.Join(",", input.shape)}]; expected [B,1,{_inputSize},{_inputSize}]");
-        }
-        var batch = (int)input.shape[0];
-        using var floats = input.to(ScalarType.Float32).contiguous();
-        var logits = Forward(floats.data<float>().ToArray(), batch, out var classes);
-        return tensor(logits, [batch, classes]);
-    }
-
-    /// <summary>Logits, row by row, for <paramref name="batch"/> normalized faces laid out as [B,1,size,size].</summary>
+    /// <summary>Logits, row by row, for <paramref name="batch"/> faces laid out as [B,1,size,size].</summary>
     public float[] Forward(float[] input, int batch, out int classes)
     {
         ArgumentNullException.ThrowIfNull(input);

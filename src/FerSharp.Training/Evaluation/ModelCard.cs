@@ -47,7 +47,7 @@ public static class ModelCard
         card.AppendLine(inv, $"`{Path.GetFileName(m.Dataset?.Source ?? "fer2013.csv.gz")}` ({splits}, {m.Dataset?.Count ?? 0:N0} faces), {pixels}{(ferPlus ? "; labels from the FER+ votes (`fer2013new.csv`, MIT)" : "; FER2013 labels")}.")
             .AppendLine();
         card.AppendLine("## Recipe").AppendLine();
-        if (m.Training is { } t)
+        if (m.TrainOptions() is { } t)
         {
             card.AppendLine("```").AppendLine(Command(t, ferPlus)).AppendLine("```");
             var epochs = m.Epochs is { } e && e < t.Epochs ? $"The package is epoch {e} of {t.Epochs}, the best on the validation split" : $"{m.Epochs} epochs";

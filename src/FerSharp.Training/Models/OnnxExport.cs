@@ -14,11 +14,13 @@ using static TorchSharp.torch;
 namespace FerSharp.Models;
 
 /// <summary>
-/// Writes a trained network as an ONNX graph (opset 13), with each batch norm folded into the convolution or
-/// linear layer before it and dropout left out, so other runtimes (OpenCV's DNN module here; ONNX Runtime,
-/// Python tools elsewhere) can run a FerSharp model. The graph maps normalized faces <c>float [N,1,48,48]</c>
-/// (grayscale pixels / 255, minus the package's mean, divided by its std; see the metadata properties) to
-/// logits <c>[N, classes]</c>; softmax and flip averaging stay with the caller.
+/// Writes a trained network as an ONNX graph (opset 13), dropout left out: the network file of a model package
+/// (format 3), which recognition runs on ONNX Runtime or OpenCV and training reads back. Each weight is an
+/// initializer named by its state-dict key, stored in float32 or float16 (widened by a Cast node), and each batch
+/// norm a BatchNormalization node, so the file holds exactly the trained values; ONNX Runtime and OpenCV fold
+/// the batch norms into the layers before them when they load the graph. A package's graph starts with its
+/// input normalization and maps grey pixels 0..255 <c>float [N,1,48,48]</c> to logits <c>[N, classes]</c>;
+/// softmax and flip averaging stay with the caller.
 /// </summary>
 /// <remarks>
 /// A <c>Sequential</c> network of convolutions, linear layers, batch norms that follow them, ReLU, max pooling,
@@ -71,8 +73,10 @@ public static class OnnxExport
     }
 
     /// <summary>The package as ONNX bytes, with its model.json settings as metadata properties.</summary>
+    /// <param name="model">The package.</param>
+    /// <param name="float16">Store the weights in float16 (half the size; the graph computes in float32).</param>
     /// <exception cref="NotSupportedException">The network has a layer the exporter cannot write (named).</exception>
-    public static byte[] Export(EmotionModel model)
+    public static byte[] Export(EmotionModel model, bool float16 = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         var metadata = model.Metadata;
@@ -88,7 +92,7 @@ public static class OnnxExport
             ["fersharp.normalization_std"] = metadata.Normalization.Std.ToString("R", CultureInfo.InvariantCulture),
             ["fersharp.flip_averaging"] = metadata.FlipAveraging ? "true" : "false",
         };
-        return ExportNetwork(model.Network, metadata.InputSize, properties, metadata.Normalization);
+        return ExportNetwork(model.Network, metadata.InputSize, properties, metadata.Normalization, float16);
     }
 
     /// <summary>
@@ -97,14 +101,17 @@ public static class OnnxExport
     /// </summary>
     /// <exception cref="NotSupportedException">The network has a layer the exporter cannot write (named).</exception>
     public static byte[] ExportNetwork(nn.Module<Tensor, Tensor> network, int inputSize = 48, IReadOnlyDictionary<string, string>? properties = null,
-        Normalization? preprocessing = null)
+        Normalization? preprocessing = null, bool float16 = false)
     {
         ArgumentNullException.ThrowIfNull(network);
         if (FindUnsupportedLayer(network) is { } unsupported)
         {
             throw new NotSupportedException($"cannot export to ONNX: layer {unsupported} is not supported (supported: Conv2d, Linear, a BatchNorm after either, ReLU, MaxPool2d, AdaptiveAvgPool2d(1), Flatten, Dropout, and FerSharp's residual blocks made of these)");
         }
-        var graph = new GraphBuilder();
+        var names = network.named_parameters().Select(p => (name: p.name, tensor: (Tensor)p.parameter))
+            .Concat(network.named_buffers().Select(b => (name: b.name, tensor: b.buffer)))
+            .ToDictionary(p => p.tensor.Handle, p => p.name);
+        var graph = new GraphBuilder(names, float16);
         using (no_grad())
         {
             if (preprocessing is not null) graph.AddPreprocessing(preprocessing);
@@ -141,9 +148,10 @@ public static class OnnxExport
 
     /// <summary>
     /// Appends one node per layer, each reading the previous node's output; a residual block forks from its
-    /// input and joins with an Add. Node names are the layers' paths (<c>stage1_block1.branch.conv1</c>).
+    /// input and joins with an Add. Node names are the layers' paths (<c>stage1_block1.branch.conv1</c>), weight
+    /// names their state-dict keys.
     /// </summary>
-    private sealed class GraphBuilder
+    private sealed class GraphBuilder(IReadOnlyDictionary<IntPtr, string> stateNames, bool float16)
     {
         private readonly GraphProto _graph = new() { Name = "fersharp" };
         private string _current = InputName;
@@ -193,10 +201,8 @@ public static class OnnxExport
             for (var i = 0; i < layers.Count; i++)
             {
                 var (name, layer) = layers[i];
-                var norm = i + 1 < layers.Count ? layers[i + 1].module as BatchNorm : null;
-                if (norm != null && layer is Conv2d or Linear) i++; // folded into this layer
                 if (layer is IResidualModule block) AddResidual(prefix + name, block);
-                else Add(prefix + name, layer, norm);
+                else Add(prefix + name, layer);
             }
         }
 
@@ -217,13 +223,19 @@ public static class OnnxExport
             if (block.ReluAfterSum) Node("Relu", path + ".relu");
         }
 
-        private void Add(string name, nn.Module layer, BatchNorm? norm)
+        private void Add(string name, nn.Module layer)
         {
             switch (layer)
             {
+                case BatchNorm norm:
+                    {
+                        var node = Node("BatchNormalization", name, Weight(norm.weight!), Weight(norm.bias!), Weight(norm.running_mean!), Weight(norm.running_var!));
+                        node.Attribute.Add(new AttributeProto { Name = "epsilon", Type = AttributeProto.Types.AttributeType.Float, F = (float)norm.eps });
+                        break;
+                    }
                 case Conv2d conv:
                     {
-                        var node = Node("Conv", name, WeightsAndBias(name, conv.weight!, conv.bias, norm));
+                        var node = Node("Conv", name, WeightsAndBias(conv.weight!, conv.bias));
                         node.Attribute.Add(Ints("kernel_shape", conv.kernel_size));
                         node.Attribute.Add(Ints("strides", conv.stride ?? [1, 1]));
                         node.Attribute.Add(Ints("pads", [.. conv.padding!, .. conv.padding!]));
@@ -234,7 +246,7 @@ public static class OnnxExport
                     }
                 case Linear linear:
                     {
-                        var node = Node("Gemm", name, WeightsAndBias(name, linear.weight!, linear.bias, norm));
+                        var node = Node("Gemm", name, WeightsAndBias(linear.weight!, linear.bias));
                         node.Attribute.Add(Int("transB", 1));
                         _outputs = linear.out_features;
                         break;
@@ -274,30 +286,38 @@ public static class OnnxExport
             return _graph;
         }
 
-        private string[] WeightsAndBias(string name, Tensor weight, Tensor? bias, BatchNorm? norm)
+        private string[] WeightsAndBias(Tensor weight, Tensor? bias) => bias is null ? [Weight(weight)] : [Weight(weight), Weight(bias)];
+
+        /// <summary>A trained tensor as an initializer under its state-dict key; in float16 behind a Cast to float32.</summary>
+        private string Weight(Tensor values)
         {
-            if (norm != null)
+            if (!stateNames.TryGetValue(values.Handle, out var name))
             {
-                var (foldedWeight, foldedBias) = BatchNormFolding.Fold(weight, bias, norm);
-                using (foldedWeight)
-                using (foldedBias)
-                {
-                    return [Initializer($"{name}.weight", foldedWeight), Initializer($"{name}.bias", foldedBias)];
-                }
+                throw new NotSupportedException("cannot export to ONNX: a layer's weight is not among the network's parameters and buffers");
             }
-            using var zeros = bias is null ? torch.zeros(weight.shape[0]) : null;
-            return [Initializer($"{name}.weight", weight), Initializer($"{name}.bias", bias ?? zeros!)];
+            using var detached = values.detach();
+            if (!float16)
+            {
+                using var floats = detached.to(ScalarType.Float32).contiguous();
+                // ONNX raw data is little-endian, as is every platform FerSharp runs on (linux-x64).
+                _graph.Initializer.Add(Raw(name, TensorProto.Types.DataType.Float, floats.shape, MemoryMarshal.AsBytes(floats.data<float>().ToArray().AsSpan())));
+                return name;
+            }
+            using var halves = detached.to(ScalarType.Float16).contiguous();
+            _graph.Initializer.Add(Raw(name, TensorProto.Types.DataType.Float16, halves.shape, MemoryMarshal.AsBytes(halves.data<Half>().ToArray().AsSpan())));
+            var cast = new NodeProto { OpType = "Cast", Name = name + ".cast" };
+            cast.Input.Add(name);
+            cast.Output.Add(name + ".float");
+            cast.Attribute.Add(Int("to", (long)TensorProto.Types.DataType.Float));
+            _graph.Node.Add(cast);
+            return name + ".float";
         }
 
-        private string Initializer(string name, Tensor values)
+        private static TensorProto Raw(string name, TensorProto.Types.DataType type, long[] shape, ReadOnlySpan<byte> bytes)
         {
-            using var floats = values.detach().to(ScalarType.Float32).contiguous();
-            var proto = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
-            proto.Dims.AddRange(floats.shape);
-            // ONNX raw data is little-endian, as is every platform FerSharp runs on (linux-x64).
-            proto.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(floats.data<float>().ToArray().AsSpan()));
-            _graph.Initializer.Add(proto);
-            return name;
+            var proto = new TensorProto { Name = name, DataType = (int)type, RawData = ByteString.CopyFrom(bytes) };
+            proto.Dims.AddRange(shape);
+            return proto;
         }
 
         private NodeProto Node(string op, string name, params string[] moreInputs)

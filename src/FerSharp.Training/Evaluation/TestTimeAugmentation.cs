@@ -6,20 +6,9 @@ using static TorchSharp.torch;
 
 namespace FerSharp.Evaluation;
 
-/// <summary>Averages predictions over transformed copies of each face.</summary>
-public enum TtaMode
-{
-    /// <summary>The face as it is.</summary>
-    None,
-    /// <summary>The face and its mirror image.</summary>
-    Flip,
-    /// <summary>Five 42x42 crops (corners and centre) rescaled to 48x48, each with its mirror: 10 views.</summary>
-    Crops,
-}
-
 public static class TestTimeAugmentation
 {
-    public const int CropSize = 42;
+    public const int CropSize = FaceViews.CropSize;
 
     /// <summary>
     /// Up to this many views in total go through the network as one batch; larger batches (evaluation) run one

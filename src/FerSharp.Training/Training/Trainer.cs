@@ -618,7 +618,7 @@ public sealed class Trainer
             Architecture = state.Options.Architecture,
             ClassNames = state.ClassNames,
             Normalization = state.Normalization,
-            Training = state.Options,
+            Training = state.Options.ToJson(),
             Dataset = state.Dataset,
             Epochs = state.Epoch,
             TrainingSeconds = Math.Round(state.ElapsedSeconds, 1),

@@ -8,7 +8,6 @@ using static TorchSharp.torch;
 namespace FerSharp.Models;
 
 /// <summary>A package whose weights went into an average: its name and weight checksum, so the average can be traced.</summary>
-public sealed record AveragedModel(string Name, string? WeightsSha256);
 
 /// <summary>
 /// One network whose weights are the uniform average of several packages of the same architecture, e.g. the

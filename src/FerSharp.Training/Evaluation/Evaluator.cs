@@ -92,7 +92,7 @@ public static class Evaluator
             WithoutTta = plain,
             Seconds = watch.Elapsed.TotalSeconds,
             ImagesPerSecond = data.Count / Math.Max(1e-9, watch.Elapsed.TotalSeconds),
-            Engine = string.Join("+", models.Select(m => m.ActiveEngine).Distinct()),
+            Engine = string.Join("+", models.Select(m => m.Engine).Distinct()),
             FlipAveraging = models.All(m => m.Metadata.FlipAveraging),
             Probabilities = probabilities,
             Truth = truth,
