@@ -58,6 +58,9 @@ public sealed record BlazeFaceOptions
     /// <summary>ONNX Runtime threads per look; 1 leaves the other core to a concurrent request or the video decoder.</summary>
     public int Threads { get; init; } = 1;
 
+    /// <summary>Run a photo's looks at its several scales side by side on the thread pool (wall time of the largest look, not the sum).</summary>
+    public bool ParallelLooks { get; init; } = true;
+
     public static BlazeFaceOptions Video { get; } = new() { MaxSide = 256, FullLookSide = 512 };
 }
 
@@ -110,7 +113,15 @@ public sealed class BlazeFaceDetector : IFaceDetector
     private const double AgreeIoU = 0.6;
 
     private static readonly string[] OutputNames = ["Identity", "Identity_2", "Identity_1", "Identity_3"];
-    private readonly InferenceSession _session;
+    // One session per input size, its graph's input fixed to that size: ONNX Runtime plans a fixed shape once,
+    // where one session of symbolic size re-planned whenever a photo's looks alternated sizes (a 640x480
+    // photo's two looks took 41 ms against 29 ms for the same two looks run apart, docs/BENCHMARKS.md).
+    // Looks come in few sizes (longer side 256, 512 or 1024, the other padded to 32 px), so few sessions.
+    private readonly Dictionary<Size, InferenceSession> _sessions = [];
+    private readonly Queue<Size> _sessionOrder = new();
+    private readonly object _sessionsGate = new();
+    private readonly byte[] _model;
+    private const int MaxSessions = 12;
     private readonly RunOptions _run = new();
     private readonly string _inputName;
     private readonly BlazeFaceOptions _options;
@@ -127,8 +138,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
         if (_options.FullLookEvery < 0) throw new ArgumentOutOfRangeException(nameof(options), _options.FullLookEvery, "FullLookEvery must be 0 (never) or more");
         // One session for every input size: ONNX Runtime plans each shape as it meets it, and a session may
         // run several calls at once.
-        _session = OnnxRuntimeSessions.Create(OnnxGraphs.WithDynamicImageSize(ReadModel()), _options.Threads);
-        _inputName = _session.InputNames[0];
+        _model = ReadModel();
+        // Opened here at the base size so that a broken resource fails at construction, not at the first photo.
+        _inputName = SessionFor(new Size(BaseSide, BaseSide)).InputNames[0];
     }
 
     private static byte[] ReadModel()
@@ -166,18 +178,29 @@ public sealed class BlazeFaceDetector : IFaceDetector
             4 => image.CvtColor(ColorConversionCodes.BGRA2RGB),
             _ => image.CvtColor(ColorConversionCodes.BGR2RGB),
         };
-        var boxes = new List<Rect2d>();
-        var scores = new List<float>();
         var longer = Math.Max(image.Width, image.Height);
-        DetectAt(rgb, (double)BaseSide / longer, double.PositiveInfinity, boxes, scores);
+        var looks = new List<(double Scale, double MaxFace)> { ((double)BaseSide / longer, double.PositiveInfinity) };
         // Below a longer side of 256 a second look would only upscale what the first saw; past 512, looks stop
         // at the image's own size.
         var largest = BaseSide;
         for (var side = 2 * BaseSide; side <= maxSide && longer >= BaseSide && side <= Math.Max(longer, 2 * BaseSide); side *= 2)
         {
-            DetectAt(rgb, (double)side / longer, MaxLaterFace, boxes, scores);
+            looks.Add(((double)side / longer, MaxLaterFace));
             largest = side;
         }
+        // The looks are independent: on several cores a photo's looks run side by side (each on one thread), so
+        // its time is its largest look's rather than their sum.
+        var looked = new (List<Rect2d> Boxes, List<float> Scores)[looks.Count];
+        if (looks.Count == 1 || !_options.ParallelLooks)
+        {
+            for (var i = 0; i < looks.Count; i++) looked[i] = Look(rgb, looks[i]);
+        }
+        else
+        {
+            Parallel.For(0, looks.Count, i => looked[i] = Look(rgb, looks[i]));
+        }
+        var boxes = looked.SelectMany(f => f.Boxes).ToList();
+        var scores = looked.SelectMany(f => f.Scores).ToList();
         var found = WeightedSuppression(boxes, scores, _options.NmsIoU)
             .Select(b => Clip(b, image.Width, image.Height))
             .Where(b => b.Width > 0 && b.Height > 0)
@@ -197,6 +220,14 @@ public sealed class BlazeFaceDetector : IFaceDetector
             }
         }
         return found.OrderBy(b => b.X).ThenBy(b => b.Y).ToList();
+    }
+
+    private (List<Rect2d> Boxes, List<float> Scores) Look(Mat rgb, (double Scale, double MaxFace) look)
+    {
+        var boxes = new List<Rect2d>();
+        var scores = new List<float>();
+        DetectAt(rgb, look.Scale, look.MaxFace, boxes, scores);
+        return (boxes, scores);
     }
 
     /// <summary>The box nearest <paramref name="face"/> in a look at its surroundings, or null when there is none.</summary>
@@ -278,7 +309,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         var values = new float[blob.Total()];
         System.Runtime.InteropServices.Marshal.Copy(blob.Data, values, 0, values.Length);
         using var tensor = OrtValue.CreateTensorValueFromMemory(values, [1, 3, input.Height, input.Width]);
-        using var outputs = _session.Run(_run, [_inputName], [tensor], OutputNames);
+        using var outputs = SessionFor(input).Run(_run, [_inputName], [tensor], OutputNames);
         var logits = new float[fine + coarse];
         var regressions = new float[(fine + coarse) * 16];
         Read(outputs[0], logits.AsSpan(0, fine));
@@ -286,6 +317,24 @@ public sealed class BlazeFaceDetector : IFaceDetector
         Read(outputs[1], regressions.AsSpan(0, fine * 16));
         Read(outputs[3], regressions.AsSpan(fine * 16));
         return (logits, regressions);
+    }
+
+    private InferenceSession SessionFor(Size input)
+    {
+        lock (_sessionsGate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_sessions.TryGetValue(input, out var session)) return session;
+            if (_sessions.Count >= MaxSessions && _sessionOrder.TryDequeue(out var oldest))
+            {
+                // Dropped, not disposed: a call of another thread may still run on it; its finalizer frees it after.
+                _sessions.Remove(oldest);
+            }
+            session = OnnxRuntimeSessions.Create(OnnxGraphs.WithImageSize(_model, input.Height, input.Width), _options.Threads);
+            _sessions[input] = session;
+            _sessionOrder.Enqueue(input);
+            return session;
+        }
     }
 
     private static void Read(OrtValue output, Span<float> values)
@@ -383,7 +432,11 @@ public sealed class BlazeFaceDetector : IFaceDetector
     {
         if (_disposed) return;
         _disposed = true;
-        _session.Dispose();
+        lock (_sessionsGate)
+        {
+            foreach (var session in _sessions.Values) session.Dispose();
+            _sessions.Clear();
+        }
         _run.Dispose();
     }
 }

@@ -39,17 +39,16 @@ internal static class OnnxGraphs
     }
 
     /// <summary>
-    /// The graph with the input's height and width, and every output's second dimension, made symbolic: a fully
-    /// convolutional detector converted with one fixed input size then runs at any size on ONNX Runtime, as OpenCV
-    /// allows without asking.
+    /// The graph with the input's height and width set to the given size, and every output's second dimension
+    /// made symbolic: a fully convolutional detector converted with one fixed input size then runs at another.
     /// </summary>
-    public static byte[] WithDynamicImageSize(byte[] onnx)
+    public static byte[] WithImageSize(byte[] onnx, int height, int width)
     {
         var model = ModelProto.Parser.ParseFrom(onnx);
         var graph = model.Graph;
         var input = graph.Input.Single(i => graph.Initializer.All(t => t.Name != i.Name)).Type.TensorType.Shape.Dim;
-        input[2] = new TensorShapeProto.Types.Dimension { DimParam = "height" };
-        input[3] = new TensorShapeProto.Types.Dimension { DimParam = "width" };
+        input[2] = new TensorShapeProto.Types.Dimension { DimValue = height };
+        input[3] = new TensorShapeProto.Types.Dimension { DimValue = width };
         foreach (var output in graph.Output)
         {
             var dims = output.Type.TensorType.Shape.Dim;
