@@ -3,18 +3,21 @@
 
 FERSHARP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
-# libtorch allocates and frees activation buffers of several MB on every batch; glibc's default hands
-# them back to the kernel each time (mmap/munmap, page faults). Keeping them in the heap cut system time
-# by two thirds and sped up training here (docs/DECISIONS.md, "CPU speed"). A user's own setting wins;
-# GLIBC_TUNABLES= (empty) measures the glibc default.
-export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=268435456}"
 # TorchSharp 0.107 lets a temporary Scalar object die while libtorch still reads its native copy; a garbage
 # collection started by another thread can then free it mid-call (a failed or wrong operation). Without JIT
 # optimization every argument stays alive to the end of its method, which closes that window; the cost is
 # within noise because the time is spent in libtorch (docs/decisions/0003-torchsharp-scalar-lifetime.md).
 # Only programs that run libtorch need it: recognition (predict, video, serve) runs on ONNX Runtime with the
 # optimizing JIT. A user's own setting wins; DOTNET_JITMinOpts=0 measures the optimizing JIT.
-fersharp_torch_jit() { export DOTNET_JITMinOpts="${DOTNET_JITMinOpts-1}"; }
+# libtorch allocates and frees activation buffers of several MB on every batch; glibc's default hands
+# them back to the kernel each time (mmap/munmap, page faults). Keeping them in the heap cut system time
+# by two thirds and sped up training here (docs/decisions/0004-glibc-malloc-tunables.md). Recognition does
+# not need it, and its 256 MB top pad only adds to a server's resident memory. A user's own setting wins;
+# GLIBC_TUNABLES= (empty) measures the glibc default.
+fersharp_torch_jit() {
+  export DOTNET_JITMinOpts="${DOTNET_JITMinOpts-1}"
+  export GLIBC_TUNABLES="${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=268435456}"
+}
 
 fersharp_say() { printf '%s\n' "fer-setup: $*" >&2; }
 

@@ -126,8 +126,20 @@ internal static partial class CliRunner
             or InvalidDataException or ArgumentException or IOException or UserFacingException => ex.Message,
         OperationCanceledException => "cancelled",
         UnauthorizedAccessException => ex.Message,
+        _ when WithoutLibtorch(ex) => "this build of fer has no libtorch (a recognition-only build, such as the container image): predict, video and serve work; training, evaluation and export need the full build (dotnet publish src/FerSharp.Cli without -p:FerSharpRecognitionOnly=true)",
         _ => null,
     };
+
+    /// <summary>Whether the failure is libtorch's native library missing, as in a recognition-only build.</summary>
+    private static bool WithoutLibtorch(Exception ex)
+    {
+        for (var e = (Exception?)ex; e is not null; e = e.InnerException)
+        {
+            if (e is DllNotFoundException && (e.Message.Contains("torch", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("c10", StringComparison.Ordinal))) return true;
+            if (e is NotSupportedException && e.Message.Contains("libtorch", StringComparison.OrdinalIgnoreCase)) return true;
+        }
+        return false;
+    }
 }
 
 /// <summary>A failure whose message is meant for the user as it is (no stack trace).</summary>

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.RegularExpressions;
 
+using FerSharp.Data;
+
 using YamlDotNet.RepresentationModel;
 
 namespace FerSharp.Tests;
@@ -117,7 +119,39 @@ public sealed partial class DeploymentTests
     }
 
     /// <summary>
-    /// The entry point as the image runs it (podman could not run containers on these machines): configured by
+    /// What the image's Dockerfile publishes: fer without libtorch, with the shipped models beside it. It
+    /// recognizes on ONNX Runtime with the optimizing JIT and says plainly that training needs the full build.
+    /// </summary>
+    [Fact]
+    public void A_recognition_only_publish_has_no_libtorch_recognizes_and_names_what_it_cannot_do()
+    {
+        using var dir = new TempDir();
+        var output = dir.File("app");
+        // Its own artifacts folder, so the repository's obj/ (restored with libtorch) is left as it is.
+        var environment = new Dictionary<string, string?> { ["DOTNET_JITMinOpts"] = null, ["GLIBC_TUNABLES"] = null };
+        foreach (var key in Environment.GetEnvironmentVariables().Keys.Cast<string>().Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase)))
+        {
+            environment[key] = null;
+        }
+        var publish = Dotnet.Run(Repository.Root, ["publish", Repository.PathOf("src/FerSharp.Cli/FerSharp.Cli.csproj"), "-c", "Release", "-r", "linux-x64",
+            "--self-contained", "false", "-o", output, "--artifacts-path", dir.File("artifacts"), "-p:FerSharpRecognitionOnly=true", "-nologo", "-v", "quiet"], environment);
+        Assert.True(publish.ExitCode == 0, publish.Stdout + publish.Stderr);
+        Assert.Empty(Directory.GetFiles(output, "libtorch*", SearchOption.AllDirectories));
+        Assert.True(File.Exists(Path.Combine(output, "models", "fer2013-best", "model.onnx")), "the shipped models are not beside fer.dll");
+
+        var photo = dir.File("face.png");
+        File.WriteAllBytes(photo, FaceImages.EncodePng(Synthetic.Patterns(1, seed: 4).Face(2)));
+        var predict = Dotnet.Run(dir.Path, [Path.Combine(output, "fer.dll"), "predict", photo, "--format", "json"], environment);
+        Assert.True(predict.ExitCode == 0, predict.Stderr);
+        Assert.Contains("\"engine\": \"OnnxRuntime\"", predict.Stdout);
+        var export = Dotnet.Run(dir.Path, [Path.Combine(output, "fer.dll"), "models", "export", "fer2013-realtime", dir.File("x.onnx")], environment);
+        Assert.NotEqual(0, export.ExitCode);
+        Assert.Contains("no libtorch", export.Stderr);
+        Assert.DoesNotContain("   at ", export.Stderr);
+    }
+
+    /// <summary>
+    /// The entry point as the image runs it: configured by
     /// environment only, it serves, demands the API key, and stops cleanly on SIGTERM.
     /// </summary>
     [Fact]
