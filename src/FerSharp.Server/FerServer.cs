@@ -56,7 +56,11 @@ public static class FerServer
                 policy.AllowAnyHeader().WithMethods("GET", "POST");
             }));
         }
-        builder.Services.AddOpenApi();
+        builder.Services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            ApiDocument.Describe(document);
+            return Task.CompletedTask;
+        }));
         builder.Services.AddRequestTimeouts(o => o.DefaultPolicy = new RequestTimeoutPolicy
         {
             Timeout = options.RequestTimeout,
@@ -108,11 +112,23 @@ public static class FerServer
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
         app.MapOpenApi();
 
-        app.MapGet("/healthz", () => Results.Json(new { status = "ok" })).WithSummary("Liveness check.");
+        app.MapGet("/healthz", () => Results.Json(new { status = "ok" })).WithSummary("Liveness check: 200 {\"status\":\"ok\"} once the model is loaded.");
         if (options.Metrics) app.MapMetrics("/metrics", metrics.Registry);
         app.MapGet("/api/v1/model", (EmotionRecognizer r) => Results.Json(ModelInfo(r), Json)).WithSummary("The model in use.");
         app.MapPost("/api/v1/recognize", (HttpContext context, EmotionRecognizer r, InferenceGate gate, ServerMetrics m) => RecognizeAsync(context, r, gate, options, m))
             .WithSummary("Faces and expressions in one image: multipart field 'image', or a raw image/* body; ?tta=crops averages ten crops per face (more accurate, slower).")
+            .Produces<ApiRecognition>(StatusCodes.Status200OK)
+            .Produces<ApiError>(StatusCodes.Status400BadRequest)
+            .Produces<ApiError>(StatusCodes.Status401Unauthorized)
+            .Produces<ApiError>(StatusCodes.Status413PayloadTooLarge)
+            .Produces<ApiError>(StatusCodes.Status415UnsupportedMediaType)
+            .Produces<ApiError>(StatusCodes.Status503ServiceUnavailable)
+            .Produces<ApiError>(StatusCodes.Status504GatewayTimeout)
+            .AddOpenApiOperationTransformer((operation, _, _) =>
+            {
+                ApiDocument.DescribeRecognize(operation);
+                return Task.CompletedTask;
+            })
             .DisableAntiforgery();
         app.Map("/api/v1/stream", (HttpContext context, EmotionRecognizer r, StreamDetector live, InferenceGate gate, ServerMetrics m, ILoggerFactory logs) => StreamAsync(context, r, live, gate, options, m, logs));
         MapPage(app);
@@ -243,7 +259,7 @@ public static class FerServer
         {
             return Error(StatusCodes.Status415UnsupportedMediaType, "send the image as multipart/form-data field 'image' or as a raw body with an image/* content type");
         }
-        var (status, body) = await RecognizeBytesAsync(recognizer, image => FaceJson.Of(Recognize(recognizer, image, tta, metrics)), gate, metrics, bytes, context.RequestAborted).ConfigureAwait(false);
+        var (status, body) = await RecognizeBytesAsync(recognizer, image => Recognize(recognizer, image, tta, metrics).Select(ApiFace.Of).Cast<object>().ToList(), gate, metrics, bytes, context.RequestAborted).ConfigureAwait(false);
         if (status == StatusCodes.Status503ServiceUnavailable) context.Response.Headers.RetryAfter = "1";
         return Results.Json(body, Json, statusCode: status);
     }

@@ -87,7 +87,8 @@ public sealed class BatchPredictTests
         var csv = Cli.Run("predict", photos[0], missing, "--format", "csv", "-m", "fer2013-realtime");
         Assert.Equal(1, csv.ExitCode); // a failed file fails the run, after the others
         var rows = csv.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.EndsWith(",found,error", rows[0]);
+        Assert.EndsWith(",detector_score,found,error", rows[0]);
+        Assert.All(rows, r => Assert.Equal(rows[0].Split(',').Length, r.Split(',').Length)); // a row without a face keeps every column
         Assert.Contains(rows, r => r.StartsWith(photos[0] + ",0,", StringComparison.Ordinal)); // no face: face 0
         Assert.Contains(rows, r => r.StartsWith(missing + ",0,", StringComparison.Ordinal) && r.EndsWith(",no such file", StringComparison.Ordinal));
 

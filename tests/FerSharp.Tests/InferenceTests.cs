@@ -258,8 +258,17 @@ public class PredictCliTests
             Assert.Equal(EmotionClasses.Fer2013.Order(), probabilities.Keys.Order());
             Assert.Equal(probabilities.Values.Max(), face.GetProperty("confidence").GetDouble(), 3);
             Assert.Equal(emotion, probabilities.MaxBy(p => p.Value).Key);
+            // BlazeFace's own confidence, at least the default --min-score.
+            Assert.Equal("detected", face.GetProperty("found").GetString());
+            Assert.InRange(face.GetProperty("detector_score").GetDouble(), 0.6, 1.0);
         }
         Assert.Empty(root[1].GetProperty("faces").EnumerateArray()); // no face is a result, not an error
+        // A higher --min-score keeps exactly the faces that scored that much.
+        var least = faces.Min(f => f.GetProperty("detector_score").GetDouble());
+        var strict = Cli.Run("predict", photo, "--format", "json", "--min-score", (least + 1e-3).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(strict.ExitCode == 0, strict.Stderr);
+        Assert.Equal(faces.Count(f => f.GetProperty("detector_score").GetDouble() > least + 1e-3), JsonDocument.Parse(strict.Stdout).RootElement[0].GetProperty("faces").GetArrayLength());
+        Assert.Equal(2, Cli.Run("predict", photo, "--min-score", "1.5").ExitCode);
         Assert.True(File.Exists(Path.Combine(annotated, "group.jpg")));
         using var drawn = Cv2.ImRead(Path.Combine(annotated, "group.jpg"));
         Assert.Equal(new Size(900, 400), drawn.Size());

@@ -82,6 +82,52 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         Assert.DoesNotContain("http://cdn", page + await server.Http.GetStringAsync(Url("/app.js")), StringComparison.OrdinalIgnoreCase);
     }
 
+    /// <summary>
+    /// The OpenAPI document describes what the server really answers: the recognize call's body, query and
+    /// error statuses, and response schemas whose properties are exactly those of a real answer.
+    /// </summary>
+    [Fact]
+    public async Task The_OpenAPI_document_matches_the_real_responses()
+    {
+        using var document = JsonDocument.Parse(await server.Http.GetStringAsync(Url("/openapi/v1.json")));
+        var root = document.RootElement;
+        var recognize = root.GetProperty("paths").GetProperty("/api/v1/recognize").GetProperty("post");
+        var body = recognize.GetProperty("requestBody").GetProperty("content");
+        Assert.True(body.TryGetProperty("multipart/form-data", out var multipart));
+        Assert.Contains("image", multipart.GetProperty("schema").GetProperty("required").EnumerateArray().Select(e => e.GetString()));
+        Assert.True(body.TryGetProperty("image/*", out _));
+        var tta = Assert.Single(recognize.GetProperty("parameters").EnumerateArray(), p => p.GetProperty("name").GetString() == "tta");
+        Assert.Equal(["none", "flip", "crops"], tta.GetProperty("schema").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
+        var responses = recognize.GetProperty("responses");
+        foreach (var status in new[] { "200", "400", "401", "413", "415", "503", "504" })
+        {
+            Assert.True(responses.TryGetProperty(status, out var response), $"status {status} is not documented");
+            Assert.False(string.IsNullOrWhiteSpace(response.GetProperty("description").GetString()), $"status {status} has no description");
+        }
+        var stream = root.GetProperty("paths").GetProperty("/api/v1/stream").GetProperty("get");
+        Assert.Contains("binary message", stream.GetProperty("description").GetString());
+
+        // Each schema's properties against a real answer's keys.
+        var schemas = root.GetProperty("components").GetProperty("schemas");
+        HashSet<string> Properties(JsonElement response)
+        {
+            var schema = response.GetProperty("content").GetProperty("application/json").GetProperty("schema");
+            var name = schema.GetProperty("$ref").GetString()!.Split('/')[^1];
+            return schemas.GetProperty(name).GetProperty("properties").EnumerateObject().Select(p => p.Name).ToHashSet();
+        }
+        HashSet<string> Keys(JsonElement element) => element.EnumerateObject().Select(p => p.Name).ToHashSet();
+        var ok = await server.Http.PostAsync(Url("/api/v1/recognize"), new ByteArrayContent(FacePng()) { Headers = { ContentType = new MediaTypeHeaderValue("image/png") } });
+        using var answer = JsonDocument.Parse(await ok.Content.ReadAsStringAsync());
+        Assert.Equal(Properties(responses.GetProperty("200")), Keys(answer.RootElement));
+        var face = Assert.Single(answer.RootElement.GetProperty("faces").EnumerateArray());
+        var faceSchema = schemas.EnumerateObject().Single(s => s.Value.TryGetProperty("properties", out var p) && p.TryGetProperty("detector_score", out _));
+        Assert.Equal(faceSchema.Value.GetProperty("properties").EnumerateObject().Select(p => p.Name).ToHashSet(), Keys(face));
+        var bad = await server.Http.PostAsync(Url("/api/v1/recognize?tta=twice"), new ByteArrayContent(FacePng()) { Headers = { ContentType = new MediaTypeHeaderValue("image/png") } });
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        using var error = JsonDocument.Parse(await bad.Content.ReadAsStringAsync());
+        Assert.Equal(Properties(responses.GetProperty("400")), Keys(error.RootElement));
+    }
+
     [Fact]
     public async Task Recognize_takes_multipart_or_a_raw_image_body()
     {

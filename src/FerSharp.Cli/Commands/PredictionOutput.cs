@@ -50,7 +50,7 @@ internal sealed class PredictionOutput : IDisposable
     }
 
     public static string CsvHeader(IReadOnlyList<string> classes) =>
-        "file,face,x,y,width,height,emotion,confidence," + string.Join(',', classes) + ",found,error";
+        "file,face,x,y,width,height,emotion,confidence," + string.Join(',', classes) + ",detector_score,found,error";
 
     /// <summary>Writes one file's rows and flushes them, so a reader (or a resumed run) sees them at once.</summary>
     public void Write(FileResult result)
@@ -85,6 +85,7 @@ internal sealed class PredictionOutput : IDisposable
                 ["confidence"] = Math.Round(f.Confidence, 4),
                 ["probabilities"] = f.Probabilities.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value, 4)),
                 ["found"] = FoundName(f.Finding),
+                ["detector_score"] = FaceJson.ScoreOf(f.Box),
             }).ToList(),
         };
         if (r.Error is not null) doc["error"] = r.Error;
@@ -92,12 +93,7 @@ internal sealed class PredictionOutput : IDisposable
     }
 
     /// <summary>How a face was found, as written in every output: detected, detected-with-border, whole-image.</summary>
-    public static string FoundName(FaceFinding finding) => finding switch
-    {
-        FaceFinding.DetectedWithBorder => "detected-with-border",
-        FaceFinding.WholeImage => "whole-image",
-        _ => "detected",
-    };
+    public static string FoundName(FaceFinding finding) => FaceJson.FoundName(finding);
 
     /// <summary>A row per face; a file without a face or with an error still gets a row (face 0), so every input is accounted for.</summary>
     private string CsvRows(FileResult r)
@@ -106,7 +102,8 @@ internal sealed class PredictionOutput : IDisposable
         var sb = new StringBuilder();
         if (r.Faces.Count == 0)
         {
-            sb.Append(Csv(r.File)).Append(",0,,,,,,").Append(new string(',', _classes.Count)).Append(',').Append(Csv(r.Error ?? "")).Append('\n');
+            // Empty box, emotion and confidence, then one empty field per class, the score and 'found': the error last.
+            sb.Append(Csv(r.File)).Append(",0,,,,,,").Append(new string(',', _classes.Count + 3)).Append(Csv(r.Error ?? "")).Append('\n');
             return sb.ToString();
         }
         for (var i = 0; i < r.Faces.Count; i++)
@@ -114,7 +111,7 @@ internal sealed class PredictionOutput : IDisposable
             var f = r.Faces[i];
             sb.Append(inv, $"{Csv(r.File)},{i + 1},{f.Box.X},{f.Box.Y},{f.Box.Width},{f.Box.Height},{f.Emotion},{f.Confidence:F4}");
             foreach (var c in _classes) sb.Append(inv, $",{f.Probabilities[c]:F4}");
-            sb.Append(',').Append(FoundName(f.Finding)).Append(",\n");
+            sb.Append(',').Append(FaceJson.ScoreOf(f.Box) is { } score ? score.ToString("0.####", inv) : "").Append(',').Append(FoundName(f.Finding)).Append(",\n");
         }
         return sb.ToString();
     }

@@ -24,6 +24,12 @@ internal sealed class RecognitionOptions
 
     public Option<int> MaxLook { get; } = CreateMaxLook();
 
+    public Option<double> MinScore { get; } = new("--min-score")
+    {
+        Description = "BlazeFace only: the detector score (0 to 1) a face needs to count; each face's score is in the output (detector_score). Lower finds more turned and partly hidden faces and more things that are not faces.",
+        DefaultValueFactory = _ => new BlazeFaceOptions().MinScore,
+    };
+
     private static Option<int> CreateMaxLook()
     {
         var option = new Option<int>("--max-look")
@@ -47,6 +53,7 @@ internal sealed class RecognitionOptions
         command.Options.Add(Margin);
         command.Options.Add(Detector);
         command.Options.Add(MaxLook);
+        command.Options.Add(MinScore);
     }
 
     /// <summary>The settings in a line, for a command's summary: <c>BlazeFace up to 1024 px, margin 0.1, one view per face</c>.</summary>
@@ -67,7 +74,7 @@ internal sealed class RecognitionOptions
     public RecognizerOptions Read(ParseResult parse) => new()
     {
         DetectorKind = parse.GetValue(Detector),
-        BlazeFace = new BlazeFaceOptions { MaxSide = parse.GetValue(MaxLook) },
+        BlazeFace = new BlazeFaceOptions { MaxSide = parse.GetValue(MaxLook), MinScore = (float)OptionRules.Within(parse, MinScore, 0.01, 0.99, "a score between 0.01 and 0.99") },
         Margin = parse.GetValue(Margin),
         Tta = parse.GetValue(Tta),
     };

@@ -201,8 +201,8 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         var boxes = looked.SelectMany(f => f.Boxes).ToList();
         var scores = looked.SelectMany(f => f.Scores).ToList();
-        var found = WeightedSuppression(boxes, scores, _options.NmsIoU)
-            .Select(b => Clip(b, image.Width, image.Height))
+        var found = WeightedSuppressionScored(boxes, scores, _options.NmsIoU)
+            .Select(b => Clip(b.Box, image.Width, image.Height) with { Score = b.Score })
             .Where(b => b.Width > 0 && b.Height > 0)
             .ToList();
         var looksAgain = 0;
@@ -259,9 +259,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
         DetectAt(view, 1, double.PositiveInfinity, boxes, scores);
         FaceBox? nearest = null;
         var nearestIoU = 0.0;
-        foreach (var b in WeightedSuppression(boxes, scores, _options.NmsIoU))
+        foreach (var (b, score) in WeightedSuppressionScored(boxes, scores, _options.NmsIoU))
         {
-            var box = Clip(new Rect2d(region.X + b.X / scale, region.Y + b.Y / scale, b.Width / scale, b.Height / scale), rgb.Width, rgb.Height);
+            var box = Clip(new Rect2d(region.X + b.X / scale, region.Y + b.Y / scale, b.Width / scale, b.Height / scale), rgb.Width, rgb.Height) with { Score = score };
             var iou = box.IoU(face);
             if (iou > nearestIoU) (nearest, nearestIoU) = (box, iou);
         }
@@ -384,10 +384,14 @@ public sealed class BlazeFaceDetector : IFaceDetector
     /// frame than the single best box. A box mostly inside another (a detection of the lower half of a face)
     /// joins the cluster too, though its IoU is low.
     /// </summary>
-    internal static List<Rect2d> WeightedSuppression(IReadOnlyList<Rect2d> boxes, IReadOnlyList<float> scores, float iouThreshold)
+    internal static List<Rect2d> WeightedSuppression(IReadOnlyList<Rect2d> boxes, IReadOnlyList<float> scores, float iouThreshold) =>
+        WeightedSuppressionScored(boxes, scores, iouThreshold).Select(b => b.Box).ToList();
+
+    /// <summary>As <see cref="WeightedSuppression"/>, each merged box with the best score of its cluster.</summary>
+    internal static List<(Rect2d Box, float Score)> WeightedSuppressionScored(IReadOnlyList<Rect2d> boxes, IReadOnlyList<float> scores, float iouThreshold)
     {
         var order = Enumerable.Range(0, boxes.Count).OrderByDescending(i => scores[i]).ToList();
-        var result = new List<Rect2d>();
+        var result = new List<(Rect2d Box, float Score)>();
         while (order.Count > 0)
         {
             var top = boxes[order[0]];
@@ -402,7 +406,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
                 h += b.Height * scores[i];
                 total += scores[i];
             }
-            result.Add(new Rect2d(x / total, y / total, w / total, h / total));
+            result.Add((new Rect2d(x / total, y / total, w / total, h / total), cluster.Max(i => scores[i])));
             order.RemoveAll(cluster.Contains);
         }
         return result;

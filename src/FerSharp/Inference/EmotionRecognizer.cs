@@ -235,7 +235,7 @@ public sealed class EmotionRecognizer : IDisposable
         var border = (int)Math.Ceiling(Math.Max(image.Width, image.Height) * RetryBorder);
         using var padded = image.CopyMakeBorder(border, border, border, border, BorderTypes.Replicate);
         var found = Detector.Detect(padded)
-            .Select(b => ClipTo(new FaceBox(b.X - border, b.Y - border, b.Width, b.Height), image.Width, image.Height))
+            .Select(b => ClipTo(b with { X = b.X - border, Y = b.Y - border }, image.Width, image.Height))
             .Where(b => b.Width >= MinImageSide && b.Height >= MinImageSide)
             .ToList();
         return (found, FaceFinding.DetectedWithBorder);
@@ -247,7 +247,7 @@ public sealed class EmotionRecognizer : IDisposable
         var y0 = Math.Clamp(box.Y, 0, height);
         var x1 = Math.Clamp(box.X + box.Width, 0, width);
         var y1 = Math.Clamp(box.Y + box.Height, 0, height);
-        return new FaceBox(x0, y0, x1 - x0, y1 - y0);
+        return box with { X = x0, Y = y0, Width = x1 - x0, Height = y1 - y0 };
     }
 
     private (IReadOnlyList<FaceBox> Boxes, FaceFinding Finding) FindFaces(Mat image, Func<Mat, IReadOnlyList<FaceBox>> detect)

@@ -5,6 +5,12 @@ namespace FerSharp.Inference;
 /// <summary>A face rectangle in image pixels.</summary>
 public readonly record struct FaceBox(int X, int Y, int Width, int Height)
 {
+    /// <summary>
+    /// The detector's confidence that this is a face, 0..1 (BlazeFace's score); null where there is none: the
+    /// Haar cascade gives no score, and a whole image taken as the face was not detected.
+    /// </summary>
+    public float? Score { get; init; }
+
     public int Area => Math.Max(0, Width) * Math.Max(0, Height);
 
     /// <summary>Intersection over union: 1 for identical boxes, 0 for disjoint ones.</summary>
