@@ -112,9 +112,11 @@ if podman "${runtime[@]}" exec "$container" sh -c 'touch /app/written 2>/dev/nul
   fersharp_say "the root filesystem is writable"; exit 1
 fi
 echo "root filesystem: read-only"
-podman "${runtime[@]}" exec "$container" sh -c 'ls /app/runtimes/linux-x64/native; ls /app | grep -ci torch' | tr '\n' ' '
-echo
+libtorch="$(podman "${runtime[@]}" exec "$container" sh -c 'ls /app | grep -c "^libtorch" || true')"
+echo "libtorch libraries in the image: $libtorch"
+[ "$libtorch" = 0 ] || { fersharp_say "libtorch is in the recognition-only image"; exit 1; }
 size="$(podman image inspect --format '{{.Size}}' "$image")"
-echo "image size: $((size / 1000000)) MB ($image; base with the .NET runtimes $(( $(podman image inspect --format '{{.Size}}' "$base") / 1000000 )) MB before them)"
+base_size="$(podman image inspect --format '{{.Size}}' "$base")"
+echo "image size: $((size / 1000000)) MB ($image), of which the base (Debian with the Dockerfile's packages) $((base_size / 1000000)) MB"
 podman "${runtime[@]}" stop -t 30 "$container" >/dev/null
 echo "stopped: exit code $(podman inspect --format '{{.State.ExitCode}}' "$container")"

@@ -1,7 +1,7 @@
 // Benchmarks: training/inference throughput per architecture (with achieved GFLOP/s against the CPU's
 // fp32 peak), per-face latency of shipped models, photo pipeline latency and video FPS.
 // Every figure is the median of several timed runs after warm-up, with min and max.
-// Usage: bench/run [--quick] [--threads N] [--only training,precision,memory-format,memory,latency,accuracy,detector,photo,video,server,scalar-race]
+// Usage: bench/run [--quick] [--threads N] [--only training,precision,memory-format,memory,latency,accuracy,detector,photo,video,server,peers,scalar-race]
 // A full run (no --only) also rewrites the generated section of docs/BENCHMARKS.md.
 using System.Diagnostics;
 using System.Globalization;
@@ -22,8 +22,8 @@ using TorchSharp;
 
 using static TorchSharp.torch;
 
-const string Usage = "usage: bench/run [--quick] [--threads N] [--model DIR] [--only training,precision,memory-format,memory,latency,accuracy,detector,photo,video,server,scalar-race]";
-string[] sections = ["training", "precision", "memory-format", "memory", "latency", "accuracy", "detector", "photo", "video", "server", "scalar-race"];
+const string Usage = "usage: bench/run [--quick] [--threads N] [--model DIR] [--only training,precision,memory-format,memory,latency,accuracy,detector,photo,video,server,peers,scalar-race]";
+string[] sections = ["training", "precision", "memory-format", "memory", "latency", "accuracy", "detector", "photo", "video", "server", "peers", "scalar-race"];
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(Usage);
@@ -370,6 +370,55 @@ if (Wanted("accuracy"))
             AnsiConsole.MarkupLineInterpolated($"accuracy {row.model}: PrivateTest {row.private_test:P2} (flip {row.private_test_flip:P2}, crops {row.private_test_crops:P2}), PublicTest {row.public_test:P2}");
         }
         results["accuracy"] = rows;
+    }
+}
+if (Wanted("peers"))
+{
+    var votes = Fer2013Dataset.FindSharedData("fer2013new.csv");
+    if (facesPath == null || votes == null || shipped.Count == 0)
+    {
+        AnsiConsole.MarkupLine("[yellow]peers skipped: they need ../shared fer2013.csv.gz and fer2013new.csv and a shipped model[/]");
+    }
+    else
+    {
+        var folder = Path.Combine(Repo.Root, "bench", "out", "peers");
+        var (faceApiOnnx, humanOnnx, modules) = Peers.Prepare(folder);
+        var networks = new List<Peers.Network>();
+        try
+        {
+            var faceApi = Peers.FaceApi(faceApiOnnx);
+            var human = Peers.Human(humanOnnx);
+            var sample = Enumerable.Range(0, 16).Select(i => faces!.Face(i * 97).ToArray()).ToList();
+            var (faceApiGap, humanGap) = Peers.Check(folder, modules, faceApi, human, sample);
+            AnsiConsole.MarkupLineInterpolated($"peers: the ONNX conversions give their own runtime's probabilities within {faceApiGap:E1} (face-api) and {humanGap:E1} (human) on {sample.Count} faces");
+            networks.AddRange(shipped.Where(p => Path.GetFileName(p) is "fer2013-best" or "fer2013-realtime" or "ferplus-best").Select(Peers.Ours));
+            networks.Add(faceApi);
+            networks.Add(human);
+            var ferPlus = Fer2013Dataset.Load(facesPath, new DatasetLoadOptions { FerPlusLabels = votes, Splits = [DataSplit.PrivateTest] });
+            ferPlus = ferPlus.Select(Enumerable.Range(0, ferPlus.Count).Where(i => ferPlus.ClassNames[ferPlus.Labels[i]] != "contempt").ToList());
+            var sets = new (string Name, FaceDataset Data)[] { ("FER2013 PrivateTest (original pixels)", faces!), ("FER+ PrivateTest, majority, 7 shared classes", ferPlus) };
+            var classes = EmotionClasses.Fer2013;
+            var table = report.Section($"Peers on the same faces (each network's own preprocessing, ONNX Runtime 1 thread; conversions within {Math.Max(faceApiGap, humanGap):E1} of the peers' own runtime)",
+                ["network", "test set", "accuracy", "macro F1", .. classes.Select(c => $"{c} recall"), "ms per face"]);
+            var rows = new List<object>();
+            foreach (var network in networks)
+            {
+                var latency = Peers.Latency(network, faces!.Face(0).ToArray(), quick ? 100 : 300);
+                foreach (var (setName, data) in sets)
+                {
+                    var m = Peers.Score(network, data, classes);
+                    var row = new { network = network.Name, test_set = setName, faces = data.Count, accuracy = m.Accuracy, macro_f1 = m.MacroF1, recall = m.PerClass.ToDictionary(c => c.Name, c => c.Recall), ms_per_face = latency };
+                    rows.Add(row);
+                    table.Add([network.Name, setName, F(m.Accuracy, "P2"), F(m.MacroF1, "F3"), .. m.PerClass.Select(c => F(c.Recall, "P0")), F(latency, "F2")]);
+                    AnsiConsole.MarkupLineInterpolated($"peers {network.Name} on {setName}: {m.Accuracy:P2}, macro F1 {m.MacroF1:F3}, {latency} ms per face");
+                }
+            }
+            results["peers"] = new { face_api_max_difference = faceApiGap, human_max_difference = humanGap, rows };
+        }
+        finally
+        {
+            foreach (var network in networks) network.Owner?.Dispose();
+        }
     }
 }
 if (Wanted("detector") && faces != null)

@@ -6,17 +6,21 @@ using Google.Protobuf;
 
 using Onnx;
 
-// Converts a TensorFlow.js graph model made of convolutions (the BlazeFace family) into an ONNX graph in
-// NCHW layout that OpenCV's DNN module runs. Only the operations such detectors use are supported, each
+// Converts a TensorFlow.js graph model made of convolutions (the BlazeFace family, human's mini-Xception
+// emotion network) into an ONNX graph in NCHW layout that ONNX Runtime and OpenCV's DNN module run. Only the operations such detectors use are supported, each
 // checked; anything else stops the conversion with the node's name.
-if (args.Length != 2)
+// face-api.js's FaceExpressionNet ships as weights without a graph (its code builds the network), so it has
+// a builder of its own: --face-api-expression <face_expression_model-weights_manifest.json> <out.onnx>.
+var faceApi = args.Length == 3 && args[0] == "--face-api-expression";
+if (args.Length != 2 && !faceApi)
 {
-    Console.Error.WriteLine("usage: tfjs-to-onnx <model.json> <out.onnx>");
+    Console.Error.WriteLine("usage: tfjs-to-onnx <model.json> <out.onnx>\n       tfjs-to-onnx --face-api-expression <face_expression_model-weights_manifest.json> <out.onnx>");
     return 2;
 }
+if (faceApi) args = args[1..];
 try
 {
-    var bytes = TfjsConverter.Convert(args[0]);
+    var bytes = faceApi ? TfjsConverter.ConvertFaceApiExpression(args[0]) : TfjsConverter.Convert(args[0]);
     var temp = args[1] + ".tmp";
     File.WriteAllBytes(temp, bytes);
     File.Move(temp, args[1], overwrite: true);
@@ -177,9 +181,27 @@ internal static class TfjsConverter
                         reshaped[name] = target.Select(v => (long)v).ToArray(); // only graph outputs follow a reshape in supported models
                         break;
                     }
+                case "Mean":
+                    {
+                        // Keras's global average pooling: the mean over height and width, to [N, C].
+                        var (_, axes) = constants[inputs[1]];
+                        var keep = node.GetProperty("attr").TryGetProperty("keep_dims", out var k) && k.GetProperty("b").GetBoolean();
+                        if (!axes.Order().SequenceEqual([1f, 2f]) || keep) throw new NotSupportedException($"{name}: only the mean over height and width, not kept, is supported");
+                        AddNode(graph, "GlobalAveragePool", name + ".pool", [inputs[0]]);
+                        AddNode(graph, "Flatten", name, [name + ".pool"]).Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
+                        reshaped[name] = [1, shapes[inputs[0]].C];
+                        break;
+                    }
+                case "Softmax":
+                    {
+                        if (!reshaped.TryGetValue(inputs[0], out var flat) || flat.Length != 2) throw new NotSupportedException($"{name}: softmax only over [N, classes]");
+                        AddNode(graph, "Softmax", name, inputs).Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
+                        reshaped[name] = flat;
+                        break;
+                    }
                 case "Identity":
                     {
-                        if (!reshaped.TryGetValue(inputs[0], out var dims)) throw new NotSupportedException($"{name}: graph outputs must come from a reshape");
+                        if (!reshaped.TryGetValue(inputs[0], out var dims)) throw new NotSupportedException($"{name}: graph outputs must come from a reshape, a mean or a softmax");
                         AddNode(graph, "Identity", name, inputs);
                         graph.Output.Add(Value(name, dims));
                         break;
@@ -191,6 +213,121 @@ internal static class TfjsConverter
         var model = new ModelProto { IrVersion = 8, ProducerName = "FerSharp tfjs-to-onnx", Graph = graph };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 13 });
         return model.ToByteArray();
+    }
+
+    /// <summary>
+    /// face-api.js's FaceExpressionNet as its code builds it (src/faceFeatureExtractor, src/faceExpressionNet):
+    /// RGB 112x112, minus the mean colour, divided by 255; four dense blocks of a convolution (separable after
+    /// the first block) at stride 2 and three separable convolutions, each reading the sum of the ones before;
+    /// a 7x7 average pool; a fully connected layer to 7 classes (neutral, happy, sad, angry, fearful, disgusted,
+    /// surprised); softmax. Input NCHW RGB pixels 0..255, output probabilities [1, 7].
+    /// </summary>
+    public static byte[] ConvertFaceApiExpression(string manifestPath)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(manifestPath));
+        var weights = ReadManifestWeights(json.RootElement, Path.GetDirectoryName(Path.GetFullPath(manifestPath))!);
+        (long[] Shape, float[] Values) W(string name) => weights.TryGetValue(name, out var w) ? w : throw new InvalidDataException($"weight {name} is missing");
+        var graph = new GraphProto { Name = "face-api-expression" };
+        var initialized = new HashSet<string>();
+        graph.Input.Add(Value("input", 1, 3, 112, 112));
+        var mean = Initializer(graph, initialized, "mean_rgb", [1, 3, 1, 1], [122.782f, 117.001f, 104.298f]);
+        var scale = Initializer(graph, initialized, "255", [1], [255f]);
+        AddNode(graph, "Sub", "centred", ["input", mean]);
+        var x = AddNode(graph, "Div", "normalized", ["centred", scale]).Output[0];
+        var size = 112L;
+        string Conv(string name, string input, string weightName, long[] weightShape, float[] values, long kernel, long stride, long group, string? bias)
+        {
+            // TensorFlow's SAME padding: the extra pixel after, at stride 2 on an even size.
+            var output = (size + stride - 1) / stride;
+            var total = Math.Max((output - 1) * stride + kernel - size, 0);
+            var inputs = new List<string> { input, Initializer(graph, initialized, weightName, weightShape, values) };
+            if (bias != null) inputs.Add(Initializer(graph, initialized, bias, W(bias).Shape, W(bias).Values));
+            var node = AddNode(graph, "Conv", name, inputs);
+            node.Attribute.Add(IntsAttribute("kernel_shape", [kernel, kernel]));
+            node.Attribute.Add(IntsAttribute("strides", [stride, stride]));
+            node.Attribute.Add(IntsAttribute("pads", [total / 2, total / 2, total - total / 2, total - total / 2]));
+            node.Attribute.Add(new AttributeProto { Name = "group", Type = AttributeProto.Types.AttributeType.Int, I = group });
+            return name;
+        }
+        string Separable(string prefix, string input, long stride)
+        {
+            var (dShape, dValues) = W(prefix + "/depthwise_filter"); // [3,3,C,1]
+            var (pShape, pValues) = W(prefix + "/pointwise_filter"); // [1,1,C,O]
+            var depthwise = Conv(prefix + "/depthwise", input, prefix + "/depthwise_filter", [dShape[2], 1, dShape[0], dShape[1]],
+                Permute(dValues, dShape, [2, 3, 0, 1]), dShape[0], stride, dShape[2], null);
+            size = (size + stride - 1) / stride;
+            return Conv(prefix + "/pointwise", depthwise, prefix + "/pointwise_filter", [pShape[3], pShape[2], 1, 1],
+                Permute(pValues, pShape, [3, 2, 0, 1]), 1, 1, 1, prefix + "/bias");
+        }
+        string Add(string name, params string[] terms)
+        {
+            var sum = terms[0];
+            for (var t = 1; t < terms.Length; t++) sum = AddNode(graph, "Add", t == terms.Length - 1 ? name : $"{name}.{t}", [sum, terms[t]]).Output[0];
+            return sum;
+        }
+        for (var block = 0; block < 4; block++)
+        {
+            var p = $"dense{block}";
+            string first;
+            if (block == 0)
+            {
+                var (shape, values) = W(p + "/conv0/filters"); // [3,3,3,32]
+                first = Conv(p + "/conv0", x, p + "/conv0/filters", [shape[3], shape[2], shape[0], shape[1]], Permute(values, shape, [3, 2, 0, 1]), 3, 2, 1, p + "/conv0/bias");
+                size = (size + 1) / 2;
+            }
+            else
+            {
+                first = Separable(p + "/conv0", x, 2);
+            }
+            var out1 = AddNode(graph, "Relu", p + "/out1", [first]).Output[0];
+            var out2 = Separable(p + "/conv1", out1, 1);
+            var in3 = AddNode(graph, "Relu", p + "/in3", [Add(p + "/sum3", out1, out2)]).Output[0];
+            var out3 = Separable(p + "/conv2", in3, 1);
+            var in4 = AddNode(graph, "Relu", p + "/in4", [Add(p + "/sum4", out1, out2, out3)]).Output[0];
+            var out4 = Separable(p + "/conv3", in4, 1);
+            x = AddNode(graph, "Relu", p + "/out", [Add(p + "/sum", out1, out2, out3, out4)]).Output[0];
+        }
+        var pool = AddNode(graph, "AveragePool", "pool", [x]);
+        pool.Attribute.Add(IntsAttribute("kernel_shape", [7, 7]));
+        pool.Attribute.Add(IntsAttribute("strides", [2, 2]));
+        AddNode(graph, "Flatten", "features", ["pool"]).Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
+        var (fcShape, fcValues) = W("fc/weights");
+        AddNode(graph, "Gemm", "fc", ["features", Initializer(graph, initialized, "fc/weights", fcShape, fcValues), Initializer(graph, initialized, "fc/bias", W("fc/bias").Shape, W("fc/bias").Values)]);
+        AddNode(graph, "Softmax", "probabilities", ["fc"]).Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
+        graph.Output.Add(Value("probabilities", 1, fcShape[1]));
+        var model = new ModelProto { IrVersion = 8, ProducerName = "FerSharp tfjs-to-onnx", Graph = graph };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 13 });
+        return model.ToByteArray();
+    }
+
+    /// <summary>A weights manifest's tensors (a list of groups, or a graph model's weightsManifest), uint8-quantized ones dequantized.</summary>
+    private static Dictionary<string, (long[] Shape, float[] Values)> ReadManifestWeights(JsonElement groups, string folder)
+    {
+        var result = new Dictionary<string, (long[], float[])>();
+        foreach (var group in groups.EnumerateArray())
+        {
+            var data = group.GetProperty("paths").EnumerateArray().SelectMany(p => File.ReadAllBytes(Path.Combine(folder, p.GetString()!))).ToArray();
+            var offset = 0;
+            foreach (var weight in group.GetProperty("weights").EnumerateArray())
+            {
+                var name = weight.GetProperty("name").GetString()!;
+                var shape = weight.GetProperty("shape").EnumerateArray().Select(v => v.GetInt64()).ToArray();
+                var count = (int)shape.Aggregate(1L, (a, b) => a * b);
+                if (weight.TryGetProperty("quantization", out var q))
+                {
+                    if (q.GetProperty("dtype").GetString() != "uint8") throw new NotSupportedException($"{name}: {q.GetProperty("dtype").GetString()} quantization");
+                    var (qScale, qMin) = (q.GetProperty("scale").GetSingle(), q.GetProperty("min").GetSingle());
+                    result[name] = (shape, data.AsSpan(offset, count).ToArray().Select(b => b * qScale + qMin).ToArray());
+                    offset += count;
+                    continue;
+                }
+                if (weight.GetProperty("dtype").GetString() != "float32") throw new NotSupportedException($"{name}: dtype {weight.GetProperty("dtype").GetString()}");
+                result[name] = (shape, MemoryMarshal.Cast<byte, float>(data.AsSpan(offset, count * 4)).ToArray());
+                offset += count * 4;
+            }
+            if (offset != data.Length) throw new InvalidDataException($"weights files hold {data.Length} bytes, the manifest describes {offset}");
+        }
+        return result;
     }
 
     private static void RequireNhwc(string name, JsonElement attr)
