@@ -28,16 +28,29 @@ internal sealed class Report
     {
         var md = new StringBuilder();
         md.AppendLine(CultureInfo.InvariantCulture, $"Generated {date} by `{command}` on **{machine.Cpu}**, {machine.Cores} cores at {machine.GHz:F2} GHz ");
-        md.AppendLine(CultureInfo.InvariantCulture, $"(fp32 peak {machine.PeakGflops:F0} GFLOP/s = cores × clock × {machine.FlopsPerCycle} FLOP/cycle), .NET {machine.Dotnet}, TorchSharp {machine.TorchSharp}.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"(fp32 peak {machine.PeakGflops:F0} GFLOP/s = cores × clock × {machine.FlopsPerCycle} FLOP/cycle), .NET {machine.Dotnet}, TorchSharp {machine.TorchSharp}, ONNX Runtime {typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.GetName().Version}.");
         md.AppendLine("Figures are medians of several timed runs after warm-up, with (min–max).");
         foreach (var (title, header, rows) in _sections.Where(s => s.Rows.Count > 0))
         {
             md.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"### {title}").AppendLine();
+            if (Readings.For(title) is { } reading) md.AppendLine(reading).AppendLine();
             md.AppendLine("| " + string.Join(" | ", header) + " |");
             md.AppendLine("|" + string.Concat(header.Select(_ => "---|")));
             foreach (var row in rows) md.AppendLine("| " + string.Join(" | ", row) + " |");
         }
         return md.ToString();
+    }
+
+    /// <summary>The whole of docs/BENCHMARKS.md: current figures only; earlier runs live in the git history.</summary>
+    public static void WriteWhole(string path, string generated)
+    {
+        var text = "# Benchmarks\n\n"
+            + "Current figures only, all from one `bench/run` on one machine: the header says which, when and how. Earlier\n"
+            + "runs are in the git history ([HISTORY.md](HISTORY.md) lists the milestones). Nothing here is asserted by the\n"
+            + "tests. Machines differ from day to day: compare figures within this page, as ratios, not with other days.\n\n"
+            + Begin + "\n" + generated + End + "\n";
+        File.WriteAllText(path + ".tmp", text);
+        File.Move(path + ".tmp", path, overwrite: true);
     }
 
     /// <summary>Replaces the generated part of <paramref name="path"/> (creating the file if needed), atomically.</summary>

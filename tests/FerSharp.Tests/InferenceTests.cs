@@ -62,7 +62,7 @@ public class RecognizerTests
             if (directBest == match.Emotion) agree++;
         }
         var falsePositives = faces.Count(f => truth.All(t => f.Box.IoU(t) < 0.2));
-        // The cascade finds ~72% of FER2013's tightly cropped faces (docs/DECISIONS.md); 7 of 12 allows for chance.
+        // The cascade finds ~72% of FER2013's tightly cropped faces; 7 of 12 allows for chance.
         Assert.True(found >= 7, $"found {found} of {truth.Count} faces");
         Assert.True(falsePositives <= 1, $"{falsePositives} detections are not on a pasted face");
         Assert.True(agree >= found * 2 / 3, $"pipeline agreed with direct classification on {agree} of {found} faces");

@@ -324,7 +324,7 @@ internal static class PredictCommand
             // With --jsonl stdout carries only the frames' lines.
             var report = streamJson ? err : AnsiConsole.Console;
             report.MarkupLineInterpolated(
-                $"{summary.FramesRead} frames ({summary.FramesAnalyzed} analysed), {summary.FaceDetections} face detections, {summary.Tracks} tracked faces; [bold]{summary.FramesPerSecond:F1} FPS[/] achieved (source {summary.SourceFps:F1} FPS); model {recognizer.Model.Metadata.Name}, {EngineOption.Describe(recognizer.Model)}");
+                $"{summary.FramesRead} frames ({summary.FramesAnalyzed} analysed), {summary.FaceDetections} face detections, {summary.Tracks} tracked faces; [bold]{summary.FramesPerSecond:F1} FPS[/] achieved after the first frame (which took {summary.FirstFrameSeconds:F2} s with the warm-up; source {summary.SourceFps:F1} FPS); model {recognizer.Model.Metadata.Name}, {EngineOption.Describe(recognizer.Model)}");
             if (options.OutputPath != null) report.MarkupLineInterpolated($"annotated video: [bold]{options.OutputPath}[/]");
             if (options.CsvPath != null) report.MarkupLineInterpolated($"per-frame CSV: [bold]{options.CsvPath}[/]");
             // Ctrl+C ends the video with the frames so far written, and says it was interrupted (q in the window is a normal end).

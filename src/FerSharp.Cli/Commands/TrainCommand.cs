@@ -140,7 +140,7 @@ internal static class TrainCommand
                 if (initial.Metadata.TrainOptions()?.Seed == options.Seed)
                 {
                     // The seed fixes each epoch's order, augmentation and dropout masks, so epoch k of this run
-                    // shows the network exactly the batches of the package's own epoch k (docs/DECISIONS.md).
+                    // shows the network exactly the batches of the package's own epoch k.
                     AnsiConsole.MarkupLineInterpolated($"[yellow]note: {initPath} was trained with the same --seed {options.Seed}; this run repeats its data order, augmentation and dropout epoch by epoch. Pass another --seed for fresh draws.[/]");
                 }
             }

@@ -12,7 +12,7 @@ namespace FerSharp.Evaluation;
 public sealed record EvaluationOptions
 {
     public TtaMode Tta { get; init; } = TtaMode.None;
-    public int BatchSize { get; init; } = 64; // 256 was up to 2x slower on our 2-core CPU (docs/DECISIONS.md, "CPU speed")
+    public int BatchSize { get; init; } = 64; // 256 was up to 2x slower on our 2-core CPU
     /// <summary>With TTA, also score the plain model so the report can show the gain.</summary>
     public bool CompareWithoutTta { get; init; } = true;
 }

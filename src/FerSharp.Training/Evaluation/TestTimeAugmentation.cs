@@ -12,7 +12,7 @@ public static class TestTimeAugmentation
 
     /// <summary>
     /// Up to this many views in total go through the network as one batch; larger batches (evaluation) run one
-    /// view at a time, since batches above 64 were slower per image on our 2-core CPU (docs/DECISIONS.md).
+    /// view at a time, since batches above 64 were slower per image on our 2-core CPU.
     /// </summary>
     public const int OneBatchLimit = 64;
 

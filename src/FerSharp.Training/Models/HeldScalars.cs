@@ -16,7 +16,7 @@ namespace FerSharp.Models;
 /// held scalars. These helpers dispose their scalar after the call, which also keeps it off the finalizer queue.
 /// They cover the inference path. TorchSharp's own code (optimizer steps, batch norm's training counter) and
 /// our training-only code (augmentation, losses, EMA) still use temporaries; there the launchers'
-/// <c>DOTNET_JITMinOpts=1</c> keeps them alive (docs/DECISIONS.md "TorchSharp scalar lifetime").
+/// <c>DOTNET_JITMinOpts=1</c> keeps them alive (docs/decisions/0003-torchsharp-scalar-lifetime.md).
 /// </remarks>
 public static class HeldScalars
 {

@@ -116,7 +116,7 @@ public sealed class Trainer
             : StartNewRun(resume, model, ema, train, validation.Count);
         if (!HeldScalars.RuntimeKeepsTemporariesAlive())
         {
-            Log("warning: DOTNET_JITMinOpts=1 is not set; TorchSharp's optimizer and batch norm can then, rarely, fail in libtorch when a garbage collection frees a number mid-call (docs/DECISIONS.md, \"TorchSharp scalar lifetime\"). ./fer sets it; set it for your own programs.");
+            Log("warning: DOTNET_JITMinOpts=1 is not set; TorchSharp's optimizer and batch norm can then, rarely, fail in libtorch when a garbage collection frees a number mid-call (docs/decisions/0003-torchsharp-scalar-lifetime.md). ./fer sets it; set it for your own programs.");
         }
         if (_options.Precision == TrainingPrecision.BFloat16 && PassCopy.CpuHasNativeBFloat16() == false)
         {

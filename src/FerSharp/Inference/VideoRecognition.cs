@@ -22,7 +22,13 @@ public sealed record VideoOptions
 
 public sealed record VideoSummary(int FramesRead, int FramesAnalyzed, int FaceDetections, int Tracks, double Seconds, double SourceFps)
 {
-    public double FramesPerSecond => FramesRead / Math.Max(1e-9, Seconds);
+    /// <summary>Wall time until the first frame was recognized: opening the source and the first calls' warm-up.</summary>
+    public double FirstFrameSeconds { get; init; }
+
+    /// <summary>Frames per second after the first frame, whose warm-up would otherwise dominate a short run.</summary>
+    public double FramesPerSecond => FramesRead > 1 && Seconds > FirstFrameSeconds
+        ? (FramesRead - 1) / (Seconds - FirstFrameSeconds)
+        : FramesRead / Math.Max(1e-9, Seconds);
 }
 
 /// <summary>Runs the recognizer over a video file or camera (<c>camera:N</c>) through OpenCV's FFmpeg/V4L backends.</summary>
@@ -179,6 +185,7 @@ public sealed class VideoStream : IDisposable
     private readonly FaceTracker _tracker;
     private readonly FaceFollower _follower;
     private readonly Stopwatch _watch = new();
+    private double _firstFrameSeconds;
     private bool _started;
 
     private VideoStream(EmotionRecognizer recognizer, string source, VideoOptions options, VideoCapture capture)
@@ -245,6 +252,7 @@ public sealed class VideoStream : IDisposable
                     FramesAnalyzed++;
                     FaceDetections += last.Count;
                 }
+                if (index == 0) _firstFrameSeconds = _watch.Elapsed.TotalSeconds;
                 yield return new VideoFrame(index, index / SourceFps, analyzed, last, image);
             }
             if (FramesRead == 0 && !cancellationToken.IsCancellationRequested)
@@ -261,7 +269,7 @@ public sealed class VideoStream : IDisposable
 
     /// <summary>What was read so far and how fast (frames read per second of wall time while reading).</summary>
     public VideoSummary Summary() =>
-        new(FramesRead, FramesAnalyzed, FaceDetections, _tracker.TracksStarted, _watch.Elapsed.TotalSeconds, SourceFps);
+        new(FramesRead, FramesAnalyzed, FaceDetections, _tracker.TracksStarted, _watch.Elapsed.TotalSeconds, SourceFps) { FirstFrameSeconds = _firstFrameSeconds };
 
     public void Dispose() => _capture.Dispose();
 }
