@@ -85,7 +85,8 @@ photo="$work/photo.jpg"
 data="$(dirname "$root")/shared/data/fer2013/fer2013.csv.gz"
 if [ -f "$data" ]; then
   dotnet "$work/context/app/fer.dll" data scenes "$data" "$work/scenes" --count 1 >/dev/null
-  cp "$(find "$work/scenes" -name '*scene*.jpg' | head -1)" "$photo"
+  mapfile -t scenes < <(find "$work/scenes" -name '*scene*.jpg')
+  cp "${scenes[0]}" "$photo"
   expect_face=1
 else
   # Without the shared data: a plain grey picture; the answer then has no face but is still a recognition.

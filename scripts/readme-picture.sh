@@ -11,7 +11,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$root/fer" data scenes "$data" "$work/scenes" --count 12 >/dev/null
 mkdir -p "$work/pick"
-find "$work/scenes" -name '*-scene.jpg' | sort | head -6 | while read -r f; do cp "$f" "$work/pick/$(basename "$(dirname "$f")")-$(basename "$f")"; done
+mapfile -t scenes < <(find "$work/scenes" -name '*-scene.jpg' | sort)
+for f in "${scenes[@]:0:6}"; do cp "$f" "$work/pick/$(basename "$(dirname "$f")")-$(basename "$f")"; done
 mkdir -p "$root/docs/images"
 "$root/fer" predict "$work/pick" --annotate "$root/docs/images/examples" --format csv --out "$work/faces.csv" >/dev/null
 echo "annotated examples in docs/images/examples/ (the file names start with the true label):"

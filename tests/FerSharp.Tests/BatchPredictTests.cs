@@ -99,6 +99,20 @@ public sealed class BatchPredictTests
     }
 
     [Fact]
+    public void The_pixel_limit_is_an_option_and_refuses_larger_images_before_decoding()
+    {
+        using var dir = new TempDir();
+        var photo = Photos(dir, 1)[0]; // 640x480: 0.31 megapixels
+        var refused = Cli.Run("predict", photo, "--format", "json", "--max-megapixels", "0.3", "-m", "fer2013-realtime");
+        Assert.Equal(1, refused.ExitCode); // the file failed, with its reason in its row
+        Assert.Contains("pixels", JsonDocument.Parse(refused.Stdout).RootElement[0].GetProperty("error").GetString());
+        var allowed = Cli.Run("predict", photo, "--format", "json", "--max-megapixels", "0.31", "-m", "fer2013-realtime");
+        Assert.True(allowed.ExitCode == 0, allowed.Stderr);
+        Assert.Equal(2, Cli.Run("predict", photo, "--max-megapixels", "1000").ExitCode);
+        Assert.Contains("--max-megapixels", Cli.Run("serve", "--help").Stdout);
+    }
+
+    [Fact]
     public void Ctrl_C_leaves_a_complete_json_array_of_the_finished_files_and_exits_130()
     {
         using var dir = new TempDir();

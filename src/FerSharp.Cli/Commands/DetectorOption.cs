@@ -9,7 +9,7 @@ internal static class DetectorOption
 {
     public static Option<FaceDetectorKind> Create() => new("--detector")
     {
-        Description = "Face detector: BlazeFace (a small network: finds more faces, tilted ones too, with fewer false detections) or Haar (OpenCV's frontal-face cascade, the detector before 2026-12-05).",
+        Description = "Face detector: BlazeFace (a small network: finds more faces, tilted ones too, with fewer false detections) or Haar (OpenCV's frontal-face cascade: no network, upright faces only).",
         DefaultValueFactory = _ => FaceDetectorKind.BlazeFace,
     };
 }

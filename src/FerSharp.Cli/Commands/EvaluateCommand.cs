@@ -222,7 +222,7 @@ internal static class EvaluateCommand
         if (answers.Count < 2) return;
         if (answers.Any(a => a is null))
         {
-            AnsiConsole.MarkupLine($"[grey]no face-by-face comparison: a report without {ReportWriter.PredictionsFile} (written by fer evaluate since 2026-11-28)[/]");
+            AnsiConsole.MarkupLine($"[grey]no face-by-face comparison: a report without {ReportWriter.PredictionsFile} (reports of older FerSharp versions lack it)[/]");
             return;
         }
         var first = answers[0]!.Value;

@@ -24,6 +24,15 @@ internal sealed class RecognitionOptions
 
     public Option<int> MaxLook { get; } = CreateMaxLook();
 
+    /// <summary>The most megapixels an image may declare; OpenCV's own guard (OPENCV_IO_MAX_IMAGE_PIXELS) stops at 256.</summary>
+    public const double MaxMegapixelsLimit = 256;
+
+    public Option<double> MaxMegapixels { get; } = new("--max-megapixels")
+    {
+        Description = $"Images whose header declares more pixels than this many millions are refused before decoding (up to {MaxMegapixelsLimit}).",
+        DefaultValueFactory = _ => new RecognizerOptions().MaxImagePixels / 1e6,
+    };
+
     public Option<double> MinScore { get; } = new("--min-score")
     {
         Description = "BlazeFace only: the detector score (0 to 1) a face needs to count; each face's score is in the output (detector_score). Lower finds more turned and partly hidden faces and more things that are not faces.",
@@ -54,6 +63,7 @@ internal sealed class RecognitionOptions
         command.Options.Add(Detector);
         command.Options.Add(MaxLook);
         command.Options.Add(MinScore);
+        command.Options.Add(MaxMegapixels);
     }
 
     /// <summary>The settings in a line, for a command's summary: <c>BlazeFace up to 1024 px, margin 0.1, one view per face</c>.</summary>
@@ -76,6 +86,7 @@ internal sealed class RecognitionOptions
         DetectorKind = parse.GetValue(Detector),
         BlazeFace = new BlazeFaceOptions { MaxSide = parse.GetValue(MaxLook), MinScore = (float)OptionRules.Within(parse, MinScore, 0.01, 0.99, "a score between 0.01 and 0.99") },
         Margin = parse.GetValue(Margin),
+        MaxImagePixels = (long)Math.Round(OptionRules.Within(parse, MaxMegapixels, 0.01, MaxMegapixelsLimit, $"megapixels from 0.01 to {MaxMegapixelsLimit}") * 1e6),
         Tta = parse.GetValue(Tta),
     };
 }

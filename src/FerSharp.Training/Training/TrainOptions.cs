@@ -38,7 +38,7 @@ public enum TrainingMemoryFormat
     Contiguous,
     /// <summary>
     /// NHWC on a copy of the network (<see cref="PassCopy"/>; the weights stay NCHW): 1.1-1.2x the training
-    /// throughput of the convolutional networks here, 1.6-1.9x for mini-xception (docs/BENCHMARKS.md).
+    /// throughput of the convolutional networks here, 1.6-1.9x for mini-xception (`bench/run --only memory-format`).
     /// </summary>
     ChannelsLast,
 }

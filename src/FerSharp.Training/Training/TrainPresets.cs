@@ -51,7 +51,7 @@ public static class TrainPresets
     };
 
     // The same recipe on vgg-bn at twice the width: the wide network learns faster per epoch, so its first
-    // cycle is 30 epochs and the warm restart runs 50 (docs/BENCHMARKS.md). About 4 minutes per epoch on 2
+    // cycle is 30 epochs and the warm restart runs 50. About 4 minutes per epoch on 2
     // cores, so it spans sessions with --resume.
     private static readonly TrainOptions Best = VggBn with { Architecture = "vgg-wide", Epochs = 80, RestartAt = "30" };
 
@@ -68,7 +68,7 @@ public static class TrainPresets
 
     /// <summary>
     /// A further cosine cycle started from the previous stage's best package: lower peak rate, one warm-up
-    /// epoch. Each was kept only because it raised PublicTest accuracy (the log is in docs/BENCHMARKS.md).
+    /// epoch. Each was kept only because it raised PublicTest accuracy (docs/HISTORY.md; the runs are in git).
     /// </summary>
     private static TrainOptions NextCycle(TrainOptions previous, int epochs, double peak) =>
         previous with { Epochs = epochs, RestartAt = "none", LearningRate = peak, WarmupEpochs = 1 };

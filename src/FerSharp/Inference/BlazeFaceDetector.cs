@@ -12,7 +12,7 @@ namespace FerSharp.Inference;
 /// <summary>Tuning of <see cref="BlazeFaceDetector"/>.</summary>
 public sealed record BlazeFaceOptions
 {
-    /// <summary>Smallest face score (0-1) kept; 0.6 traded recall against false detections best (docs/BENCHMARKS.md).</summary>
+    /// <summary>Smallest face score (0-1) kept; 0.6 traded recall against false detections best (`bench/run --only detector`).</summary>
     public float MinScore { get; init; } = 0.6f;
 
     /// <summary>Boxes overlapping a higher-scored one by more than this IoU are merged into it.</summary>
@@ -115,7 +115,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     private static readonly string[] OutputNames = ["Identity", "Identity_2", "Identity_1", "Identity_3"];
     // One session per input size, its graph's input fixed to that size: ONNX Runtime plans a fixed shape once,
     // where one session of symbolic size re-planned whenever a photo's looks alternated sizes (a 640x480
-    // photo's two looks took 41 ms against 29 ms for the same two looks run apart, docs/BENCHMARKS.md).
+    // photo's two looks took 41 ms on random pixels, against 29 ms for the same two looks run apart).
     // Looks come in few sizes (longer side 256, 512 or 1024, the other padded to 32 px), so few sessions.
     private readonly Dictionary<Size, InferenceSession> _sessions = [];
     private readonly Queue<Size> _sessionOrder = new();

@@ -44,7 +44,7 @@ public enum FaceDetectorKind
     /// </summary>
     BlazeFace,
 
-    /// <summary>OpenCV's Haar frontal-face cascade (<see cref="HaarFaceDetector"/>), FerSharp's detector until 2026-12-05.</summary>
+    /// <summary>OpenCV's Haar frontal-face cascade (<see cref="HaarFaceDetector"/>): no network, fewer faces found, upright ones only.</summary>
     Haar,
 }
 
