@@ -583,6 +583,11 @@ else
             AnsiConsole.MarkupLineInterpolated($"server {r.Clients,2} clients: {r.RequestsPerSecond} req/s, p50 {r.P50Ms} ms, p95 {r.P95Ms} ms, p99 {r.P99Ms} ms, {r.Errors} errors of {r.Requests}; working set {r.WorkingSetBeforeMb} -> {r.WorkingSetAfterMb} MB (peak {r.PeakWorkingSetMb})");
         }
         results["server"] = load;
+        var overload = ServerLoad.OverloadAsync(recognizer, jpeg, 16, quick ? 5 : 20).GetAwaiter().GetResult();
+        var overloadTable = report.Section("Server overload (bursts of 16 simultaneous requests; one recognition at a time, no queue)", "requests", "refused 503", "with Retry-After", "503 median ms", "503 max ms", "accepted median ms");
+        overloadTable.Add([$"{overload.Requests}", $"{overload.Refused}", $"{overload.RefusedWithRetryAfter}", F(overload.RefusedMedianMs), F(overload.RefusedMaxMs), F(overload.AcceptedMedianMs)]);
+        AnsiConsole.MarkupLineInterpolated($"overload: {overload.Refused} of {overload.Requests} refused with 503 ({overload.RefusedWithRetryAfter} with Retry-After) in a median {overload.RefusedMedianMs} ms (max {overload.RefusedMaxMs}); accepted ones {overload.AcceptedMedianMs} ms");
+        results["server_overload"] = overload;
     }
     if (Wanted("soak"))
     {

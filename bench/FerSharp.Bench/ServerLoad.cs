@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.Http.Headers;
 
 using FerSharp.Inference;
@@ -66,5 +67,39 @@ internal static class ServerLoad
         }
         await app.StopAsync();
         return results;
+    }
+
+    public sealed record Overload(int Requests, int Refused, int RefusedWithRetryAfter, double RefusedMedianMs, double RefusedMaxMs, double AcceptedMedianMs);
+
+    /// <summary>
+    /// A burst of simultaneous requests to a server that runs one recognition at a time and queues none: how
+    /// many are refused with 503, whether each says Retry-After, and how fast the refusals come.
+    /// </summary>
+    public static async Task<Overload> OverloadAsync(EmotionRecognizer recognizer, byte[] jpeg, int burst, int rounds)
+    {
+        await using var app = FerServer.Build(new ServerOptions { Urls = "http://127.0.0.1:0", MaxConcurrentInference = 1, MaxQueuedInference = 0 }, recognizer, logging: _ => { });
+        await app.StartAsync();
+        var url = new Uri(new Uri(app.Urls.First()), "/api/v1/recognize");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        async Task<(HttpStatusCode Status, bool RetryAfter, double Ms)> PostOnce()
+        {
+            var content = new ByteArrayContent(jpeg);
+            content.Headers.ContentType = new MediaTypeHeaderValue("image/jpeg");
+            var t = Stopwatch.StartNew();
+            using var response = await http.PostAsync(url, content);
+            return (response.StatusCode, response.Headers.RetryAfter is not null, t.Elapsed.TotalMilliseconds);
+        }
+        for (var i = 0; i < 3; i++) await PostOnce(); // warm-up
+        var answers = new List<(HttpStatusCode Status, bool RetryAfter, double Ms)>();
+        for (var r = 0; r < rounds; r++)
+        {
+            answers.AddRange(await Task.WhenAll(Enumerable.Range(0, burst).Select(_ => PostOnce())));
+        }
+        await app.StopAsync();
+        var refused = answers.Where(a => a.Status == HttpStatusCode.ServiceUnavailable).Select(a => a.Ms).Order().ToArray();
+        var accepted = answers.Where(a => a.Status == HttpStatusCode.OK).Select(a => a.Ms).Order().ToArray();
+        return new Overload(answers.Count, refused.Length, answers.Count(a => a.Status == HttpStatusCode.ServiceUnavailable && a.RetryAfter),
+            refused.Length == 0 ? 0 : Math.Round(Stats.Percentile(refused, 50), 2), refused.Length == 0 ? 0 : Math.Round(refused[^1], 2),
+            accepted.Length == 0 ? 0 : Math.Round(Stats.Percentile(accepted, 50), 2));
     }
 }
