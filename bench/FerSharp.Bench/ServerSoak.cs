@@ -90,14 +90,12 @@ internal static class ServerSoak
         random.NextBytes(garbage);
         var bomb = new byte[33];
         new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52 }.CopyTo(bomb, 0);
-        BitConverter.GetBytes(BinaryPrimitivesReverse(30000)).CopyTo(bomb, 16);
-        BitConverter.GetBytes(BinaryPrimitivesReverse(30000)).CopyTo(bomb, 20);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bomb.AsSpan(16), 30000); // width
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bomb.AsSpan(20), 30000); // height
         bomb[24] = 8;
         bomb[25] = 2;
         return [(garbage, "image/jpeg"), (jpeg[..(jpeg.Length / 3)], "image/jpeg"), ([], "image/png"), (jpeg, "text/plain"), (bomb, "image/png")];
     }
-
-    private static int BinaryPrimitivesReverse(int value) => System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(value);
 
     private static async Task<HttpStatusCode> PostAsync(HttpClient http, byte[] body, string type)
     {

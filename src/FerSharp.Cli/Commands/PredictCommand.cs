@@ -249,7 +249,7 @@ internal static class PredictCommand
             {
                 var f = r.Faces[i];
                 var second = f.Probabilities.OrderByDescending(kv => kv.Value).Skip(1).First();
-                var how = f.Finding == FaceFinding.Detected ? "" : $" [grey]({PredictionOutput.FoundName(f.Finding)})[/]";
+                var how = f.Finding == FaceFinding.Detected ? "" : $" [grey]({FaceJson.FoundName(f.Finding)})[/]";
                 table.AddRow(i == 0 ? Markup.Escape(r.File) : "", $"{i + 1}", $"{f.Box.X},{f.Box.Y},{f.Box.Width},{f.Box.Height}",
                     $"[bold]{f.Emotion}[/]{how}", $"{f.Confidence:P1}", $"{second.Key} {second.Value:P1}");
             }

@@ -84,7 +84,7 @@ internal sealed class PredictionOutput : IDisposable
                 ["emotion"] = f.Emotion,
                 ["confidence"] = Math.Round(f.Confidence, 4),
                 ["probabilities"] = f.Probabilities.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value, 4)),
-                ["found"] = FoundName(f.Finding),
+                ["found"] = FaceJson.FoundName(f.Finding),
                 ["detector_score"] = FaceJson.ScoreOf(f.Box),
             }).ToList(),
         };
@@ -92,8 +92,6 @@ internal sealed class PredictionOutput : IDisposable
         return doc;
     }
 
-    /// <summary>How a face was found, as written in every output: detected, detected-with-border, whole-image.</summary>
-    public static string FoundName(FaceFinding finding) => FaceJson.FoundName(finding);
 
     /// <summary>A row per face; a file without a face or with an error still gets a row (face 0), so every input is accounted for.</summary>
     private string CsvRows(FileResult r)
@@ -111,7 +109,7 @@ internal sealed class PredictionOutput : IDisposable
             var f = r.Faces[i];
             sb.Append(inv, $"{Csv(r.File)},{i + 1},{f.Box.X},{f.Box.Y},{f.Box.Width},{f.Box.Height},{f.Emotion},{f.Confidence:F4}");
             foreach (var c in _classes) sb.Append(inv, $",{f.Probabilities[c]:F4}");
-            sb.Append(',').Append(FaceJson.ScoreOf(f.Box) is { } score ? score.ToString("0.####", inv) : "").Append(',').Append(FoundName(f.Finding)).Append(",\n");
+            sb.Append(',').Append(FaceJson.ScoreOf(f.Box) is { } score ? score.ToString("0.####", inv) : "").Append(',').Append(FaceJson.FoundName(f.Finding)).Append(",\n");
         }
         return sb.ToString();
     }

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text.Json;
 
 using FerSharp.Data;
@@ -311,8 +310,6 @@ public sealed class EmotionModel : IDisposable
             Network.Dispose();
         }
     }
-
-    internal static string Sha256(byte[] bytes) => ModelPackage.Sha256(bytes);
 }
 
 public static class Preprocessing
