@@ -28,6 +28,21 @@ public sealed class LeanRecognitionTests
     }
 
     [Fact]
+    public void More_threads_per_call_give_the_same_probabilities_and_a_bad_count_is_refused()
+    {
+        var face = new byte[FaceDataset.PixelsPerImage];
+        new Random(7).NextBytes(face);
+        var png = FaceImages.EncodePng(face);
+        using var one = EmotionRecognizer.Load("fer2013-realtime");
+        using var two = EmotionRecognizer.Load("fer2013-realtime", new RecognizerOptions { ThreadsPerCall = 2 });
+        var a = Assert.Single(one.Recognize(png)).Probabilities;
+        var b = Assert.Single(two.Recognize(png)).Probabilities;
+        Assert.All(a, p => Assert.Equal(p.Value, b[p.Key], 5));
+        var refused = Assert.Throws<ArgumentException>(() => EmotionRecognizer.Load("fer2013-realtime", new RecognizerOptions { ThreadsPerCall = 0 }));
+        Assert.Contains("ThreadsPerCall", refused.Message);
+    }
+
+    [Fact]
     public void The_default_shipped_model_recognizes_a_face_on_ONNX_Runtime()
     {
         using var fer = EmotionRecognizer.Load();

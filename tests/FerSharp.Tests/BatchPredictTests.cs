@@ -113,6 +113,26 @@ public sealed class BatchPredictTests
     }
 
     [Fact]
+    public void Threads_per_photo_change_the_time_not_the_answer_and_a_bad_count_names_the_option()
+    {
+        using var dir = new TempDir();
+        var photo = Photos(dir, 1)[0];
+        var probabilities = new[] { "1", "2" }.Select(threads =>
+        {
+            // Plain colour, no face: classified whole, which is what the threads change.
+            var run = Cli.Run("predict", photo, "--no-detect", "--format", "json", "--threads", threads, "-m", "fer2013-realtime");
+            Assert.True(run.ExitCode == 0, run.Stderr);
+            return JsonDocument.Parse(run.Stdout).RootElement[0].GetProperty("faces")[0].GetProperty("probabilities").EnumerateObject().Select(p => p.Value.GetDouble()).ToList();
+        }).ToList();
+        Assert.Equal(probabilities[0].Count, probabilities[1].Count);
+        Assert.All(probabilities[0].Zip(probabilities[1]), p => Assert.Equal(p.First, p.Second, 4));
+        var refused = Cli.Run("predict", photo, "--threads", "0");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--threads", refused.Stderr);
+        Assert.Contains("--threads", Cli.Run("video", "--help").Stdout);
+    }
+
+    [Fact]
     public void Ctrl_C_leaves_a_complete_json_array_of_the_finished_files_and_exits_130()
     {
         using var dir = new TempDir();

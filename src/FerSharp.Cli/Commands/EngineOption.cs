@@ -26,7 +26,7 @@ internal static class EngineOption
     public static EmotionRecognizer LoadRecognizer(string? modelPath, RecognizerOptions settings, InferenceEngine engine)
     {
         var path = modelPath ?? ShippedModels.DefaultPath();
-        var classifier = LoadClassifier(path, engine);
+        var classifier = LoadClassifier(path, engine, settings.ThreadsPerCall);
         try
         {
             return new EmotionRecognizer(classifier, null, settings);
@@ -42,7 +42,7 @@ internal static class EngineOption
     /// The package's classifier on the chosen engine. A package older than format 3 (TorchSharp weights only) is
     /// exported to ONNX in memory for the ONNX engines, so every package runs on every engine.
     /// </summary>
-    public static IFaceClassifier LoadClassifier(string path, InferenceEngine engine)
+    public static IFaceClassifier LoadClassifier(string path, InferenceEngine engine, int threads = 1)
     {
         try
         {
@@ -50,7 +50,7 @@ internal static class EngineOption
             {
                 return TorchFaceClassifier.Load(path, engine);
             }
-            var options = new ClassifierOptions { Engine = engine };
+            var options = new ClassifierOptions { Engine = engine, Threads = threads };
             if (ModelPackage.ReadMetadata(path).HasOnnxNetwork) return OnnxFaceClassifier.Load(path, options);
             using var model = EmotionModel.Load(path);
             return OnnxFaceClassifier.FromGraph(model.Metadata, OnnxExport.Export(model), options);

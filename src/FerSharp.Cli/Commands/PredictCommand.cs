@@ -63,9 +63,11 @@ internal static class PredictCommand
         var noDetect = new Option<bool>("--no-detect") { Description = "Same as --detect never." };
         var recognition = new RecognitionOptions();
         var engine = EngineOption.Create();
+        var threads = ThreadsOption.Create();
         var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, output, shard, resume, annotate, detect, noDetect };
         recognition.AddTo(command);
         command.Options.Add(engine);
+        command.Options.Add(threads);
         command.SetAction((parse, ct) =>
         {
             var fmt = parse.GetValue(format)!;
@@ -82,7 +84,7 @@ internal static class PredictCommand
             if (skipped > 0) Console.Error.WriteLine($"fer: --resume: {skipped} of {skipped + files.Count} files are already in {outPath}");
             var annotateDir = OptionRules.FolderToWrite(parse.GetValue(annotate), "--annotate");
             var mode = parse.GetValue(noDetect) ? FaceDetectionMode.Never : parse.GetValue(detect);
-            var settings = recognition.Read(parse) with { Detection = mode };
+            var settings = recognition.Read(parse) with { Detection = mode, ThreadsPerCall = ThreadsOption.Read(parse, threads) };
             settings.Validate(); // now, not after the model's load
             // Inputs that cannot be read are reported at once, without waiting for a model that has nothing to do.
             var missing = files.Where(f => f != StandardInput && !File.Exists(f)).ToList();
@@ -279,16 +281,17 @@ internal static class PredictCommand
         var show = new Option<bool>("--show") { Description = "Show the annotated frames in a window as they are analysed (needs a graphical display; q or Esc stops)." };
         var engine = EngineOption.Create();
         var detectorKind = DetectorOption.Create();
+        var threads = ThreadsOption.Create();
         var command = new Command("video", "Recognize expressions in a video file or webcam stream, tracking faces across frames; a terminal shows each face's expression and probabilities live.")
         {
-            source, model, output, csv, every, smooth, maxFrames, detectorKind, detection, jsonl, show, engine,
+            source, model, output, csv, every, smooth, maxFrames, detectorKind, detection, jsonl, show, engine, threads,
         };
         command.SetAction((parse, ct) =>
         {
             var showWindow = parse.GetValue(show);
             if (showWindow) VideoWindow.EnsureDisplay();
             var accurate = parse.GetValue(detection) == "accurate";
-            var settings = accurate ? new RecognizerOptions() : RecognizerOptions.Video;
+            var settings = (accurate ? new RecognizerOptions() : RecognizerOptions.Video) with { ThreadsPerCall = ThreadsOption.Read(parse, threads) };
             using var recognizer = EngineOption.LoadRecognizer(parse.GetValue(model), settings with { DetectorKind = parse.GetValue(detectorKind) }, parse.GetValue(engine));
             var options = new VideoOptions
             {

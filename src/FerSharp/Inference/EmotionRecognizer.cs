@@ -65,6 +65,16 @@ public sealed record RecognizerOptions
     public TtaMode Tta { get; init; } = TtaMode.None;
 
     /// <summary>
+    /// Threads of the classifier's network in one call. 1 (the default) suits a server, whose concurrent
+    /// requests each take a core. A program that recognizes one photo or frame at a time (<c>fer predict</c>,
+    /// <c>fer video</c>) gives it every core: a photo's faces are then classified in about half the time on 2
+    /// cores (docs/BENCHMARKS.md, photo table). The detector is not affected: its looks at a photo already run
+    /// side by side, one core each, which measured faster than each look on every core in turn.
+    /// <see cref="EmotionRecognizer.Load"/> applies it unless given its own <see cref="ClassifierOptions"/>.
+    /// </summary>
+    public int ThreadsPerCall { get; init; } = 1;
+
+    /// <summary>
     /// The face detectors' fast settings, for live video (<c>fer video</c>, the server's stream): BlazeFace on the
     /// whole frame at one scale, the cascade on frames downscaled to 480 px.
     /// </summary>
@@ -84,6 +94,7 @@ public sealed record RecognizerOptions
         if (FaceCropMaxSide < 0) throw new ArgumentException($"FaceCropMaxSide must be 0 or more, got {FaceCropMaxSide}");
         if (MaxImagePixels < 1) throw new ArgumentException($"MaxImagePixels must be at least 1, got {MaxImagePixels}");
         if (!Enum.IsDefined(Tta)) throw new ArgumentException($"unknown test-time augmentation {Tta}");
+        if (ThreadsPerCall is < 1 or > 256) throw new ArgumentException($"ThreadsPerCall must be from 1 to 256, got {ThreadsPerCall}");
     }
 }
 
@@ -119,9 +130,10 @@ public sealed class EmotionRecognizer : IDisposable
     /// </summary>
     public static EmotionRecognizer Load(string? modelPath = null, RecognizerOptions? options = null, ClassifierOptions? classifier = null)
     {
+        options?.Validate(); // before the model's load
         var path = modelPath ?? ModelCatalog.DefaultModelPath()
             ?? throw new FileNotFoundException("no model given and no shipped model found under models/ (set FERSHARP_MODELS or pass a path)");
-        var model = OnnxFaceClassifier.Load(path, classifier);
+        var model = OnnxFaceClassifier.Load(path, classifier ?? new ClassifierOptions { Threads = options?.ThreadsPerCall ?? 1 });
         try
         {
             return new EmotionRecognizer(model, null, options);
