@@ -167,6 +167,7 @@ public static class FerServer
                 },
                 max_look = (recognizer.Detector as BlazeFaceDetector)?.Options.MaxSide,
                 margin = recognizer.Options.Margin,
+                level_faces = recognizer.Options.LevelFaces && recognizer.Detector is BlazeFaceDetector,
                 tta = recognizer.Options.Tta.ToString().ToLowerInvariant(),
             },
             fersharp_version = FerSharpInfo.Version,

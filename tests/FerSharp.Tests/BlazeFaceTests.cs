@@ -48,6 +48,42 @@ public class BlazeFaceTests
     }
 
     [SharedDataFact]
+    public void The_roll_follows_the_eyes_and_levelling_undoes_a_turn()
+    {
+        using var detector = new BlazeFaceDetector();
+        var rolls = new List<(double Turned, double Found)>();
+        var closer = 0;
+        var compared = 0;
+        for (var i = 0; i < 12; i++)
+        {
+            var angle = i % 2 == 0 ? 20.0 : -20.0; // OpenCV: positive turns anticlockwise as seen
+            var (upright, _) = TurnedFace(i, 0);
+            var (image, truth) = TurnedFace(i, angle);
+            using (upright)
+            using (image)
+            {
+                var face = detector.Detect(image).FirstOrDefault(b => b.IoU(truth) >= 0.4);
+                var level = detector.Detect(upright).FirstOrDefault(b => b.IoU(truth) >= 0.4);
+                if (face.Roll is not { } roll || level.Roll is not { } uprightRoll) continue;
+                rolls.Add((angle, roll - uprightRoll));
+                // The levelled crop of the turned face is nearer the upright face's (levelled too, as FER2013's own
+                // faces lean a little) than the crop as turned is.
+                var reference = EmotionRecognizer.CropFace(upright, level, 0.1, level: true);
+                // The central 32x32 pixels: the face, not the corners that the turn filled with its border.
+                double Distance(byte[] crop) => Enumerable.Range(0, 48 * 48).Where(p => p % 48 is >= 8 and < 40 && p / 48 is >= 8 and < 40)
+                    .Average(p => Math.Abs(crop[p] - reference[p]));
+                compared++;
+                if (Distance(EmotionRecognizer.CropFace(image, face with { X = level.X, Y = level.Y, Width = level.Width, Height = level.Height }, 0.1, level: true))
+                    < Distance(EmotionRecognizer.CropFace(image, level, 0.1))) closer++;
+            }
+        }
+        Assert.True(rolls.Count >= 9, $"a roll for {rolls.Count} of 12 turned faces");
+        // An anticlockwise turn raises the eye on the image's right: a negative roll.
+        Assert.All(rolls, r => Assert.InRange(r.Found, -r.Turned - 8, -r.Turned + 8));
+        Assert.True(closer >= compared - 1, $"levelled crops nearer the upright face for {closer} of {compared}");
+    }
+
+    [SharedDataFact]
     public void Boxes_land_on_the_face_in_wide_and_tall_images_anywhere_in_the_frame()
     {
         using var detector = new BlazeFaceDetector();

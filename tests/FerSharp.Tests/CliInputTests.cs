@@ -150,6 +150,33 @@ public sealed class FreshCloneCliTests
     }
 
     [Fact]
+    public void No_command_lists_an_option_twice()
+    {
+        // Each command's --help, down the tree: an option added twice (a command's own and a shared set's) would
+        // leave one of them unreachable.
+        var pending = new Queue<string[]>([[]]);
+        var checkedCommands = 0;
+        while (pending.TryDequeue(out var path))
+        {
+            var help = Cli.Run([.. path, "--help"]);
+            Assert.True(help.ExitCode == 0, $"fer {string.Join(' ', path)} --help: {help.Stderr}");
+            var lines = help.Stdout.Split('\n');
+            var options = Section(lines, "Options:").SelectMany(l => l.Trim().Split(' ')[0].Split(',', StringSplitOptions.TrimEntries)).Where(o => o.StartsWith('-')).ToList();
+            var twice = options.GroupBy(o => o).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+            Assert.True(twice.Count == 0, $"fer {string.Join(' ', path)} lists {string.Join(", ", twice)} twice");
+            foreach (var line in Section(lines, "Commands:")) pending.Enqueue([.. path, line.Trim().Split(' ')[0]]);
+            checkedCommands++;
+        }
+        Assert.True(checkedCommands >= 15, $"{checkedCommands} commands checked");
+
+        // The lines of a help section that start an entry (two spaces, then the name), up to the next section.
+        static IEnumerable<string> Section(string[] lines, string title) => lines
+            .SkipWhile(l => l.TrimEnd() != title).Skip(1)
+            .TakeWhile(l => l.Length == 0 || l.StartsWith(' '))
+            .Where(l => l.Length > 2 && l[2] != ' ' && l.StartsWith("  ", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_FERSHARP_DATA_without_the_data_is_named_in_the_error()
     {
         var run = Dotnet.Run(AppContext.BaseDirectory, [Path.Combine(AppContext.BaseDirectory, "fer.dll"), "evaluate"],

@@ -244,12 +244,13 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
             {
                 if (line.StartsWith("photos: ", StringComparison.Ordinal)) settings = line;
             }
-            Assert.StartsWith("photos: BlazeFace up to 2048 px, margin 0.25, ten crops per face", settings);
+            Assert.StartsWith("photos: BlazeFace up to 2048 px, margin 0.25, faces levelled by their eyes, ten crops per face", settings);
 
             using var model = JsonDocument.Parse(await server.Http.GetStringAsync(new Uri(address, "/api/v1/model")));
             var recognition = model.RootElement.GetProperty("recognition");
             Assert.Equal(2048, recognition.GetProperty("max_look").GetInt32());
             Assert.Equal(0.25, recognition.GetProperty("margin").GetDouble());
+            Assert.True(recognition.GetProperty("level_faces").GetBoolean());
             Assert.Equal("crops", recognition.GetProperty("tta").GetString());
 
             // An upload without ?tta= gets the server's ten crops and margin: the answer of a recognizer set so.

@@ -166,7 +166,7 @@ internal static class DataCommands
         var seed = new Option<int>("--seed") { Description = "Random seed of sizes, angles, light and JPEG quality.", DefaultValueFactory = _ => 1 };
         var options = new DatasetOptions();
         var command = new Command("scenes", "Write labelled test photos made from dataset faces: pasted into 640x480 scenes at 80-220 px, turned up to 15 degrees, or alone as tight crops of 120-256 px; under changed light (gamma, contrast, brightness) and JPEG-compressed.") { source, outDir, split, count, seed };
-        options.AddTo(command);
+        options.AddTo(command, withSplit: false);
         command.SetAction((parse, ct) =>
         {
             var target = OptionRules.FolderToWrite(parse.GetRequiredValue(outDir), "outdir")!;
@@ -176,7 +176,8 @@ internal static class DataCommands
             }
             var photos = parse.GetValue(count);
             if (photos < 1) throw new UserFacingException($"--count: expected a positive number of photos, got {photos}");
-            var dataset = options.Load(parse, parse.GetRequiredValue(source), ct).Subset(DataSplits.Parse(parse.GetValue(split)!));
+            var chosen = DataSplits.Parse(parse.GetValue(split)!);
+            var dataset = options.Load(parse, parse.GetRequiredValue(source), ct, [chosen]).Subset(chosen);
             var written = Evaluation.LabelledScenes.Write(dataset, target, photos, parse.GetValue(seed), cancellationToken: ct);
             AnsiConsole.MarkupLineInterpolated($"wrote {written:N0} labelled photos under {target}; score them with: fer evaluate --data {target} --detect");
             return Task.FromResult(CliRunner.ExitOk);

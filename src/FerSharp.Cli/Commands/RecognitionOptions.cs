@@ -39,6 +39,11 @@ internal sealed class RecognitionOptions
         DefaultValueFactory = _ => new BlazeFaceOptions().MinScore,
     };
 
+    public Option<bool> NoLevel { get; } = new("--no-level")
+    {
+        Description = "Classify each face as its box shows it, without first turning it so that its eyes are level (BlazeFace finds the eyes; FER2013's faces are mostly level).",
+    };
+
     private static Option<int> CreateMaxLook()
     {
         var option = new Option<int>("--max-look")
@@ -64,6 +69,7 @@ internal sealed class RecognitionOptions
         command.Options.Add(MaxLook);
         command.Options.Add(MinScore);
         command.Options.Add(MaxMegapixels);
+        command.Options.Add(NoLevel);
     }
 
     /// <summary>The settings in a line, for a command's summary: <c>BlazeFace up to 1024 px, margin 0.1, one view per face</c>.</summary>
@@ -77,7 +83,8 @@ internal sealed class RecognitionOptions
             _ when recognizer.Model.Metadata.FlipAveraging => "each face averaged with its mirror (the package's flip averaging)",
             _ => "one view per face",
         };
-        return $"{detector}, margin {recognizer.Options.Margin.ToString(System.Globalization.CultureInfo.InvariantCulture)}, {views}";
+        var level = recognizer.Options.LevelFaces && recognizer.Detector is BlazeFaceDetector ? ", faces levelled by their eyes" : "";
+        return $"{detector}, margin {recognizer.Options.Margin.ToString(System.Globalization.CultureInfo.InvariantCulture)}{level}, {views}";
     }
 
     /// <summary>The recognizer settings the options give; <see cref="RecognizerOptions.Validate"/> checks them (call it before loading a model).</summary>
@@ -88,5 +95,6 @@ internal sealed class RecognitionOptions
         Margin = parse.GetValue(Margin),
         MaxImagePixels = (long)Math.Round(OptionRules.Within(parse, MaxMegapixels, 0.01, MaxMegapixelsLimit, $"megapixels from 0.01 to {MaxMegapixelsLimit}") * 1e6),
         Tta = parse.GetValue(Tta),
+        LevelFaces = !parse.GetValue(NoLevel),
     };
 }

@@ -190,7 +190,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         // The looks are independent: on several cores a photo's looks run side by side (each on one thread), so
         // its time is its largest look's rather than their sum.
-        var looked = new (List<Rect2d> Boxes, List<float> Scores)[looks.Count];
+        var looked = new (List<Rect2d> Boxes, List<float> Scores, List<double> Rolls)[looks.Count];
         if (looks.Count == 1 || !_options.ParallelLooks)
         {
             for (var i = 0; i < looks.Count; i++) looked[i] = Look(rgb, looks[i]);
@@ -201,8 +201,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         var boxes = looked.SelectMany(f => f.Boxes).ToList();
         var scores = looked.SelectMany(f => f.Scores).ToList();
-        var found = WeightedSuppressionScored(boxes, scores, _options.NmsIoU)
-            .Select(b => Clip(b.Box, image.Width, image.Height) with { Score = b.Score })
+        var rolls = looked.SelectMany(f => f.Rolls).ToList();
+        var found = WeightedSuppressionScored(boxes, scores, _options.NmsIoU, rolls)
+            .Select(b => Clip(b.Box, image.Width, image.Height) with { Score = b.Score, Roll = b.Roll })
             .Where(b => b.Width > 0 && b.Height > 0)
             .ToList();
         var looksAgain = 0;
@@ -222,12 +223,13 @@ public sealed class BlazeFaceDetector : IFaceDetector
         return found.OrderBy(b => b.X).ThenBy(b => b.Y).ToList();
     }
 
-    private (List<Rect2d> Boxes, List<float> Scores) Look(Mat rgb, (double Scale, double MaxFace) look)
+    private (List<Rect2d> Boxes, List<float> Scores, List<double> Rolls) Look(Mat rgb, (double Scale, double MaxFace) look)
     {
         var boxes = new List<Rect2d>();
         var scores = new List<float>();
-        DetectAt(rgb, look.Scale, look.MaxFace, boxes, scores);
-        return (boxes, scores);
+        var rolls = new List<double>();
+        DetectAt(rgb, look.Scale, look.MaxFace, boxes, scores, rolls);
+        return (boxes, scores, rolls);
     }
 
     /// <summary>The box nearest <paramref name="face"/> in a look at its surroundings, or null when there is none.</summary>
@@ -256,12 +258,13 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         var boxes = new List<Rect2d>();
         var scores = new List<float>();
-        DetectAt(view, 1, double.PositiveInfinity, boxes, scores);
+        var rolls = new List<double>();
+        DetectAt(view, 1, double.PositiveInfinity, boxes, scores, rolls);
         FaceBox? nearest = null;
         var nearestIoU = 0.0;
-        foreach (var (b, score) in WeightedSuppressionScored(boxes, scores, _options.NmsIoU))
+        foreach (var (b, score, roll) in WeightedSuppressionScored(boxes, scores, _options.NmsIoU, rolls))
         {
-            var box = Clip(new Rect2d(region.X + b.X / scale, region.Y + b.Y / scale, b.Width / scale, b.Height / scale), rgb.Width, rgb.Height) with { Score = score };
+            var box = Clip(new Rect2d(region.X + b.X / scale, region.Y + b.Y / scale, b.Width / scale, b.Height / scale), rgb.Width, rgb.Height) with { Score = score, Roll = roll };
             var iou = box.IoU(face);
             if (iou > nearestIoU) (nearest, nearestIoU) = (box, iou);
         }
@@ -277,7 +280,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     }
 
     /// <summary>Adds the boxes found in the image seen at this scale (in image pixels), up to a face width in input pixels.</summary>
-    private void DetectAt(Mat rgb, double scale, double maxFace, List<Rect2d> boxes, List<float> scores)
+    private void DetectAt(Mat rgb, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls)
     {
         var (scaled, input) = InputSize(rgb.Width, rgb.Height, scale);
         using var canvas = new Mat(input.Height, input.Width, MatType.CV_8UC3, Scalar.All(0));
@@ -294,7 +297,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         // The model takes RGB scaled to [-1, 1].
         using var blob = CvDnn.BlobFromImage(canvas, 1 / 127.5, input, Scalar.All(127.5), swapRB: false, crop: false);
         var (logits, regressions) = Run(blob, input);
-        Decode(logits, regressions, input, scale, maxFace, boxes, scores);
+        Decode(logits, regressions, input, scale, maxFace, boxes, scores, rolls);
     }
 
     /// <summary>
@@ -344,8 +347,11 @@ public sealed class BlazeFaceDetector : IFaceDetector
         data.CopyTo(values);
     }
 
-    /// <summary>Adds the boxes the outputs score above the threshold, in image pixels.</summary>
-    private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores)
+    /// <summary>
+    /// Adds the boxes the outputs score above the threshold, in image pixels, with each face's roll: the angle of
+    /// the line from its first keypoint (the eye on the image's left in an upright face) to its second.
+    /// </summary>
+    private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls)
     {
         var minLogit = MathF.Log(_options.MinScore / (1 - _options.MinScore));
         var fine = FineAnchors(input);
@@ -364,6 +370,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
             h *= _options.BoxScale;
             boxes.Add(new Rect2d((cx - Margin - w / 2) / scale, (cy - Margin - h / 2) / scale, w / scale, h / scale));
             scores.Add(1 / (1 + MathF.Exp(-logits[i])));
+            rolls.Add(Math.Atan2(regressions[r + 7] - regressions[r + 5], regressions[r + 6] - regressions[r + 4]) * 180 / Math.PI);
         }
     }
 
@@ -387,16 +394,19 @@ public sealed class BlazeFaceDetector : IFaceDetector
     internal static List<Rect2d> WeightedSuppression(IReadOnlyList<Rect2d> boxes, IReadOnlyList<float> scores, float iouThreshold) =>
         WeightedSuppressionScored(boxes, scores, iouThreshold).Select(b => b.Box).ToList();
 
-    /// <summary>As <see cref="WeightedSuppression"/>, each merged box with the best score of its cluster.</summary>
-    internal static List<(Rect2d Box, float Score)> WeightedSuppressionScored(IReadOnlyList<Rect2d> boxes, IReadOnlyList<float> scores, float iouThreshold)
+    /// <summary>
+    /// As <see cref="WeightedSuppression"/>, each merged box with the best score of its cluster and the
+    /// score-weighted mean of its members' <paramref name="rolls"/> (null without them).
+    /// </summary>
+    internal static List<(Rect2d Box, float Score, double? Roll)> WeightedSuppressionScored(IReadOnlyList<Rect2d> boxes, IReadOnlyList<float> scores, float iouThreshold, IReadOnlyList<double>? rolls = null)
     {
         var order = Enumerable.Range(0, boxes.Count).OrderByDescending(i => scores[i]).ToList();
-        var result = new List<(Rect2d Box, float Score)>();
+        var result = new List<(Rect2d Box, float Score, double? Roll)>();
         while (order.Count > 0)
         {
             var top = boxes[order[0]];
             var cluster = order.Where(i => Overlaps(top, boxes[i], iouThreshold)).ToList();
-            double x = 0, y = 0, w = 0, h = 0, total = 0;
+            double x = 0, y = 0, w = 0, h = 0, roll = 0, total = 0;
             foreach (var i in cluster)
             {
                 var b = boxes[i];
@@ -404,9 +414,10 @@ public sealed class BlazeFaceDetector : IFaceDetector
                 y += b.Y * scores[i];
                 w += b.Width * scores[i];
                 h += b.Height * scores[i];
+                roll += (rolls?[i] ?? 0) * scores[i];
                 total += scores[i];
             }
-            result.Add((new Rect2d(x / total, y / total, w / total, h / total), cluster.Max(i => scores[i])));
+            result.Add((new Rect2d(x / total, y / total, w / total, h / total), cluster.Max(i => scores[i]), rolls is null ? null : roll / total));
             order.RemoveAll(cluster.Contains);
         }
         return result;

@@ -11,6 +11,13 @@ public readonly record struct FaceBox(int X, int Y, int Width, int Height)
     /// </summary>
     public float? Score { get; init; }
 
+    /// <summary>
+    /// The face's turn in the image plane, in degrees: the angle of the line between its eyes, positive when the
+    /// eye on the image's right is lower (the face turned clockwise as seen). Null where the detector does not
+    /// locate eyes (the Haar cascade, a whole image taken as the face).
+    /// </summary>
+    public double? Roll { get; init; }
+
     public int Area => Math.Max(0, Width) * Math.Max(0, Height);
 
     /// <summary>Intersection over union: 1 for identical boxes, 0 for disjoint ones.</summary>
