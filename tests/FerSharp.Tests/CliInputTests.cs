@@ -17,6 +17,8 @@ public class CliInputTests
     [InlineData("--plateau-patience", "0")]
     [InlineData("--weight-decay", "-1")]
     [InlineData("--label-smoothing", "NaN")]
+    [InlineData("--logit-adjust", "3")]
+    [InlineData("--logit-adjust", "NaN")]
     [InlineData("--ema", "NaN")]
     [InlineData("--threads", "0")]
     [InlineData("--limit", "-5")]

@@ -30,6 +30,7 @@ internal static class TrainCommand
         var restartFactor = new Option<double>("--restart-lr-factor") { Description = "Peak rate of each restarted cycle relative to the previous one.", DefaultValueFactory = _ => 1 };
         var plateauPatience = new Option<int>("--plateau-patience") { Description = "Epochs without improvement before the plateau schedule lowers the rate.", DefaultValueFactory = _ => 3 };
         var smoothing = new Option<double>("--label-smoothing") { Description = "Label smoothing (0..1).", DefaultValueFactory = _ => 0 };
+        var logitAdjust = new Option<double>("--logit-adjust") { Description = "Logit adjustment for rare classes (0..2): the loss sees the logits plus this times the log of each class's share of the training faces, so the network learns to predict rare classes (disgust) more often; 1 balances them fully, at some cost in accuracy. 0 = off.", DefaultValueFactory = _ => 0 };
         var augment = new Option<string>("--augment") { Description = "Augmentation, e.g. rotate=15,zoom=0.1,shift=0.1,flip,erase=0.5,mixup=0.2,cutmix=1 or none.", DefaultValueFactory = _ => AugmentOptions.Seed.ToString() };
         var monitor = new Option<string>("--monitor") { Description = "val_accuracy or val_loss: drives best checkpoint, early stopping, plateau.", DefaultValueFactory = _ => "val_accuracy" };
         var patience = new Option<int>("--patience") { Description = "Early stopping patience in epochs (0 = off).", DefaultValueFactory = _ => 8 };
@@ -65,14 +66,14 @@ internal static class TrainCommand
         var dataOptions = new DatasetOptions();
         Option[] recipeOptions =
         [
-            arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
+            arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing, logitAdjust,
             augment, monitor, patience, standardize, perFace, ema, seed, initFrom, teacher, distillOffline, distillWeight, distillTemperature,
             trainOnValidation,
         ];
 
         var command = new Command("train", "Train a CNN on FER2013 (or FER+) with augmentation, early stopping and checkpoints.")
         {
-            data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing,
+            data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing, logitAdjust,
             augment, monitor, patience, standardize, perFace, ema, seed, precision, memoryFormat, threads, limit, valSplit, valFraction, name, runsDir, resume, checkpointMinutes,
             initFrom, teacher, distillOffline, distillWeight, distillTemperature, trainOnValidation,
         };
@@ -101,6 +102,7 @@ internal static class TrainCommand
                 RestartLrFactor = Pick(restartFactor, baseOptions.RestartLrFactor),
                 PlateauPatience = Pick(plateauPatience, baseOptions.PlateauPatience),
                 LabelSmoothing = Pick(smoothing, baseOptions.LabelSmoothing),
+                LogitAdjustment = Pick(logitAdjust, baseOptions.LogitAdjustment),
                 Augment = Pick(augment, baseOptions.Augment),
                 Monitor = Pick(monitor, baseOptions.Monitor),
                 EarlyStoppingPatience = Pick(patience, baseOptions.EarlyStoppingPatience),

@@ -105,6 +105,7 @@ public static class ModelCard
         if (t.RestartEpochs.Count > 0) parts.Add(string.Create(inv, $"--restart-at {t.RestartAt} --restart-lr-factor {t.RestartLrFactor}"));
         parts.Add($"--patience {t.EarlyStoppingPatience}");
         if (t.LabelSmoothing > 0) parts.Add(string.Create(inv, $"--label-smoothing {t.LabelSmoothing}"));
+        if (t.LogitAdjustment > 0) parts.Add(string.Create(inv, $"--logit-adjust {t.LogitAdjustment}"));
         if (t.Ema > 0) parts.Add(string.Create(inv, $"--ema {t.Ema}"));
         parts.Add($"--augment {t.Augment}");
         if (t.Teacher is { } teacher) parts.Add(string.Create(inv, $"--teacher {teacher}{(t.DistillOffline ? " --distill-offline" : "")} --distill-weight {t.DistillWeight} --distill-temperature {t.DistillTemperature}"));

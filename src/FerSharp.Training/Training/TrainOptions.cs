@@ -64,6 +64,12 @@ public sealed record TrainOptions
     public int PlateauPatience { get; init; } = 3;
     public double MinLearningRate { get; init; } = 1e-6;
     public double LabelSmoothing { get; init; }
+    /// <summary>
+    /// Logit adjustment (Menon et al. 2021): the loss sees the logits plus this times the log of each class's
+    /// share of the training targets, so the network's own logits learn the class-balanced answer; rare classes
+    /// (disgust) are then predicted more often. 0 = off; 1 = fully balanced.
+    /// </summary>
+    public double LogitAdjustment { get; init; }
     public string Augment { get; init; } = AugmentOptions.Seed.ToString();
     /// <summary>Metric watched by early stopping, best checkpoint and plateau schedule: val_accuracy or val_loss.</summary>
     public string Monitor { get; init; } = "val_accuracy";
@@ -134,6 +140,7 @@ public sealed record TrainOptions
         Require(MinLearningRate >= 0 && double.IsFinite(MinLearningRate), "minimum learning rate must be 0 or more", MinLearningRate);
         if (EarlyStoppingPatience < 0) throw new ArgumentException($"early stopping patience (--patience) must be 0 (off) or more epochs, got {EarlyStoppingPatience}");
         Require(LabelSmoothing is >= 0 and < 1, "label smoothing (--label-smoothing) must be in [0, 1)", LabelSmoothing);
+        Require(LogitAdjustment is >= 0 and <= 2, "logit adjustment (--logit-adjust) must be from 0 to 2", LogitAdjustment);
         if (PerFace is not null && !Models.Normalization.KnownPerFace.Contains(PerFace))
         {
             throw new ArgumentException($"per-face normalization (--per-face) must be one of {string.Join(", ", Models.Normalization.KnownPerFace)}, got '{PerFace}'");

@@ -231,12 +231,25 @@ public sealed class Trainer
         public int ClassCount => data.ClassCount;
         public IReadOnlyList<string> ClassNames => data.ClassNames;
 
+        /// <summary>[1, classes]: the log of each class's share of the targets (made with them, to live as long).</summary>
+        public Tensor LogPrior { get; } = LogPriorOf(data);
+
         public void Dispose()
         {
             Pixels.Dispose();
             Targets.Dispose();
             Labels.Dispose();
+            LogPrior.Dispose();
         }
+    }
+
+    private static Tensor LogPriorOf(FaceDataset data)
+    {
+        using var targets = TargetsOf(data);
+        using var share = targets.mean([0L]);
+        using var floored = share.clamp_min(1e-8);
+        using var log = floored.log();
+        return log.unsqueeze(0);
     }
 
     /// <summary>Continues the run from <paramref name="checkpointPath"/>: weights, weight average and optimizer state.</summary>
@@ -373,10 +386,12 @@ public sealed class Trainer
         var input = Preprocessing.NormalizeScaled(augmented, normalization);
         fit.PassCopy?.Pull();
         var logits = fit.PassCopy is { } copy ? copy.Forward(input) : fit.Model.forward(input);
+        // The loss sees prior-shifted logits, so the logits themselves learn the class-balanced answer.
+        var seen = _options.LogitAdjustment > 0 ? logits.add(fit.Train.LogPrior.mul(_options.LogitAdjustment)) : logits;
         var loss = fit.Teacher switch
         {
-            null => SoftCrossEntropy(logits, target),
-            _ => DistillationLoss(logits, target, offlineTeacher?.log() ?? fit.Teacher.Logits(augmented, index),
+            null => SoftCrossEntropy(seen, target),
+            _ => DistillationLoss(seen, target, offlineTeacher?.log() ?? fit.Teacher.Logits(augmented, index),
                 _options.DistillWeight, _options.DistillTemperature),
         };
         fit.Optimizer.zero_grad();
