@@ -146,7 +146,13 @@ public sealed class BatchPredictTests
         }
         Assert.False(worker.HasExited, "the run finished before it could be interrupted");
         Assert.Equal(0, Processes.Signal(worker.Id, 2)); // SIGINT, as Ctrl+C sends
-        Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(60)));
+        if (!worker.WaitForExit(TimeSpan.FromSeconds(60)))
+        {
+            var alive = Directory.Exists($"/proc/{worker.Id}");
+            var state = alive ? File.ReadAllText($"/proc/{worker.Id}/status").Split('\n').FirstOrDefault(l => l.StartsWith("State", StringComparison.Ordinal)) : "gone";
+            worker.Kill(entireProcessTree: true);
+            Assert.Fail($"no exit 60 s after SIGINT; /proc says {state}");
+        }
         Assert.Equal(130, worker.ExitCode);
         var finished = JsonDocument.Parse(File.ReadAllText(target)).RootElement.GetArrayLength();
         Assert.InRange(finished, 3, 299);
