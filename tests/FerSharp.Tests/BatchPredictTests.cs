@@ -138,7 +138,15 @@ public sealed class BatchPredictTests
         using var dir = new TempDir();
         Photos(dir, 300);
         var target = dir.File("out.json");
-        using var worker = Cli.Start("predict", dir.File("photos"), "--format", "json", "-o", target, "-m", "fer2013-realtime");
+        // Through env --default-signal: a test run started in the background (nohup, &) ignores SIGINT, and a child
+        // inherits that, so the worker would finish every file; a terminal's Ctrl+C reaches a default handler.
+        var start = Dotnet.StartInfo(AppContext.BaseDirectory, ["predict", dir.File("photos"), "--format", "json", "-o", target, "-m", "fer2013-realtime"],
+            new Dictionary<string, string?> { ["NO_COLOR"] = "1" });
+        start.ArgumentList.Insert(0, Path.Combine(AppContext.BaseDirectory, "fer.dll"));
+        start.ArgumentList.Insert(0, "dotnet");
+        start.ArgumentList.Insert(0, "--default-signal=INT");
+        start.FileName = "env";
+        using var worker = Process.Start(start)!;
         var watch = Stopwatch.StartNew();
         while ((!File.Exists(target) || File.ReadAllText(target).Split("\"file\"").Length < 4) && !worker.HasExited && watch.Elapsed < TimeSpan.FromMinutes(2))
         {
