@@ -221,18 +221,27 @@ public sealed class Trainer
     }
 
     /// <summary>A dataset as tensors: raw pixels (bytes), target distributions and labels.</summary>
-    private sealed class DataTensors(FaceDataset data) : IDisposable
+    private sealed class DataTensors : IDisposable
     {
-        public FaceDataset Data => data;
-        public Tensor Pixels { get; } = data.ToTensor();
-        public Tensor Targets { get; } = TargetsOf(data);
-        public Tensor Labels { get; } = data.LabelsTensor();
-        public int Count => data.Count;
-        public int ClassCount => data.ClassCount;
-        public IReadOnlyList<string> ClassNames => data.ClassNames;
+        public DataTensors(FaceDataset data)
+        {
+            Data = data;
+            Pixels = data.ToTensor();
+            Targets = TargetsOf(data);
+            Labels = data.LabelsTensor();
+            LogPrior = LogPriorOf(Targets);
+        }
+
+        public FaceDataset Data { get; }
+        public Tensor Pixels { get; }
+        public Tensor Targets { get; }
+        public Tensor Labels { get; }
+        public int Count => Data.Count;
+        public int ClassCount => Data.ClassCount;
+        public IReadOnlyList<string> ClassNames => Data.ClassNames;
 
         /// <summary>[1, classes]: the log of each class's share of the targets (made with them, to live as long).</summary>
-        public Tensor LogPrior { get; } = LogPriorOf(data);
+        public Tensor LogPrior { get; }
 
         public void Dispose()
         {
@@ -243,9 +252,8 @@ public sealed class Trainer
         }
     }
 
-    private static Tensor LogPriorOf(FaceDataset data)
+    private static Tensor LogPriorOf(Tensor targets)
     {
-        using var targets = TargetsOf(data);
         using var share = targets.mean([0L]);
         using var floored = share.clamp_min(1e-8);
         using var log = floored.log();
