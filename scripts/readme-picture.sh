@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Draws README's example of `fer predict --annotate`: FER2013 faces pasted into generated scenes, annotated by
-# the shipped default model, into docs/images/ (not committed: images taken from FER2013 stay out of the
-# repository). Needs ../shared/data/fer2013/fer2013.csv.gz beside the repository.
+# Draws README's picture, docs/images/predict-example.png: `fer predict --annotate` with the shipped default
+# model on a scene of FER2013's average happy, surprise and neutral faces (`fer data average-faces`, each the
+# mean of thousands of training faces). No face of the dataset itself is drawn: those stay out of the
+# repository (docs/decisions/0020-average-faces-picture.md). Needs ../shared/data/fer2013/fer2013.csv.gz.
 #   scripts/readme-picture.sh
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -9,11 +10,9 @@ data="$(dirname "$root")/shared/data/fer2013/fer2013.csv.gz"
 [ -f "$data" ] || { echo "readme-picture: $data not found" >&2; exit 2; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$root/fer" data scenes "$data" "$work/scenes" --count 12 >/dev/null
-mkdir -p "$work/pick"
-mapfile -t scenes < <(find "$work/scenes" -name '*-scene.jpg' | sort)
-for f in "${scenes[@]:0:6}"; do cp "$f" "$work/pick/$(basename "$(dirname "$f")")-$(basename "$f")"; done
+"$root/fer" data average-faces "$data" "$work/averages" --classes happy,surprise,neutral
+"$root/fer" predict "$work/averages/scene.png" --annotate "$work/annotated"
 mkdir -p "$root/docs/images"
-"$root/fer" predict "$work/pick" --annotate "$root/docs/images/examples" --format csv --out "$work/faces.csv" >/dev/null
-echo "annotated examples in docs/images/examples/ (the file names start with the true label):"
-ls "$root/docs/images/examples"
+cp "$work/annotated/scene.png" "$root/docs/images/predict-example.png.tmp"
+mv "$root/docs/images/predict-example.png.tmp" "$root/docs/images/predict-example.png"
+echo "wrote docs/images/predict-example.png"

@@ -2,6 +2,8 @@ using System.IO.Compression;
 
 using FerSharp.Data;
 
+using OpenCvSharp;
+
 namespace FerSharp.Tests;
 
 public class Fer2013CsvTests
@@ -399,6 +401,38 @@ public class DataCliTests
 
         var again = Cli.Run("data", "export-images", csv, outDir);
         Assert.NotEqual(0, again.ExitCode);
+        Assert.Contains("not empty", again.Stderr);
+    }
+
+    [Fact]
+    public void Average_faces_writes_one_image_per_class_and_a_scene_and_names_a_class_it_lacks()
+    {
+        using var dir = new TempDir();
+        var csv = dir.File("small.csv");
+        using (var writer = new StreamWriter(csv)) Fer2013CsvWriter.Write(writer, Synthetic.Patterns(AverageFaces.MinimumFaces));
+        var outDir = Path.Combine(dir.Path, "averages");
+
+        var unknown = Cli.Run("data", "average-faces", csv, outDir, "--classes", "happy,joy");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("--classes: no average face of 'joy'", unknown.Stderr);
+        Assert.False(Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any(), "a refused run wrote files");
+
+        var made = Cli.Run("data", "average-faces", csv, outDir, "--classes", "happy,surprise", "--side", "96");
+        Assert.True(made.ExitCode == 0, made.Stderr);
+        Assert.Equal(7, Directory.GetFiles(outDir, "average.png", SearchOption.AllDirectories).Length);
+        using (var happy = Cv2.ImRead(Path.Combine(outDir, "happy", "average.png"), ImreadModes.Unchanged))
+        {
+            Assert.Equal(new Size(48, 48), happy.Size());
+            // Synthetic class 3 (happy) is a bright square in grid cell 3 (row 1, column 0): its mean is brightest there.
+            Assert.True(happy.At<byte>(16 + 6, 6) > happy.At<byte>(6, 16 + 6) + 100);
+        }
+        using (var scene = Cv2.ImRead(Path.Combine(outDir, "scene.png")))
+        {
+            Assert.True(scene.Width >= 2 * 96 && scene.Height >= 96, $"scene {scene.Width}x{scene.Height}");
+        }
+
+        var again = Cli.Run("data", "average-faces", csv, outDir);
+        Assert.Equal(2, again.ExitCode);
         Assert.Contains("not empty", again.Stderr);
     }
 

@@ -18,6 +18,7 @@ internal static class DataCommands
         data.Subcommands.Add(ExportImages());
         data.Subcommands.Add(PreviewAugment());
         data.Subcommands.Add(Scenes());
+        data.Subcommands.Add(AverageFacesCommand());
         return data;
     }
 
@@ -180,6 +181,61 @@ internal static class DataCommands
             var dataset = options.Load(parse, parse.GetRequiredValue(source), ct, [chosen]).Subset(chosen);
             var written = Evaluation.LabelledScenes.Write(dataset, target, photos, parse.GetValue(seed), cancellationToken: ct);
             AnsiConsole.MarkupLineInterpolated($"wrote {written:N0} labelled photos under {target}; score them with: fer evaluate --data {target} --detect");
+            return Task.FromResult(CliRunner.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command AverageFacesCommand()
+    {
+        var source = new Argument<string>("data") { Description = "fer2013.csv(.gz), image folder or tar(.gz) whose faces are averaged." };
+        var outDir = new Argument<string>("outdir") { Description = "Folder to create: <outdir>/<class>/average.png (48x48 grey, contrast stretched) and <outdir>/scene.png, the averages side by side in one photo." };
+        var split = new Option<string>("--split") { Description = "Split whose faces are averaged.", DefaultValueFactory = _ => "Training" };
+        var classes = new Option<string?>("--classes") { Description = "Comma-separated classes to place in scene.png, in this order (default: every class averaged)." };
+        var side = new Option<int>("--side") { Description = "Side in pixels of each face in scene.png (48 to 1024).", DefaultValueFactory = _ => 200 };
+        var options = new DatasetOptions();
+        var command = new Command("average-faces", $"Write each class's mean face (every pixel averaged over its faces; classes with fewer than {AverageFaces.MinimumFaces} faces are left out) and a scene of them for 'fer predict'. An average of hundreds of faces shows none of them, so unlike the dataset's own faces it may be shown.") { source, outDir, split, classes, side };
+        options.AddTo(command, withSplit: false);
+        command.SetAction((parse, ct) =>
+        {
+            var target = OptionRules.FolderToWrite(parse.GetRequiredValue(outDir), "outdir")!;
+            if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
+            {
+                throw new UserFacingException($"{target}: folder is not empty; choose a new one");
+            }
+            var faceSide = OptionRules.Within(parse, side, 48, 1024, "pixels");
+            var chosen = DataSplits.Parse(parse.GetValue(split)!);
+            var dataset = options.Load(parse, parse.GetRequiredValue(source), ct, [chosen]).Subset(chosen);
+            var averages = AverageFaces.Compute(dataset, cancellationToken: ct);
+            var placed = averages;
+            if (parse.GetValue(classes) is { } list)
+            {
+                placed = [.. list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(name =>
+                    averages.FirstOrDefault(a => string.Equals(a.ClassName, name, StringComparison.OrdinalIgnoreCase))
+                    ?? throw new UserFacingException($"--classes: no average face of '{name}'; averaged: {string.Join(", ", averages.Select(a => a.ClassName))}"))];
+            }
+            if (placed.Count == 0)
+            {
+                throw new UserFacingException($"{parse.GetRequiredValue(source)}: no class of the {chosen} split has {AverageFaces.MinimumFaces} faces to average");
+            }
+            foreach (var average in averages)
+            {
+                var folder = Path.Combine(target, average.ClassName);
+                Directory.CreateDirectory(folder);
+                using var grey = OpenCvSharp.Mat.FromPixelData(FaceDataset.ImageSize, FaceDataset.ImageSize, OpenCvSharp.MatType.CV_8UC1, average.Pixels);
+                AtomicFile.WriteAllBytes(Path.Combine(folder, "average.png"), grey.ImEncode(".png"));
+            }
+            using (var scene = AverageFaces.Scene(placed, faceSide))
+            {
+                AtomicFile.WriteAllBytes(Path.Combine(target, "scene.png"), scene.ImEncode(".png"));
+            }
+            foreach (var average in averages)
+            {
+                AnsiConsole.MarkupLineInterpolated($"{average.ClassName}: the average of {average.FaceCount:N0} faces");
+            }
+            var left = dataset.ClassNames.Except(averages.Select(a => a.ClassName)).ToList();
+            if (left.Count > 0) AnsiConsole.MarkupLineInterpolated($"[yellow]left out (fewer than {AverageFaces.MinimumFaces} faces): {string.Join(", ", left)}[/]");
+            AnsiConsole.MarkupLineInterpolated($"wrote {averages.Count} average faces and scene.png ({string.Join(", ", placed.Select(a => a.ClassName))}) under {target}");
             return Task.FromResult(CliRunner.ExitOk);
         });
         return command;
