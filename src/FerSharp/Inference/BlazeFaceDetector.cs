@@ -95,9 +95,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
     // A face of the frame before that this frame's looks missed is looked for again in a square of twice its
     // box's size about it, scaled to RegionSide: the face then spans about half of what the model sees, large
     // enough for it to find whatever its size in the frame, and may have moved by half its width. RegionSide plus
-    // the margins is one input size (224) for every such look. Measured on moving faces
-    // (measured on moving faces): a side of 128 kept fewer faces of
-    // 80-200 px (720 of 800 frames against 740, without retries), 256 a few more (755) at twice the time per look.
+    // the margins is one input size (224) for every such look. Measured on moving faces: a side of 128 kept fewer
+    // faces of 80-200 px (720 of 800 frames against 740, without retries), 256 a few more (755) at twice the time
+    // per look.
     private const double RegionFactor = 2;
     private const int RegionSide = 192;
     // Looks again per frame at most: each costs about half of a 640x480 frame's first look.
@@ -291,35 +291,31 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         else
         {
-            using var resized = rgb.Resize(scaled, 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear);
-            resized.CopyTo(inside);
+            // Straight into the canvas: a destination of the right size and type is written in place.
+            Cv2.Resize(rgb, inside, scaled, 0, 0, scale < 1 ? InterpolationFlags.Area : InterpolationFlags.Linear);
         }
         // The model takes RGB scaled to [-1, 1].
         using var blob = CvDnn.BlobFromImage(canvas, 1 / 127.5, input, Scalar.All(127.5), swapRB: false, crop: false);
-        var (logits, regressions) = Run(blob, input);
-        Decode(logits, regressions, input, scale, maxFace, boxes, scores, rolls);
+        Run(blob, input, scale, maxFace, boxes, scores, rolls);
     }
 
     /// <summary>
-    /// Score logits and regressions (16 per anchor) in anchor order: the stride-16 grid's anchors (2 per cell),
-    /// then the stride-32 grid's (6 per cell), each grid row by row.
+    /// Runs the model and decodes its outputs, read where ONNX Runtime left them: score logits and regressions
+    /// (16 per anchor) of the stride-16 grid's anchors (2 per cell), then of the stride-32 grid's (6 per cell),
+    /// each grid row by row.
     /// </summary>
-    private (float[] Logits, float[] Regressions) Run(Mat blob, Size input)
+    private void Run(Mat blob, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var fine = FineAnchors(input);
         var coarse = input.Width / CoarseStride * (input.Height / CoarseStride) * CoarsePerCell;
-        var values = new float[blob.Total()];
-        System.Runtime.InteropServices.Marshal.Copy(blob.Data, values, 0, values.Length);
-        using var tensor = OrtValue.CreateTensorValueFromMemory(values, [1, 3, input.Height, input.Width]);
+        // The tensor reads the blob's own memory, which outlives the call: no copy, and no managed array of up to
+        // several MB per look, whose garbage collections made one look in four or five far slower.
+        using var tensor = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float,
+            [1, 3, input.Height, input.Width], blob.Data, blob.Total() * sizeof(float));
         using var outputs = SessionFor(input).Run(_run, [_inputName], [tensor], OutputNames);
-        var logits = new float[fine + coarse];
-        var regressions = new float[(fine + coarse) * 16];
-        Read(outputs[0], logits.AsSpan(0, fine));
-        Read(outputs[2], logits.AsSpan(fine));
-        Read(outputs[1], regressions.AsSpan(0, fine * 16));
-        Read(outputs[3], regressions.AsSpan(fine * 16));
-        return (logits, regressions);
+        Decode(Values(outputs[0], fine), Values(outputs[1], fine * 16), 0, input, scale, maxFace, boxes, scores, rolls);
+        Decode(Values(outputs[2], coarse), Values(outputs[3], coarse * 16), fine, input, scale, maxFace, boxes, scores, rolls);
     }
 
     private InferenceSession SessionFor(Size input)
@@ -340,25 +336,26 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
     }
 
-    private static void Read(OrtValue output, Span<float> values)
+    private static ReadOnlySpan<float> Values(OrtValue output, int expected)
     {
         var data = output.GetTensorDataAsSpan<float>();
-        if (data.Length != values.Length) throw new InvalidOperationException($"BlazeFace returned {data.Length} values where {values.Length} were expected");
-        data.CopyTo(values);
+        if (data.Length != expected) throw new InvalidOperationException($"BlazeFace returned {data.Length} values where {expected} were expected");
+        return data;
     }
 
     /// <summary>
-    /// Adds the boxes the outputs score above the threshold, in image pixels, with each face's roll: the angle of
-    /// the line from its first keypoint (the eye on the image's left in an upright face) to its second.
+    /// Adds the boxes one grid's outputs score above the threshold, in image pixels, with each face's roll: the
+    /// angle of the line from its first keypoint (the eye on the image's left in an upright face) to its second.
+    /// <paramref name="firstAnchor"/> is the grid's first anchor's index in anchor order.
     /// </summary>
-    private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls)
+    private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, int firstAnchor, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls)
     {
         var minLogit = MathF.Log(_options.MinScore / (1 - _options.MinScore));
         var fine = FineAnchors(input);
         for (var i = 0; i < logits.Length; i++)
         {
             if (logits[i] < minLogit) continue;
-            var (cx, cy) = AnchorCentre(i, fine, input.Width);
+            var (cx, cy) = AnchorCentre(firstAnchor + i, fine, input.Width);
             var r = i * 16;
             // Offsets and sizes are in input pixels, relative to the anchor's centre.
             cx += regressions[r];
