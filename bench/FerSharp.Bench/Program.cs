@@ -625,6 +625,14 @@ else
             AnsiConsole.MarkupLineInterpolated($"server {r.Clients,2} clients: {r.RequestsPerSecond} req/s, p50 {r.P50Ms} ms, p95 {r.P95Ms} ms, p99 {r.P99Ms} ms, {r.Errors} errors of {r.Requests}; working set {r.WorkingSetBeforeMb} -> {r.WorkingSetAfterMb} MB (peak {r.PeakWorkingSetMb})");
         }
         results["server"] = load;
+        var path = RequestPath.Measure(recognizer, jpeg, quick ? 100 : 300, load[0].P50Ms);
+        var pathTable = report.Section("Server request path (one 640x480 JPEG with one face, one request at a time; stages timed in the process)", "stage", "median ms", "p90 ms", "share of a 1-client request");
+        foreach (var stage in path)
+        {
+            pathTable.Add([stage.Stage, F(stage.MedianMs), stage.P90Ms is { } p90 ? F(p90) : "-", $"{stage.Share:P0}"]);
+            AnsiConsole.MarkupLineInterpolated($"request path, {stage.Stage}: median {stage.MedianMs} ms ({stage.Share:P0})");
+        }
+        results["server_request_path"] = path;
         var overload = ServerLoad.OverloadAsync(recognizer, jpeg, 16, quick ? 5 : 20).GetAwaiter().GetResult();
         var overloadTable = report.Section("Server overload (bursts of 16 simultaneous requests; one recognition at a time, no queue)", "requests", "refused 503", "with Retry-After", "503 median ms", "503 max ms", "accepted median ms");
         overloadTable.Add([$"{overload.Requests}", $"{overload.Refused}", $"{overload.RefusedWithRetryAfter}", F(overload.RefusedMedianMs), F(overload.RefusedMaxMs), F(overload.AcceptedMedianMs)]);
