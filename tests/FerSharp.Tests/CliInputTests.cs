@@ -152,6 +152,14 @@ public sealed class FreshCloneCliTests
     }
 
     [Fact]
+    public void An_onnx_engine_for_face_crops_is_refused_with_where_it_does_apply()
+    {
+        var run = Cli.Run("evaluate", "--engine", "OnnxRuntime");
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--engine: OnnxRuntime scores photos with --detect only", run.Stderr);
+    }
+
+    [Fact]
     public void No_command_lists_an_option_twice()
     {
         // Each command's --help, down the tree: an option added twice (a command's own and a shared set's) would

@@ -18,7 +18,7 @@ internal static class EngineOption
     /// <summary>For commands that score on libtorch (<c>fer evaluate</c>): the two libtorch engines.</summary>
     public static Option<InferenceEngine> CreateTorch() => new("--engine")
     {
-        Description = "What runs the network: TorchSharp (default; libtorch in float32) or TorchSharpBFloat16 (a bfloat16 copy: about 2x faster for the larger networks on CPUs with AVX-512 BF16 or AMX, slower elsewhere; a few answers in a thousand may differ from float32).",
+        Description = "What runs the network: TorchSharp (default; libtorch in float32) or TorchSharpBFloat16 (a bfloat16 copy: about 2x faster for the larger networks on CPUs with AVX-512 BF16 or AMX, slower elsewhere; a few answers in a thousand may differ from float32). With --detect, also OnnxRuntime or OpenCv, as 'fer predict' runs it.",
         DefaultValueFactory = _ => InferenceEngine.TorchSharp,
     };
 
@@ -63,6 +63,10 @@ internal static class EngineOption
 
     public static void Apply(EmotionModel model, InferenceEngine engine)
     {
+        if (engine is not (InferenceEngine.TorchSharp or InferenceEngine.TorchSharpBFloat16))
+        {
+            throw new UserFacingException($"--engine: {engine} scores photos with --detect only; face crops are scored on libtorch (TorchSharp or TorchSharpBFloat16), which gives the same probabilities within 1e-4");
+        }
         try
         {
             model.Engine = engine;
