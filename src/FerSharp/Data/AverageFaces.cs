@@ -55,16 +55,14 @@ public static class AverageFaces
         var border = side / 4;
         var width = faces.Count * (side + gap) + border;
         var height = side + 2 * border;
-        using var ends = new Mat(2, 1, MatType.CV_8UC3);
-        ends.Set(0, 0, new Vec3b(200, 190, 175));
-        ends.Set(1, 0, new Vec3b(120, 110, 100));
-        var scene = ends.Resize(new Size(width, height), 0, 0, InterpolationFlags.Linear);
+        var scene = Evaluation.LabelledScenes.Gradient(new Size(width, height), new Vec3b(200, 190, 175), new Vec3b(120, 110, 100));
         for (var k = 0; k < faces.Count; k++)
         {
             using var grey = Mat.FromPixelData(FaceDataset.ImageSize, FaceDataset.ImageSize, MatType.CV_8UC1, faces[k].Pixels);
             using var enlarged = grey.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
             using var colour = enlarged.CvtColor(ColorConversionCodes.GRAY2BGR);
-            colour.CopyTo(scene[new Rect(border + k * (side + gap), border, side, side)]);
+            using var place = scene[new Rect(border + k * (side + gap), border, side, side)];
+            colour.CopyTo(place);
         }
         return scene;
     }

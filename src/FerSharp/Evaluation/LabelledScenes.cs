@@ -87,10 +87,18 @@ public static class LabelledScenes
 
     private static Mat Background(Random random)
     {
-        // A vertical gradient between two colours: a 2x1 image stretched by linear interpolation.
+        var top = new Vec3b((byte)random.Next(40, 220), (byte)random.Next(40, 220), (byte)random.Next(40, 220));
+        var bottom = new Vec3b((byte)random.Next(40, 220), (byte)random.Next(40, 220), (byte)random.Next(40, 220));
+        return Gradient(new Size(640, 480), top, bottom);
+    }
+
+    /// <summary>A BGR image shading from <paramref name="top"/> to <paramref name="bottom"/>, a plain photo background.</summary>
+    internal static Mat Gradient(Size size, Vec3b top, Vec3b bottom)
+    {
+        // A 2x1 image stretched by linear interpolation.
         using var ends = new Mat(2, 1, MatType.CV_8UC3);
-        ends.Set(0, 0, new Vec3b((byte)random.Next(40, 220), (byte)random.Next(40, 220), (byte)random.Next(40, 220)));
-        ends.Set(1, 0, new Vec3b((byte)random.Next(40, 220), (byte)random.Next(40, 220), (byte)random.Next(40, 220)));
-        return ends.Resize(new Size(640, 480), 0, 0, InterpolationFlags.Linear);
+        ends.Set(0, 0, top);
+        ends.Set(1, 0, bottom);
+        return ends.Resize(size, 0, 0, InterpolationFlags.Linear);
     }
 }
