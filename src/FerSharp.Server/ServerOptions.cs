@@ -12,7 +12,7 @@ public sealed record ServerOptions
     /// <summary>Model package; null means the default shipped model.</summary>
     public string? ModelPath { get; init; }
     public long MaxBodyBytes { get; init; } = 10 * 1024 * 1024;
-    /// <summary>Recognitions running at once (each already uses all cores through libtorch).</summary>
+    /// <summary>Recognitions running at once; under load each photo's detection and network run on one core.</summary>
     public int MaxConcurrentInference { get; init; } = 2;
     /// <summary>Requests allowed to wait for a slot; more are answered 503 with Retry-After.</summary>
     public int MaxQueuedInference { get; init; } = 32;

@@ -186,6 +186,28 @@ public class BlazeFaceTests
     }
 
     [SharedDataFact]
+    public void Photos_detected_on_many_threads_at_once_get_the_boxes_they_get_alone()
+    {
+        // Alone, a photo's looks run side by side; with as many photos at once as cores, one after the other.
+        // Either way each photo must get its own boxes.
+        var scenes = Enumerable.Range(0, 6).Select(i => TurnedFace(i, 0, x: 60 + 70 * i, y: 40 + 40 * i)).ToList();
+        try
+        {
+            using var detector = new BlazeFaceDetector();
+            var alone = scenes.Select(s => detector.Detect(s.Image)).ToList();
+            var found = alone.Zip(scenes).Count(p => p.First.Any(b => b.IoU(p.Second.Truth) >= 0.4));
+            Assert.True(found >= 4, $"{found} of 6 faces found alone");
+            var together = new IReadOnlyList<FaceBox>[scenes.Count * 4];
+            Parallel.For(0, together.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i => together[i] = detector.Detect(scenes[i % scenes.Count].Image));
+            for (var i = 0; i < together.Length; i++) Assert.Equal(alone[i % scenes.Count], together[i]);
+        }
+        finally
+        {
+            foreach (var (image, _) in scenes) image.Dispose();
+        }
+    }
+
+    [SharedDataFact]
     public void Looks_up_to_1024_find_the_faces_of_a_group_photo()
     {
         // 32 faces of 106 px (an eighteenth of the width) in a 1920x1080 photo: too small for looks up to 512.

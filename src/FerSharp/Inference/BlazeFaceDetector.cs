@@ -51,16 +51,21 @@ public sealed record BlazeFaceOptions
     /// <summary>The longer side of the largest look on <see cref="FullLookEvery"/>'s frames (at most the image's own size past 512).</summary>
     public int FullLookSide { get; init; } = 1024;
 
+    /// <summary>ONNX Runtime threads per look; 1 leaves the other core to a concurrent request or the video decoder.</summary>
+    public int Threads { get; init; } = 1;
+
+    /// <summary>
+    /// Run a photo's looks at its several scales side by side on the thread pool (wall time of the largest look,
+    /// not the sum) while this detector has a core to spare: once it detects in as many photos at once as there
+    /// are cores (a loaded server), each photo's looks run one after the other, as side by side they would only
+    /// contend for the same cores.
+    /// </summary>
+    public bool ParallelLooks { get; init; } = true;
+
     /// <summary>
     /// Live video: each frame whole at one scale, where faces are usually large and time is short; every tenth
     /// frame also at twice that scale, and the small faces it finds followed in the frames between.
     /// </summary>
-    /// <summary>ONNX Runtime threads per look; 1 leaves the other core to a concurrent request or the video decoder.</summary>
-    public int Threads { get; init; } = 1;
-
-    /// <summary>Run a photo's looks at its several scales side by side on the thread pool (wall time of the largest look, not the sum).</summary>
-    public bool ParallelLooks { get; init; } = true;
-
     public static BlazeFaceOptions Video { get; } = new() { MaxSide = 256, FullLookSide = 512 };
 }
 
@@ -126,6 +131,8 @@ public sealed class BlazeFaceDetector : IFaceDetector
     private readonly string _inputName;
     private readonly BlazeFaceOptions _options;
     private volatile bool _disposed;
+    // Photos this detector is looking at right now (ParallelLooks).
+    private int _detecting;
 
     public BlazeFaceDetector(BlazeFaceOptions? options = null)
     {
@@ -191,13 +198,21 @@ public sealed class BlazeFaceDetector : IFaceDetector
         // The looks are independent: on several cores a photo's looks run side by side (each on one thread), so
         // its time is its largest look's rather than their sum.
         var looked = new (List<Rect2d> Boxes, List<float> Scores, List<double> Rolls)[looks.Count];
-        if (looks.Count == 1 || !_options.ParallelLooks)
+        var detecting = Interlocked.Increment(ref _detecting);
+        try
         {
-            for (var i = 0; i < looks.Count; i++) looked[i] = Look(rgb, looks[i]);
+            if (looks.Count == 1 || !_options.ParallelLooks || detecting >= Environment.ProcessorCount)
+            {
+                for (var i = 0; i < looks.Count; i++) looked[i] = Look(rgb, looks[i]);
+            }
+            else
+            {
+                Parallel.For(0, looks.Count, i => looked[i] = Look(rgb, looks[i]));
+            }
         }
-        else
+        finally
         {
-            Parallel.For(0, looks.Count, i => looked[i] = Look(rgb, looks[i]));
+            Interlocked.Decrement(ref _detecting);
         }
         var boxes = looked.SelectMany(f => f.Boxes).ToList();
         var scores = looked.SelectMany(f => f.Scores).ToList();
