@@ -22,6 +22,14 @@ public class BlazeFaceTests
         return (canvas, new FaceBox(x, y, side, side));
     }
 
+    /// <summary>PrivateTest face <paramref name="index"/> enlarged to <paramref name="side"/> px, in colour, to paste into a photo.</summary>
+    private static Mat PastedFace(int index, int side)
+    {
+        using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, FaceCanvas.Faces.Face(index).ToArray());
+        using var big = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
+        return big.CvtColor(ColorConversionCodes.GRAY2BGR);
+    }
+
     private static int CountFound(IFaceDetector detector, IEnumerable<(Mat Image, FaceBox Truth)> scenes)
     {
         var found = 0;
@@ -208,6 +216,53 @@ public class BlazeFaceTests
     }
 
     [SharedDataFact]
+    public void The_look_at_1024_is_made_only_when_the_look_at_512_hints_at_smaller_faces()
+    {
+        // Two faces of 256 px in a 1920x1080 photo: the looks at 256 and 512 find them and hint at nothing smaller.
+        using var large = new Mat(1080, 1920, MatType.CV_8UC3, new Scalar(120, 130, 140));
+        var truths = new List<FaceBox>();
+        foreach (var (index, x) in new[] { (0, 300), (2, 1200) })
+        {
+            using var face = PastedFace(index, 256);
+            face.CopyTo(large[new Rect(x, 400, 256, 256)]);
+            truths.Add(new FaceBox(x, 400, 256, 256));
+        }
+        // Twelve of 90 px, an eighteenth of its width: the look at 1024 is the one for them.
+        using var small = new Mat(1080, 1920, MatType.CV_8UC3, new Scalar(120, 130, 140));
+        var smallTruths = new List<FaceBox>();
+        for (var i = 0; i < 12; i++)
+        {
+            using var face = PastedFace(i, 90);
+            var (x, y) = (60 + i % 6 * 300, 200 + i / 6 * 400);
+            face.CopyTo(small[new Rect(x, y, 90, 90)]);
+            smallTruths.Add(new FaceBox(x, y, 90, 90));
+        }
+        using var hinted = new BlazeFaceDetector();
+        using var always = new BlazeFaceDetector(new BlazeFaceOptions { HintScore = 0 });
+        (IReadOnlyList<FaceBox> Boxes, long Looks) Detect(BlazeFaceDetector detector, Mat photo)
+        {
+            var before = detector.LooksMade;
+            var boxes = detector.Detect(photo);
+            return (boxes, detector.LooksMade - before);
+        }
+
+        var (largeHinted, largeHintedLooks) = Detect(hinted, large);
+        var (largeAlways, largeAlwaysLooks) = Detect(always, large);
+        Assert.Equal(3, largeAlwaysLooks);
+        Assert.Equal(2, largeHintedLooks);
+        Assert.All(truths, t => Assert.Contains(largeHinted, b => b.IoU(t) >= 0.4));
+        Assert.Equal(largeAlways.Count, largeHinted.Count);
+
+        var (smallHinted, smallHintedLooks) = Detect(hinted, small);
+        var (smallAlways, _) = Detect(always, small);
+        Assert.Equal(3, smallHintedLooks);
+        Assert.Equal(smallAlways, smallHinted);
+        Assert.True(smallTruths.Count(t => smallHinted.Any(b => b.IoU(t) >= 0.4)) >= 8, "most 90 px faces found");
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { HintScore = 1 }));
+    }
+
+    [SharedDataFact]
     public void Looks_up_to_1024_find_the_faces_of_a_group_photo()
     {
         // 32 faces of 106 px (an eighteenth of the width) in a 1920x1080 photo: too small for looks up to 512.
@@ -244,6 +299,7 @@ public class BlazeFaceTests
         }
         var printedByDefault = Printed();
         var printedUpTo512 = Printed("--max-look", "512");
+        Assert.Equal(printedByDefault, Printed("--every-look")); // its small faces hint at the look at 1024 anyway
         Assert.True(printedByDefault >= 24 && printedByDefault >= printedUpTo512 + 12, $"fer predict: {printedByDefault} faces by default, {printedUpTo512} with --max-look 512");
         var refused = Cli.Run("predict", file, "--max-look", "300");
         Assert.NotEqual(0, refused.ExitCode);

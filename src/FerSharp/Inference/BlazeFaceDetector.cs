@@ -40,6 +40,15 @@ public sealed record BlazeFaceOptions
     public int MaxSide { get; init; } = 1024;
 
     /// <summary>
+    /// Looks from 1024 on are made only when the look at half their scale hints at a face too small for it: a
+    /// candidate box scoring at least this (far below <see cref="MinScore"/>) at no more than a fifth of the
+    /// model's side, not on or next to a face found so far (parts of a large face score so too). Most photos have no
+    /// such face, and the look at 1024 costs more than all smaller ones together. 0: always make every look up
+    /// to <see cref="MaxSide"/>.
+    /// </summary>
+    public float HintScore { get; init; } = 0.05f;
+
+    /// <summary>
     /// In a video (<see cref="FaceFollower"/>), every this many frames, from the first, get looks up to
     /// <see cref="FullLookSide"/> rather than <see cref="MaxSide"/>, for faces too small for the frame's usual looks.
     /// In every frame, each face of the frame before that the usual looks miss (or, if it is small for them, do not
@@ -97,6 +106,13 @@ public sealed class BlazeFaceDetector : IFaceDetector
     // Faces wider than 40 % of the model's side are the look before's to find: at twice the scale, a part of one
     // (eyes and nose) can pass for a face.
     private const double MaxLaterFace = 0.4 * BaseSide;
+    // A candidate this small in one look is a face the look at twice the scale is for.
+    private const double HintFace = MaxLaterFace / 2;
+    // Looks up to this side are always made; larger ones only when hinted (HintScore).
+    private const int AlwaysSide = 2 * BaseSide;
+    // Candidates kept per look as hints; past a few hundred, one outside every face is all but certain.
+    private const int MaxHints = 256;
+    private const double HintMargin = 0.25;
     // A face of the frame before that this frame's looks missed is looked for again in a square of twice its
     // box's size about it, scaled to RegionSide: the face then spans about half of what the model sees, large
     // enough for it to find whatever its size in the frame, and may have moved by half its width. RegionSide plus
@@ -133,6 +149,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     private volatile bool _disposed;
     // Photos this detector is looking at right now (ParallelLooks).
     private int _detecting;
+    private long _looksMade;
 
     public BlazeFaceDetector(BlazeFaceOptions? options = null)
     {
@@ -142,6 +159,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         if (!(_options.BoxScale > 0 && double.IsFinite(_options.BoxScale))) throw new ArgumentOutOfRangeException(nameof(options), _options.BoxScale, "BoxScale must be positive");
         if (_options.MaxSide < BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.MaxSide, $"MaxSide must be at least {BaseSide}");
         if (_options.FullLookSide < BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.FullLookSide, $"FullLookSide must be at least {BaseSide}");
+        if (!(_options.HintScore is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(options), _options.HintScore, "HintScore must lie in [0, 1)");
         if (_options.FullLookEvery < 0) throw new ArgumentOutOfRangeException(nameof(options), _options.FullLookEvery, "FullLookEvery must be 0 (never) or more");
         // One session for every input size: ONNX Runtime plans each shape as it meets it, and a session may
         // run several calls at once.
@@ -160,6 +178,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
     }
 
     public BlazeFaceOptions Options => _options;
+
+    /// <summary>Whole-image looks made so far (looks around a followed face not counted).</summary>
+    internal long LooksMade => Interlocked.Read(ref _looksMade);
 
     public IReadOnlyList<FaceBox> Detect(Mat image) => Detect(image, _options.MaxSide, []);
 
@@ -187,33 +208,43 @@ public sealed class BlazeFaceDetector : IFaceDetector
         };
         var longer = Math.Max(image.Width, image.Height);
         var looks = new List<(double Scale, double MaxFace)> { ((double)BaseSide / longer, double.PositiveInfinity) };
+        var sides = new List<int> { BaseSide };
         // Below a longer side of 256 a second look would only upscale what the first saw; past 512, looks stop
         // at the image's own size.
-        var largest = BaseSide;
         for (var side = 2 * BaseSide; side <= maxSide && longer >= BaseSide && side <= Math.Max(longer, 2 * BaseSide); side *= 2)
         {
             looks.Add(((double)side / longer, MaxLaterFace));
-            largest = side;
+            sides.Add(side);
         }
+        var always = sides.Count(side => side <= AlwaysSide || _options.HintScore == 0);
         // The looks are independent: on several cores a photo's looks run side by side (each on one thread), so
         // its time is its largest look's rather than their sum.
-        var looked = new (List<Rect2d> Boxes, List<float> Scores, List<double> Rolls)[looks.Count];
+        var looked = new Looked[looks.Count];
         var detecting = Interlocked.Increment(ref _detecting);
         try
         {
-            if (looks.Count == 1 || !_options.ParallelLooks || detecting >= Environment.ProcessorCount)
+            if (always == 1 || !_options.ParallelLooks || detecting >= Environment.ProcessorCount)
             {
-                for (var i = 0; i < looks.Count; i++) looked[i] = Look(rgb, looks[i]);
+                for (var i = 0; i < always; i++) looked[i] = Look(rgb, looks[i]);
             }
             else
             {
-                Parallel.For(0, looks.Count, i => looked[i] = Look(rgb, looks[i]));
+                Parallel.For(0, always, i => looked[i] = Look(rgb, looks[i]));
             }
         }
         finally
         {
             Interlocked.Decrement(ref _detecting);
         }
+        // A finer look waits for the one before: it is made only where that one hints at faces small enough to need it.
+        var made = always;
+        while (made < looks.Count && looked[made - 1].Hints.Any(h => !looked[..made].Any(l => l.Boxes.Any(b => Around(b).Contains(h)))))
+        {
+            looked[made] = Look(rgb, looks[made]);
+            made++;
+        }
+        var largest = sides[made - 1];
+        looked = looked[..made];
         var boxes = looked.SelectMany(f => f.Boxes).ToList();
         var scores = looked.SelectMany(f => f.Scores).ToList();
         var rolls = looked.SelectMany(f => f.Rolls).ToList();
@@ -238,13 +269,19 @@ public sealed class BlazeFaceDetector : IFaceDetector
         return found.OrderBy(b => b.X).ThenBy(b => b.Y).ToList();
     }
 
-    private (List<Rect2d> Boxes, List<float> Scores, List<double> Rolls) Look(Mat rgb, (double Scale, double MaxFace) look)
+    // A candidate this near a face found is part of it (its brow or chin, which its box may leave out).
+    private static Rect2d Around(Rect2d face) =>
+        new(face.X - HintMargin * face.Width, face.Y - HintMargin * face.Height, (1 + 2 * HintMargin) * face.Width, (1 + 2 * HintMargin) * face.Height);
+
+    /// <summary>What one look found, and the centres of its candidates for faces too small for it (<see cref="BlazeFaceOptions.HintScore"/>).</summary>
+    private readonly record struct Looked(List<Rect2d> Boxes, List<float> Scores, List<double> Rolls, List<Point2d> Hints);
+
+    private Looked Look(Mat rgb, (double Scale, double MaxFace) look)
     {
-        var boxes = new List<Rect2d>();
-        var scores = new List<float>();
-        var rolls = new List<double>();
-        DetectAt(rgb, look.Scale, look.MaxFace, boxes, scores, rolls);
-        return (boxes, scores, rolls);
+        Interlocked.Increment(ref _looksMade);
+        var found = new Looked([], [], [], []);
+        DetectAt(rgb, look.Scale, look.MaxFace, found.Boxes, found.Scores, found.Rolls, found.Hints);
+        return found;
     }
 
     /// <summary>The box nearest <paramref name="face"/> in a look at its surroundings, or null when there is none.</summary>
@@ -294,8 +331,11 @@ public sealed class BlazeFaceDetector : IFaceDetector
         return (scaled, new Size(Up(scaled.Width + 2 * Margin), Up(scaled.Height + 2 * Margin)));
     }
 
-    /// <summary>Adds the boxes found in the image seen at this scale (in image pixels), up to a face width in input pixels.</summary>
-    private void DetectAt(Mat rgb, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls)
+    /// <summary>
+    /// Adds the boxes found in the image seen at this scale (in image pixels), up to a face width in input pixels,
+    /// and (when <paramref name="hints"/> is given) the centres of candidates for faces too small for this scale.
+    /// </summary>
+    private void DetectAt(Mat rgb, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Point2d>? hints = null)
     {
         var (scaled, input) = InputSize(rgb.Width, rgb.Height, scale);
         using var canvas = new Mat(input.Height, input.Width, MatType.CV_8UC3, Scalar.All(0));
@@ -311,7 +351,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         // The model takes RGB scaled to [-1, 1].
         using var blob = CvDnn.BlobFromImage(canvas, 1 / 127.5, input, Scalar.All(127.5), swapRB: false, crop: false);
-        Run(blob, input, scale, maxFace, boxes, scores, rolls);
+        Run(blob, input, scale, maxFace, boxes, scores, rolls, hints);
     }
 
     /// <summary>
@@ -319,7 +359,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     /// (16 per anchor) of the stride-16 grid's anchors (2 per cell), then of the stride-32 grid's (6 per cell),
     /// each grid row by row.
     /// </summary>
-    private void Run(Mat blob, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls)
+    private void Run(Mat blob, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Point2d>? hints)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var fine = FineAnchors(input);
@@ -329,8 +369,8 @@ public sealed class BlazeFaceDetector : IFaceDetector
         using var tensor = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float,
             [1, 3, input.Height, input.Width], blob.Data, blob.Total() * sizeof(float));
         using var outputs = SessionFor(input).Run(_run, [_inputName], [tensor], OutputNames);
-        Decode(Values(outputs[0], fine), Values(outputs[1], fine * 16), 0, input, scale, maxFace, boxes, scores, rolls);
-        Decode(Values(outputs[2], coarse), Values(outputs[3], coarse * 16), fine, input, scale, maxFace, boxes, scores, rolls);
+        Decode(Values(outputs[0], fine), Values(outputs[1], fine * 16), 0, input, scale, maxFace, boxes, scores, rolls, hints);
+        Decode(Values(outputs[2], coarse), Values(outputs[3], coarse * 16), fine, input, scale, maxFace, boxes, scores, rolls, hints);
     }
 
     private InferenceSession SessionFor(Size input)
@@ -363,15 +403,22 @@ public sealed class BlazeFaceDetector : IFaceDetector
     /// angle of the line from its first keypoint (the eye on the image's left in an upright face) to its second.
     /// <paramref name="firstAnchor"/> is the grid's first anchor's index in anchor order.
     /// </summary>
-    private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, int firstAnchor, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls)
+    private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, int firstAnchor, Size input, double scale, double maxFace,
+        List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Point2d>? hints)
     {
         var minLogit = MathF.Log(_options.MinScore / (1 - _options.MinScore));
+        var hintLogit = hints != null && _options.HintScore > 0 ? MathF.Log(_options.HintScore / (1 - _options.HintScore)) : float.PositiveInfinity;
         var fine = FineAnchors(input);
         for (var i = 0; i < logits.Length; i++)
         {
+            var r = i * 16;
+            if (logits[i] >= hintLogit && regressions[r + 2] is > 0 and <= (float)HintFace && hints!.Count < MaxHints)
+            {
+                var (hx, hy) = AnchorCentre(firstAnchor + i, fine, input.Width);
+                hints.Add(new Point2d((hx + regressions[r] - Margin) / scale, (hy + regressions[r + 1] - Margin) / scale));
+            }
             if (logits[i] < minLogit) continue;
             var (cx, cy) = AnchorCentre(firstAnchor + i, fine, input.Width);
-            var r = i * 16;
             // Offsets and sizes are in input pixels, relative to the anchor's centre.
             cx += regressions[r];
             cy += regressions[r + 1];
