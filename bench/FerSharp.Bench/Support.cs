@@ -107,6 +107,22 @@ internal static class Scenes
         return canvas;
     }
 
+    /// <summary>A group photo: <paramref name="count"/> faces of <paramref name="side"/> px in rows across a 1920x1080 grey image, and where each is.</summary>
+    public static GroupPhoto Group(FaceDataset faces, int count, int side)
+    {
+        var image = new Mat(1080, 1920, MatType.CV_8UC3, new Scalar(120, 130, 140));
+        var truths = new List<FaceBox>();
+        var perRow = 8;
+        for (var k = 0; k < count; k++)
+        {
+            var (x, y) = (40 + k % perRow * (1840 / perRow), 60 + k / perRow * (960 / ((count + perRow - 1) / perRow)));
+            using var colour = Enlarged(faces.Face(k).ToArray(), side);
+            colour.CopyTo(image[new Rect(x, y, side, side)]);
+            truths.Add(new FaceBox(x, y, side, side));
+        }
+        return new GroupPhoto(image, truths);
+    }
+
     /// <summary>A 48x48 grayscale face scaled to <paramref name="side"/> pixels (bicubic) as a BGR image, to paste into a scene.</summary>
     public static Mat Enlarged(byte[] pixels, int side)
     {
@@ -251,4 +267,10 @@ internal static class DetectorStudy
         }
         return counts;
     }
+}
+
+/// <summary>A generated group photo and the box of each face pasted into it.</summary>
+internal sealed record GroupPhoto(Mat Image, IReadOnlyList<FaceBox> Truths) : IDisposable
+{
+    public void Dispose() => Image.Dispose();
 }

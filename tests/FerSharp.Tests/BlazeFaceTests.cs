@@ -239,7 +239,7 @@ public class BlazeFaceTests
         }
         using var hinted = new BlazeFaceDetector();
         using var always = new BlazeFaceDetector(new BlazeFaceOptions { HintScore = 0 });
-        (IReadOnlyList<FaceBox> Boxes, long Looks) Detect(BlazeFaceDetector detector, Mat photo)
+        static (IReadOnlyList<FaceBox> Boxes, long Looks) Detect(BlazeFaceDetector detector, Mat photo)
         {
             var before = detector.LooksMade;
             var boxes = detector.Detect(photo);
