@@ -383,6 +383,10 @@ public class TrainerTests
         ex = Assert.Throws<ArgumentException>(() => new Trainer(first with { Epochs = 4 }, run).Fit(train, validation, resume: true));
         Assert.Contains("already trained", ex.Message);
         Assert.Contains("--restart-at 2", ex.Message);
+        // Nor can fewer epochs cut it short: the cycle would end sooner, which also changes its rates.
+        ex = Assert.Throws<ArgumentException>(() => new Trainer(first with { Epochs = 1 }, run).Fit(train, validation, resume: true));
+        Assert.Contains("already trained", ex.Message);
+        Assert.Contains("from-checkpoint", ex.Message);
 
         var restarted = first with { Epochs = 4, RestartAt = "2", RestartLrFactor = 0.5 };
         var extended = new Trainer(restarted, run) { DrawCurvesEachEpoch = false }.Fit(train, validation, resume: true);

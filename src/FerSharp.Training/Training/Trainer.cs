@@ -491,7 +491,10 @@ public sealed class Trainer
         }
         if (!LrSchedule.SameUpTo(saved, _options, epochsDone))
         {
-            throw new ArgumentException($"{checkpointPath}: these options would change the learning rate of the {epochsDone} epochs already trained (a cosine schedule stretches with --epochs); to train longer, add a warm restart at epoch {epochsDone} or later: --restart-at {epochsDone}");
+            var way = _options.Epochs > saved.Epochs
+                ? $"to train longer, add a warm restart at epoch {Math.Max(epochsDone, saved.Epochs)} or later: --restart-at {Math.Max(epochsDone, saved.Epochs)}"
+                : "a schedule cannot be cut short or reshaped on resume; start a new run from this one's package (fer models from-checkpoint, then --init-from) with a schedule of its own";
+            throw new ArgumentException($"{checkpointPath}: these options would change the learning rate of the {epochsDone} epochs already trained (a cosine schedule stretches with --epochs); {way}");
         }
     }
 
