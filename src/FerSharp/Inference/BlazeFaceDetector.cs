@@ -236,7 +236,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         {
             Interlocked.Decrement(ref _detecting);
         }
-        // A finer look waits for the one before: it is made only where that one hints at faces small enough to need it.
+        // A finer look waits for the one before: it is made only when that one hints at faces small enough to need it.
         var made = always;
         while (made < looks.Count && looked[made - 1].Hints.Any(h => !looked[..made].Any(l => l.Boxes.Any(b => Around(b).Contains(h)))))
         {
