@@ -13,9 +13,7 @@ public class BlazeFaceTests
     {
         const int side = 120;
         var canvas = new Mat(height, width, MatType.CV_8UC3, new Scalar(120, 130, 140));
-        using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, FaceCanvas.Faces.Face(index).ToArray());
-        using var big = face.Resize(new Size(side, side), 0, 0, InterpolationFlags.Cubic);
-        using var colour = big.CvtColor(ColorConversionCodes.GRAY2BGR);
+        using var colour = PastedFace(index, side);
         using var turn = Cv2.GetRotationMatrix2D(new Point2f(side / 2f, side / 2f), angle, 1);
         using var turned = colour.WarpAffine(turn, colour.Size(), InterpolationFlags.Linear, BorderTypes.Replicate);
         turned.CopyTo(canvas[new Rect(x, y, side, side)]);

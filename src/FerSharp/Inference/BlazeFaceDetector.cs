@@ -238,9 +238,11 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         // A finer look waits for the one before: it is made only when that one hints at faces small enough to need it.
         var made = always;
-        while (made < looks.Count && looked[made - 1].Hints.Any(h => !looked[..made].Any(l => l.Boxes.Any(b => Around(b).Contains(h)))))
+        var near = looked.Take(made).SelectMany(l => l.Boxes).Select(Around).ToList();
+        while (made < looks.Count && looked[made - 1].Hints.Any(h => !near.Any(b => b.Contains(h))))
         {
             looked[made] = Look(rgb, looks[made]);
+            near.AddRange(looked[made].Boxes.Select(Around));
             made++;
         }
         var largest = sides[made - 1];
