@@ -1,4 +1,5 @@
 using FerSharp.Data;
+using FerSharp.Evaluation;
 using FerSharp.Models;
 
 using TorchSharp;
@@ -61,6 +62,9 @@ public class WeightAveragingTests
         Assert.Empty(loaded.Metadata.Metrics); // the members' scores are not the average's
         Assert.Equal(60, loaded.Metadata.Epochs); // what it took to make all three, not the last one's 30
         Assert.Equal(603.0, loaded.Metadata.TrainingSeconds!.Value, 6);
+        var card = ModelCard.Render(loaded.Metadata, 1000);
+        Assert.Contains("The weights of `a`, `b`, `c` averaged into one network (`fer models average`).", card, StringComparison.Ordinal);
+        Assert.Contains("60 epochs and 0.2 h of training on 2 cores across them", card, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -47,9 +47,20 @@ public static class ModelCard
         card.AppendLine(inv, $"`{Path.GetFileName(m.Dataset?.Source ?? "fer2013.csv.gz")}` ({splits}, {m.Dataset?.Count ?? 0:N0} faces), {pixels}{(ferPlus ? "; labels from the FER+ votes (`fer2013new.csv`, MIT)" : "; FER2013 labels")}.")
             .AppendLine();
         card.AppendLine("## Recipe").AppendLine();
-        if (m.TrainOptions() is { } t)
+        var options = m.TrainOptions();
+        if (options != null)
         {
-            card.AppendLine("```").AppendLine(Command(t, ferPlus)).AppendLine("```");
+            card.AppendLine("```").AppendLine(Command(options, ferPlus)).AppendLine("```");
+        }
+        // An average's epochs and time are its members' together, and the command is its last member's only.
+        if (m.AveragedFrom is { Count: > 0 } members)
+        {
+            var names = string.Join(", ", members.Select(a => $"`{a.Name}`"));
+            card.AppendLine(inv, $"The weights of {names} averaged into one network (`fer models average`){(options != null ? $"; the command above trained `{members[^1].Name}`" : "")}.")
+                .AppendLine(inv, $"{m.Epochs} epochs{(m.TrainingSeconds is { } sec ? $" and {sec / 3600:F1} h of training on 2 cores" : "")} across them{(options?.InitFrom is { } init ? $"; `{members[^1].Name}` started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
+        }
+        else if (options is { } t)
+        {
             var epochs = m.Epochs is { } e && e < t.Epochs ? $"The package is epoch {e} of {t.Epochs}, the best on the validation split" : $"{m.Epochs} epochs";
             card.AppendLine(inv, $"{epochs}{(m.TrainingSeconds is { } sec ? $"; {sec / 3600:F1} h of training on 2 cores" : "")}{(t.InitFrom is { } init ? $"; started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
         }
