@@ -65,6 +65,7 @@ public class WeightAveragingTests
         var card = ModelCard.Render(loaded.Metadata, 1000);
         Assert.Contains("The weights of `a`, `b`, `c` averaged into one network (`fer models average`).", card, StringComparison.Ordinal);
         Assert.Contains("60 epochs and 0.2 h of training on 2 cores across them", card, StringComparison.Ordinal);
+        Assert.Contains("Epochs not recorded for every member", ModelCard.Render(loaded.Metadata with { Epochs = null }, 1000), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -57,7 +57,7 @@ public static class ModelCard
         {
             var names = string.Join(", ", members.Select(a => $"`{a.Name}`"));
             card.AppendLine(inv, $"The weights of {names} averaged into one network (`fer models average`){(options != null ? $"; the command above trained `{members[^1].Name}`" : "")}.")
-                .AppendLine(inv, $"{m.Epochs} epochs{(m.TrainingSeconds is { } sec ? $" and {sec / 3600:F1} h of training on 2 cores" : "")} across them{(options?.InitFrom is { } init ? $"; `{members[^1].Name}` started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
+                .AppendLine(inv, $"{AverageEffort(m)}{(options?.InitFrom is { } init ? $"; `{members[^1].Name}` started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
         }
         else if (options is { } t)
         {
@@ -94,6 +94,11 @@ public static class ModelCard
         card.AppendLine("Weights trained by FerSharp's own code. FER2013 is for research use (ICML 2013 challenge); the FER+ labels are MIT.");
         return card.ToString();
     }
+
+    /// <summary>What making an average took: its members' epochs and hours together, when every member recorded them.</summary>
+    private static string AverageEffort(ModelMetadata m) => m.Epochs is { } epochs
+        ? string.Create(CultureInfo.InvariantCulture, $"{epochs} epochs{(m.TrainingSeconds is { } sec ? $" and {sec / 3600:F1} h of training on 2 cores" : "")} across them")
+        : "Epochs not recorded for every member";
 
     private static string Recalls(ModelMetadata m, string prefix) =>
         string.Join(", ", m.ClassNames.Select(c => m.Metrics.TryGetValue($"{prefix}privatetest_recall_{c}", out var r)
