@@ -62,7 +62,7 @@ public static class ModelCard
         else if (options is { } t)
         {
             var epochs = m.Epochs is { } e && e < t.Epochs ? $"The package is epoch {e} of {t.Epochs}, the best on the validation split" : $"{m.Epochs} epochs";
-            card.AppendLine(inv, $"{epochs}{(m.TrainingSeconds is { } sec ? $"; {sec / 3600:F1} h of training on 2 cores" : "")}{(t.InitFrom is { } init ? $"; started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
+            card.AppendLine(inv, $"{epochs}{(m.TrainingSeconds is { } sec ? $"; {TrainingHours(sec)}" : "")}{(t.InitFrom is { } init ? $"; started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
         }
         card.AppendLine();
         card.AppendLine("## Metrics").AppendLine();
@@ -97,8 +97,10 @@ public static class ModelCard
 
     /// <summary>What making an average took: its members' epochs and hours together, when every member recorded them.</summary>
     private static string AverageEffort(ModelMetadata m) => m.Epochs is { } epochs
-        ? string.Create(CultureInfo.InvariantCulture, $"{epochs} epochs{(m.TrainingSeconds is { } sec ? $" and {sec / 3600:F1} h of training on 2 cores" : "")} across them")
+        ? string.Create(CultureInfo.InvariantCulture, $"{epochs} epochs{(m.TrainingSeconds is { } sec ? $" and {TrainingHours(sec)}" : "")} across them")
         : "Epochs not recorded for every member";
+
+    private static string TrainingHours(double seconds) => string.Create(CultureInfo.InvariantCulture, $"{seconds / 3600:F1} h of training on 2 cores");
 
     private static string Recalls(ModelMetadata m, string prefix) =>
         string.Join(", ", m.ClassNames.Select(c => m.Metrics.TryGetValue($"{prefix}privatetest_recall_{c}", out var r)
