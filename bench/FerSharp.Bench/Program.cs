@@ -472,6 +472,7 @@ if (Wanted("detector") && faces != null)
     var variants = new DetectorStudy.Variant[]
     {
         new("BlazeFace, photo (default)", () => new BlazeFaceDetector()),
+        new("BlazeFace, photo, look at 512 always (HintedFrom 1024)", () => new BlazeFaceDetector(new BlazeFaceOptions { HintedFrom = 1024 })),
         new("BlazeFace, video (fer video)", () => new BlazeFaceDetector(BlazeFaceOptions.Video)),
         new("Haar, photo", () => new HaarFaceDetector()),
         new("Haar, video", () => new HaarFaceDetector(HaarDetectorOptions.Video)),
@@ -639,7 +640,7 @@ else
     {
         using var scene = Scenes.Build(sceneFaces, 640, 480, 1);
         var jpeg = scene.ImEncode(".jpg");
-        var load = ServerLoad.RunAsync(recognizer, jpeg, [1, 4, 16], TimeSpan.FromSeconds(quick ? 8 : 20), quick ? 400 : 2000).GetAwaiter().GetResult();
+        var load = ServerLoad.RunAsync(recognizer, jpeg, [1, 4, 16], TimeSpan.FromSeconds(quick ? 8 : 20), quick ? 1000 : 4000).GetAwaiter().GetResult();
         var table = report.Section("Server under load (loopback, POST /api/v1/recognize, 640x480 JPEG with one face)", "clients", "requests (errors)", "req/s", "p50 ms", "p95 ms", "p99 ms", "working set MB before → after (peak)");
         foreach (var r in load)
         {

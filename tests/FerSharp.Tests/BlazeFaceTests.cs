@@ -214,9 +214,53 @@ public class BlazeFaceTests
     }
 
     [SharedDataFact]
+    public void The_look_at_512_is_made_only_when_the_look_at_256_hints_at_smaller_faces()
+    {
+        using var hinted = new BlazeFaceDetector();
+        using var always = new BlazeFaceDetector(new BlazeFaceOptions { HintedFrom = 1024 });
+        static (IReadOnlyList<FaceBox> Boxes, long Looks) Detect(BlazeFaceDetector detector, Mat photo)
+        {
+            var before = detector.LooksMade;
+            var boxes = detector.Detect(photo);
+            return (boxes, detector.LooksMade - before);
+        }
+
+        // One face of 192 px in a plain 640x480 photo: the look at 256 finds it and hints at nothing smaller,
+        // so the look at 512, started beside it, is stopped and its boxes left out.
+        using var large = new Mat(480, 640, MatType.CV_8UC3, new Scalar(120, 130, 140));
+        using (var face = PastedFace(0, 192)) face.CopyTo(large[new Rect(200, 140, 192, 192)]);
+        var truth = new FaceBox(200, 140, 192, 192);
+        var (largeHinted, largeHintedLooks) = Detect(hinted, large);
+        var (largeAlways, largeAlwaysLooks) = Detect(always, large);
+        Assert.Equal(1, largeHintedLooks);
+        Assert.Equal(2, largeAlwaysLooks);
+        Assert.Equal(1, largeHinted.Count(b => b.IoU(truth) >= 0.4));
+        Assert.Equal(largeAlways.Count, largeHinted.Count);
+
+        // Faces of 44 px, too small for the look at 256: it hints at them, and the look at 512 finds them.
+        using var small = new Mat(480, 640, MatType.CV_8UC3, new Scalar(120, 130, 140));
+        var smallTruths = new List<FaceBox>();
+        for (var i = 0; i < 6; i++)
+        {
+            using var face = PastedFace(i, 44);
+            var (x, y) = (60 + i % 3 * 200, 120 + i / 3 * 200);
+            face.CopyTo(small[new Rect(x, y, 44, 44)]);
+            smallTruths.Add(new FaceBox(x, y, 44, 44));
+        }
+        var (smallHinted, smallHintedLooks) = Detect(hinted, small);
+        var (smallAlways, _) = Detect(always, small);
+        Assert.Equal(2, smallHintedLooks);
+        Assert.Equal(smallAlways, smallHinted);
+        Assert.True(smallTruths.Count(t => smallHinted.Any(b => b.IoU(t) >= 0.4)) >= 4, "most 44 px faces found");
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { HintedFrom = 256 }));
+    }
+
+    [SharedDataFact]
     public void The_look_at_1024_is_made_only_when_the_look_at_512_hints_at_smaller_faces()
     {
         // Two faces of 256 px in a 1920x1080 photo: the looks at 256 and 512 find them and hint at nothing smaller.
+        // (The look at 512 is made: the look at 256, seeing them at 34 px, hints at them too.)
         using var large = new Mat(1080, 1920, MatType.CV_8UC3, new Scalar(120, 130, 140));
         var truths = new List<FaceBox>();
         foreach (var (index, x) in new[] { (0, 300), (2, 1200) })

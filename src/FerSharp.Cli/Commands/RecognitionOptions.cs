@@ -41,7 +41,7 @@ internal sealed class RecognitionOptions
 
     public Option<bool> EveryLook { get; } = new("--every-look")
     {
-        Description = "BlazeFace: make every look up to --max-look. By default a look from 1024 on is made only when the look at half its scale shows a candidate for a face too small for that one; most photos have none, and that look costs more than all smaller ones together.",
+        Description = "BlazeFace: make every look up to --max-look. By default every look past the first (256) is made only when the look at half its scale shows a candidate for a face too small for that one; photos of large faces mostly have none, and each look costs about 4 times the one before.",
     };
 
     public Option<bool> NoLevel { get; } = new("--no-level")
@@ -53,7 +53,7 @@ internal sealed class RecognitionOptions
     {
         var option = new Option<int>("--max-look")
         {
-            Description = "BlazeFace's largest look at each photo, as a longer side in pixels: 256, 512, 1024 or 2048. Each look doubles the one before and finds faces half the size (down to about a sixth of what it sees); looks from 1024 on stop at the photo's own size and are made only where the look before hints at smaller faces (see --every-look). 2048 finds the smaller faces of 12-megapixel group photos, at about 4 times the time.",
+            Description = "BlazeFace's largest look at each photo, as a longer side in pixels: 256, 512, 1024 or 2048. Each look doubles the one before and finds faces half the size (down to about a sixth of what it sees); looks from 1024 on stop at the photo's own size, and every look past 256 is made only where the look before hints at smaller faces (see --every-look). 2048 finds the smaller faces of 12-megapixel group photos, at about 4 times the time.",
             DefaultValueFactory = _ => new BlazeFaceOptions().MaxSide,
         };
         option.AcceptOnlyFromAmong("256", "512", "1024", "2048");

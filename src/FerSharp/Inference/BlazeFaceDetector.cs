@@ -40,13 +40,22 @@ public sealed record BlazeFaceOptions
     public int MaxSide { get; init; } = 1024;
 
     /// <summary>
-    /// Looks from 1024 on are made only when the look at half their scale hints at a face too small for it: a
-    /// candidate box scoring at least this (far below <see cref="MinScore"/>) at no more than a fifth of the
-    /// model's side, not on or next to a face found so far (parts of a large face score so too). Most photos have no
-    /// such face, and the look at 1024 costs more than all smaller ones together. 0: always make every look up
-    /// to <see cref="MaxSide"/>.
+    /// Looks from <see cref="HintedFrom"/> on are made only when the look at half their scale hints at a face too
+    /// small for it: a candidate box inside the image scoring at least this (far below <see cref="MinScore"/>) at
+    /// no more than a fifth of the model's side, not on or next to a face found so far (parts of a large face score
+    /// so too). Most photos of large faces have no such candidate. Raising it to 0.1 already lost small faces
+    /// (117 of 150 of 30-60 px found against 123). 0: always make every look up to <see cref="MaxSide"/>.
     /// </summary>
     public float HintScore { get; init; } = 0.05f;
+
+    /// <summary>
+    /// The longer side of the first look made only when hinted (<see cref="HintScore"/>); smaller looks are always
+    /// made. 512 (the default): only the look at 256 is always made, and with a core to spare the look at 512
+    /// starts beside it and is stopped when not wanted, so a photo without small faces costs one look at 256
+    /// (a 640x480 photo's detection about 6 ms against 18) and one with them costs what both looks side by side
+    /// did. 1024: the looks at 256 and 512 are always made.
+    /// </summary>
+    public int HintedFrom { get; init; } = 512;
 
     /// <summary>
     /// In a video (<see cref="FaceFollower"/>), every this many frames, from the first, get looks up to
@@ -108,8 +117,6 @@ public sealed class BlazeFaceDetector : IFaceDetector
     private const double MaxLaterFace = 0.4 * BaseSide;
     // A candidate this small in one look is a face the look at twice the scale is for.
     private const double HintFace = MaxLaterFace / 2;
-    // Looks up to this side are always made; larger ones only when hinted (HintScore).
-    private const int AlwaysSide = 2 * BaseSide;
     // Candidates kept per look as hints; past a few hundred, one outside every face is all but certain.
     private const int MaxHints = 256;
     private const double HintMargin = 0.25;
@@ -160,6 +167,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         if (_options.MaxSide < BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.MaxSide, $"MaxSide must be at least {BaseSide}");
         if (_options.FullLookSide < BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.FullLookSide, $"FullLookSide must be at least {BaseSide}");
         if (!(_options.HintScore is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(options), _options.HintScore, "HintScore must lie in [0, 1)");
+        if (_options.HintedFrom < 2 * BaseSide) throw new ArgumentOutOfRangeException(nameof(options), _options.HintedFrom, $"HintedFrom must be at least {2 * BaseSide}");
         if (_options.FullLookEvery < 0) throw new ArgumentOutOfRangeException(nameof(options), _options.FullLookEvery, "FullLookEvery must be 0 (never) or more");
         // One session for every input size: ONNX Runtime plans each shape as it meets it, and a session may
         // run several calls at once.
@@ -216,35 +224,66 @@ public sealed class BlazeFaceDetector : IFaceDetector
             looks.Add(((double)side / longer, MaxLaterFace));
             sides.Add(side);
         }
-        var always = sides.Count(side => side <= AlwaysSide || _options.HintScore == 0);
-        // The looks are independent: on several cores a photo's looks run side by side (each on one thread), so
-        // its time is its largest look's rather than their sum.
+        var always = sides.Count(side => side < _options.HintedFrom || _options.HintScore == 0);
         var looked = new Looked[looks.Count];
+        var whole = new Rect2d(0, 0, image.Width, image.Height);
+        var near = new List<Rect2d>();
+        // Whether a look hints at faces too small for it: a candidate inside the image, not part of a face found.
+        bool Hinted(Looked look) => look.Hints.Any(h => whole.Contains(h) && !near.Any(b => b.Contains(Centre(h))));
+        Task<Looked>? ahead = null;
+        using var stopAhead = new RunOptions();
         var detecting = Interlocked.Increment(ref _detecting);
         try
         {
-            if (always == 1 || !_options.ParallelLooks || detecting >= Environment.ProcessorCount)
+            var spare = _options.ParallelLooks && detecting < Environment.ProcessorCount;
+            if (always > 1 && spare)
             {
-                for (var i = 0; i < always; i++) looked[i] = Look(rgb, looks[i]);
+                // The looks are independent: on several cores a photo's looks run side by side (each on one
+                // thread), so its time is its largest look's rather than their sum.
+                Parallel.For(0, always, i => looked[i] = Look(rgb, looks[i]));
             }
             else
             {
-                Parallel.For(0, always, i => looked[i] = Look(rgb, looks[i]));
+                // With a core to spare, the first hinted look starts beside the one that decides whether it is
+                // wanted, and is stopped when it is not: a photo then takes the first look's time, or the larger
+                // one's when hinted, never their sum.
+                if (spare && always < looks.Count) ahead = Task.Run(() => Look(rgb, looks[always], stopAhead));
+                for (var i = 0; i < always; i++) looked[i] = Look(rgb, looks[i]);
+            }
+            near.AddRange(looked.Take(always).SelectMany(l => l.Boxes).Select(Around));
+            if (ahead != null && Hinted(looked[always - 1]))
+            {
+                looked[always] = ahead.GetAwaiter().GetResult();
+                ahead = null;
+                near.AddRange(looked[always].Boxes.Select(Around));
+                always++;
             }
         }
         finally
         {
+            if (ahead != null)
+            {
+                stopAhead.Terminate = true;
+                try
+                {
+                    ahead.GetAwaiter().GetResult();
+                }
+                catch (OnnxRuntimeException)
+                {
+                    // stopped as asked
+                }
+            }
             Interlocked.Decrement(ref _detecting);
         }
         // A finer look waits for the one before: it is made only when that one hints at faces small enough to need it.
         var made = always;
-        var near = looked.Take(made).SelectMany(l => l.Boxes).Select(Around).ToList();
-        while (made < looks.Count && looked[made - 1].Hints.Any(h => !near.Any(b => b.Contains(h))))
+        while (made < looks.Count && Hinted(looked[made - 1]))
         {
             looked[made] = Look(rgb, looks[made]);
             near.AddRange(looked[made].Boxes.Select(Around));
             made++;
         }
+        Interlocked.Add(ref _looksMade, made);
         var largest = sides[made - 1];
         looked = looked[..made];
         var boxes = looked.SelectMany(f => f.Boxes).ToList();
@@ -271,18 +310,19 @@ public sealed class BlazeFaceDetector : IFaceDetector
         return found.OrderBy(b => b.X).ThenBy(b => b.Y).ToList();
     }
 
+    private static Point2d Centre(Rect2d box) => new(box.X + box.Width / 2, box.Y + box.Height / 2);
+
     // A candidate this near a face found is part of it (its brow or chin, which its box may leave out).
     private static Rect2d Around(Rect2d face) =>
         new(face.X - HintMargin * face.Width, face.Y - HintMargin * face.Height, (1 + 2 * HintMargin) * face.Width, (1 + 2 * HintMargin) * face.Height);
 
     /// <summary>What one look found, and the centres of its candidates for faces too small for it (<see cref="BlazeFaceOptions.HintScore"/>).</summary>
-    private readonly record struct Looked(List<Rect2d> Boxes, List<float> Scores, List<double> Rolls, List<Point2d> Hints);
+    private readonly record struct Looked(List<Rect2d> Boxes, List<float> Scores, List<double> Rolls, List<Rect2d> Hints);
 
-    private Looked Look(Mat rgb, (double Scale, double MaxFace) look)
+    private Looked Look(Mat rgb, (double Scale, double MaxFace) look, RunOptions? run = null)
     {
-        Interlocked.Increment(ref _looksMade);
         var found = new Looked([], [], [], []);
-        DetectAt(rgb, look.Scale, look.MaxFace, found.Boxes, found.Scores, found.Rolls, found.Hints);
+        DetectAt(rgb, look.Scale, look.MaxFace, found.Boxes, found.Scores, found.Rolls, found.Hints, run);
         return found;
     }
 
@@ -337,7 +377,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     /// Adds the boxes found in the image seen at this scale (in image pixels), up to a face width in input pixels,
     /// and (when <paramref name="hints"/> is given) the centres of candidates for faces too small for this scale.
     /// </summary>
-    private void DetectAt(Mat rgb, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Point2d>? hints = null)
+    private void DetectAt(Mat rgb, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Rect2d>? hints = null, RunOptions? run = null)
     {
         var (scaled, input) = InputSize(rgb.Width, rgb.Height, scale);
         using var canvas = new Mat(input.Height, input.Width, MatType.CV_8UC3, Scalar.All(0));
@@ -353,7 +393,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         // The model takes RGB scaled to [-1, 1].
         using var blob = CvDnn.BlobFromImage(canvas, 1 / 127.5, input, Scalar.All(127.5), swapRB: false, crop: false);
-        Run(blob, input, scale, maxFace, boxes, scores, rolls, hints);
+        Run(blob, input, scale, maxFace, boxes, scores, rolls, hints, run ?? _run);
     }
 
     /// <summary>
@@ -361,7 +401,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     /// (16 per anchor) of the stride-16 grid's anchors (2 per cell), then of the stride-32 grid's (6 per cell),
     /// each grid row by row.
     /// </summary>
-    private void Run(Mat blob, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Point2d>? hints)
+    private void Run(Mat blob, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Rect2d>? hints, RunOptions run)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var fine = FineAnchors(input);
@@ -370,7 +410,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         // several MB per look, whose garbage collections made one look in four or five far slower.
         using var tensor = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float,
             [1, 3, input.Height, input.Width], blob.Data, blob.Total() * sizeof(float));
-        using var outputs = SessionFor(input).Run(_run, [_inputName], [tensor], OutputNames);
+        using var outputs = SessionFor(input).Run(run, [_inputName], [tensor], OutputNames);
         Decode(Values(outputs[0], fine), Values(outputs[1], fine * 16), 0, input, scale, maxFace, boxes, scores, rolls, hints);
         Decode(Values(outputs[2], coarse), Values(outputs[3], coarse * 16), fine, input, scale, maxFace, boxes, scores, rolls, hints);
     }
@@ -406,7 +446,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     /// <paramref name="firstAnchor"/> is the grid's first anchor's index in anchor order.
     /// </summary>
     private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, int firstAnchor, Size input, double scale, double maxFace,
-        List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Point2d>? hints)
+        List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Rect2d>? hints)
     {
         var minLogit = MathF.Log(_options.MinScore / (1 - _options.MinScore));
         var hintLogit = hints != null && _options.HintScore > 0 ? MathF.Log(_options.HintScore / (1 - _options.HintScore)) : float.PositiveInfinity;
@@ -417,7 +457,8 @@ public sealed class BlazeFaceDetector : IFaceDetector
             if (logits[i] >= hintLogit && regressions[r + 2] is > 0 and <= (float)HintFace && hints!.Count < MaxHints)
             {
                 var (hx, hy) = AnchorCentre(firstAnchor + i, fine, input.Width);
-                hints.Add(new Point2d((hx + regressions[r] - Margin) / scale, (hy + regressions[r + 1] - Margin) / scale));
+                double hw = regressions[r + 2], hh = regressions[r + 3];
+                hints.Add(new Rect2d((hx + regressions[r] - hw / 2 - Margin) / scale, (hy + regressions[r + 1] - hh / 2 - Margin) / scale, hw / scale, hh / scale));
             }
             if (logits[i] < minLogit) continue;
             var (cx, cy) = AnchorCentre(firstAnchor + i, fine, input.Width);
