@@ -231,7 +231,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         // Whether a look hints at faces too small for it: a candidate inside the image, not part of a face found.
         bool Hinted(Looked look) => look.Hints.Any(h => whole.Contains(h) && !near.Any(b => b.Contains(Centre(h))));
         Task<Looked>? ahead = null;
-        using var stopAhead = new RunOptions();
+        RunOptions? stopAhead = null;
         var detecting = Interlocked.Increment(ref _detecting);
         try
         {
@@ -247,7 +247,11 @@ public sealed class BlazeFaceDetector : IFaceDetector
                 // With a core to spare, the first hinted look starts beside the one that decides whether it is
                 // wanted, and is stopped when it is not: a photo then takes the first look's time, or the larger
                 // one's when hinted, never their sum.
-                if (spare && always < looks.Count) ahead = Task.Run(() => Look(rgb, looks[always], stopAhead));
+                if (spare && always < looks.Count)
+                {
+                    var stop = stopAhead = new RunOptions();
+                    ahead = Task.Run(() => Look(rgb, looks[always], stop));
+                }
                 for (var i = 0; i < always; i++) looked[i] = Look(rgb, looks[i]);
             }
             near.AddRange(looked.Take(always).SelectMany(l => l.Boxes).Select(Around));
@@ -263,16 +267,17 @@ public sealed class BlazeFaceDetector : IFaceDetector
         {
             if (ahead != null)
             {
-                stopAhead.Terminate = true;
+                stopAhead!.Terminate = true;
                 try
                 {
                     ahead.GetAwaiter().GetResult();
                 }
-                catch (OnnxRuntimeException)
+                catch (Exception)
                 {
-                    // stopped as asked
+                    // Stopped as asked (OnnxRuntimeException), or failed: its result is not wanted either way.
                 }
             }
+            stopAhead?.Dispose();
             Interlocked.Decrement(ref _detecting);
         }
         // A finer look waits for the one before: it is made only when that one hints at faces small enough to need it.
