@@ -230,8 +230,6 @@ public sealed class BlazeFaceDetector : IFaceDetector
         var near = new List<Rect2d>();
         // Whether a look hints at faces too small for it: a candidate inside the image, not part of a face found.
         bool Hinted(Looked look) => look.Hints.Any(h => whole.Contains(h) && !near.Any(b => b.Contains(Centre(h))));
-        Task<Looked>? ahead = null;
-        RunOptions? stopAhead = null;
         var detecting = Interlocked.Increment(ref _detecting);
         try
         {
@@ -242,44 +240,51 @@ public sealed class BlazeFaceDetector : IFaceDetector
                 // thread), so its time is its largest look's rather than their sum.
                 Parallel.For(0, always, i => looked[i] = Look(rgb, looks[i]));
             }
+            else if (always == 1 && looks.Count > 1 && spare)
+            {
+                // The first hinted look starts beside the look that decides whether it is wanted, and is stopped
+                // when it is not: a photo takes the first look's time, or the larger one's when hinted, never
+                // their sum. Parallel.For rather than a task of its own: with no pool thread free, the calling
+                // thread makes both, and the second is stopped before it starts.
+                using var stop = new RunOptions();
+                var ahead = default(Looked);
+                var wanted = false;
+                Parallel.For(0, 2, i =>
+                {
+                    if (i == 0)
+                    {
+                        looked[0] = Look(rgb, looks[0]);
+                        near.AddRange(looked[0].Boxes.Select(Around));
+                        wanted = Hinted(looked[0]);
+                        if (!wanted) stop.Terminate = true;
+                        return;
+                    }
+                    try
+                    {
+                        ahead = Look(rgb, looks[1], stop);
+                    }
+                    catch (OnnxRuntimeException) when (stop.Terminate)
+                    {
+                        // stopped: the look at half its scale hints at nothing it would find
+                    }
+                });
+                if (wanted)
+                {
+                    looked[1] = ahead;
+                    always = 2;
+                }
+                near.Clear();
+            }
             else
             {
-                // With a core to spare, the first hinted look starts beside the one that decides whether it is
-                // wanted, and is stopped when it is not: a photo then takes the first look's time, or the larger
-                // one's when hinted, never their sum.
-                if (spare && always < looks.Count)
-                {
-                    var stop = stopAhead = new RunOptions();
-                    ahead = Task.Run(() => Look(rgb, looks[always], stop));
-                }
                 for (var i = 0; i < always; i++) looked[i] = Look(rgb, looks[i]);
-            }
-            near.AddRange(looked.Take(always).SelectMany(l => l.Boxes).Select(Around));
-            if (ahead != null && Hinted(looked[always - 1]))
-            {
-                looked[always] = ahead.GetAwaiter().GetResult();
-                ahead = null;
-                near.AddRange(looked[always].Boxes.Select(Around));
-                always++;
             }
         }
         finally
         {
-            if (ahead != null)
-            {
-                stopAhead!.Terminate = true;
-                try
-                {
-                    ahead.GetAwaiter().GetResult();
-                }
-                catch (Exception)
-                {
-                    // Stopped as asked (OnnxRuntimeException), or failed: its result is not wanted either way.
-                }
-            }
-            stopAhead?.Dispose();
             Interlocked.Decrement(ref _detecting);
         }
+        near.AddRange(looked.Take(always).SelectMany(l => l.Boxes).Select(Around));
         // A finer look waits for the one before: it is made only when that one hints at faces small enough to need it.
         var made = always;
         while (made < looks.Count && Hinted(looked[made - 1]))
