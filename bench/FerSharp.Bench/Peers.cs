@@ -140,11 +140,23 @@ internal static class Peers
     }
 
     /// <summary>Median milliseconds per face, one face per call, preprocessing included.</summary>
-    public static double Latency(Network network, byte[] face, int calls)
+    /// <summary>
+    /// Median ms per one-face call of each network, measured in interleaved rounds (each round times every
+    /// network in turn) so that the machine's drift during the section falls on all of them alike.
+    /// </summary>
+    public static IReadOnlyList<double> Latencies(IReadOnlyList<Network> networks, byte[] face, int calls, int rounds = 10)
     {
         IReadOnlyList<byte[]> one = [face];
-        var ms = Timing.Measure(calls, warmup: 20, () => network.Predict(one)).Select(t => t * 1000).Order().ToArray();
-        return Math.Round(Stats.Percentile(ms, 50), 3);
+        var samples = networks.Select(_ => new List<double>()).ToList();
+        for (var round = 0; round < rounds; round++)
+        {
+            for (var k = 0; k < networks.Count; k++)
+            {
+                var network = networks[k];
+                samples[k].AddRange(Timing.Measure(Math.Max(1, calls / rounds), warmup: round == 0 ? 20 : 2, () => network.Predict(one)).Select(t => t * 1000));
+            }
+        }
+        return samples.Select(s => Math.Round(Stats.Percentile(s.Order().ToArray(), 50), 3)).ToList();
     }
 
     private static void Run(string program, string workingDirectory, params string[] args)

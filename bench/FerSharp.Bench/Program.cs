@@ -438,9 +438,9 @@ if (Wanted("peers"))
             var table = report.Section($"Peers on the same faces (each network's own preprocessing, ONNX Runtime 1 thread; conversions within {Math.Max(faceApiGap, humanGap):E1} of the peers' own runtime)",
                 ["network", "test set", "accuracy", "macro F1", .. classes.Select(c => $"{c} recall"), "ms per face"]);
             var rows = new List<object>();
-            foreach (var network in networks)
+            var latencies = Peers.Latencies(networks, faces!.Face(0).ToArray(), quick ? 200 : 600);
+            foreach (var (network, latency) in networks.Zip(latencies))
             {
-                var latency = Peers.Latency(network, faces!.Face(0).ToArray(), quick ? 100 : 300);
                 foreach (var (setName, data) in sets)
                 {
                     var m = Peers.Score(network, data, classes);
