@@ -21,6 +21,42 @@ public class BlazeFaceTests
     }
 
     /// <summary>PrivateTest face <paramref name="index"/> enlarged to <paramref name="side"/> px, in colour, to paste into a photo.</summary>
+    /// <summary>Test faces of one size in rows on a plain grey photo, and where each is.</summary>
+    private static Mat FacesInRows(Size size, int count, int perRow, int side, Point first, Size step, out List<FaceBox> truths)
+    {
+        var photo = new Mat(size.Height, size.Width, MatType.CV_8UC3, new Scalar(120, 130, 140));
+        truths = [];
+        for (var i = 0; i < count; i++)
+        {
+            using var face = PastedFace(i, side);
+            var (x, y) = (first.X + i % perRow * step.Width, first.Y + i / perRow * step.Height);
+            face.CopyTo(photo[new Rect(x, y, side, side)]);
+            truths.Add(new FaceBox(x, y, side, side));
+        }
+        return photo;
+    }
+
+    /// <summary>The faces a detector finds in a photo, and how many whole-photo looks it made for them.</summary>
+    private static (IReadOnlyList<FaceBox> Boxes, long Looks) DetectCountingLooks(BlazeFaceDetector detector, Mat photo)
+    {
+        var before = detector.LooksMade;
+        var boxes = detector.Detect(photo);
+        return (boxes, detector.LooksMade - before);
+    }
+
+    /// <summary>
+    /// Small faces ask for the finer looks: the default detector makes <paramref name="looks"/> looks, finds what
+    /// one making every look finds, and at least <paramref name="atLeast"/> of the faces.
+    /// </summary>
+    private static void AssertHintedLooksFind(BlazeFaceDetector hinted, BlazeFaceDetector always, Mat photo, List<FaceBox> truths, long looks, int atLeast)
+    {
+        var (found, made) = DetectCountingLooks(hinted, photo);
+        Assert.Equal(looks, made);
+        Assert.Equal(DetectCountingLooks(always, photo).Boxes, found);
+        var hits = truths.Count(t => found.Any(b => b.IoU(t) >= 0.4));
+        Assert.True(hits >= atLeast, $"{hits} of {truths.Count} faces of {truths[0].Width} px found, at least {atLeast} expected");
+    }
+
     private static Mat PastedFace(int index, int side)
     {
         using var face = Mat.FromPixelData(48, 48, MatType.CV_8UC1, FaceCanvas.Faces.Face(index).ToArray());
@@ -218,40 +254,21 @@ public class BlazeFaceTests
     {
         using var hinted = new BlazeFaceDetector();
         using var always = new BlazeFaceDetector(new BlazeFaceOptions { HintedFrom = 1024 });
-        static (IReadOnlyList<FaceBox> Boxes, long Looks) Detect(BlazeFaceDetector detector, Mat photo)
-        {
-            var before = detector.LooksMade;
-            var boxes = detector.Detect(photo);
-            return (boxes, detector.LooksMade - before);
-        }
-
         // One face of 192 px in a plain 640x480 photo: the look at 256 finds it and hints at nothing smaller,
         // so the look at 512, started beside it, is stopped and its boxes left out.
         using var large = new Mat(480, 640, MatType.CV_8UC3, new Scalar(120, 130, 140));
         using (var face = PastedFace(0, 192)) face.CopyTo(large[new Rect(200, 140, 192, 192)]);
         var truth = new FaceBox(200, 140, 192, 192);
-        var (largeHinted, largeHintedLooks) = Detect(hinted, large);
-        var (largeAlways, largeAlwaysLooks) = Detect(always, large);
+        var (largeHinted, largeHintedLooks) = DetectCountingLooks(hinted, large);
+        var (largeAlways, largeAlwaysLooks) = DetectCountingLooks(always, large);
         Assert.Equal(1, largeHintedLooks);
         Assert.Equal(2, largeAlwaysLooks);
         Assert.Equal(1, largeHinted.Count(b => b.IoU(truth) >= 0.4));
         Assert.Equal(largeAlways.Count, largeHinted.Count);
 
         // Faces of 44 px, too small for the look at 256: it hints at them, and the look at 512 finds them.
-        using var small = new Mat(480, 640, MatType.CV_8UC3, new Scalar(120, 130, 140));
-        var smallTruths = new List<FaceBox>();
-        for (var i = 0; i < 6; i++)
-        {
-            using var face = PastedFace(i, 44);
-            var (x, y) = (60 + i % 3 * 200, 120 + i / 3 * 200);
-            face.CopyTo(small[new Rect(x, y, 44, 44)]);
-            smallTruths.Add(new FaceBox(x, y, 44, 44));
-        }
-        var (smallHinted, smallHintedLooks) = Detect(hinted, small);
-        var (smallAlways, _) = Detect(always, small);
-        Assert.Equal(2, smallHintedLooks);
-        Assert.Equal(smallAlways, smallHinted);
-        Assert.True(smallTruths.Count(t => smallHinted.Any(b => b.IoU(t) >= 0.4)) >= 4, "most 44 px faces found");
+        using var small = FacesInRows(new Size(640, 480), count: 6, perRow: 3, side: 44, first: new Point(60, 120), step: new Size(200, 200), out var smallTruths);
+        AssertHintedLooksFind(hinted, always, small, smallTruths, looks: 2, atLeast: 4);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { HintedFrom = 256 }));
     }
@@ -270,36 +287,17 @@ public class BlazeFaceTests
             truths.Add(new FaceBox(x, 400, 256, 256));
         }
         // Twelve of 90 px, an eighteenth of its width: the look at 1024 is the one for them.
-        using var small = new Mat(1080, 1920, MatType.CV_8UC3, new Scalar(120, 130, 140));
-        var smallTruths = new List<FaceBox>();
-        for (var i = 0; i < 12; i++)
-        {
-            using var face = PastedFace(i, 90);
-            var (x, y) = (60 + i % 6 * 300, 200 + i / 6 * 400);
-            face.CopyTo(small[new Rect(x, y, 90, 90)]);
-            smallTruths.Add(new FaceBox(x, y, 90, 90));
-        }
+        using var small = FacesInRows(new Size(1920, 1080), count: 12, perRow: 6, side: 90, first: new Point(60, 200), step: new Size(300, 400), out var smallTruths);
         using var hinted = new BlazeFaceDetector();
         using var always = new BlazeFaceDetector(new BlazeFaceOptions { HintScore = 0 });
-        static (IReadOnlyList<FaceBox> Boxes, long Looks) Detect(BlazeFaceDetector detector, Mat photo)
-        {
-            var before = detector.LooksMade;
-            var boxes = detector.Detect(photo);
-            return (boxes, detector.LooksMade - before);
-        }
-
-        var (largeHinted, largeHintedLooks) = Detect(hinted, large);
-        var (largeAlways, largeAlwaysLooks) = Detect(always, large);
+        var (largeHinted, largeHintedLooks) = DetectCountingLooks(hinted, large);
+        var (largeAlways, largeAlwaysLooks) = DetectCountingLooks(always, large);
         Assert.Equal(3, largeAlwaysLooks);
         Assert.Equal(2, largeHintedLooks);
         Assert.All(truths, t => Assert.Contains(largeHinted, b => b.IoU(t) >= 0.4));
         Assert.Equal(largeAlways.Count, largeHinted.Count);
 
-        var (smallHinted, smallHintedLooks) = Detect(hinted, small);
-        var (smallAlways, _) = Detect(always, small);
-        Assert.Equal(3, smallHintedLooks);
-        Assert.Equal(smallAlways, smallHinted);
-        Assert.True(smallTruths.Count(t => smallHinted.Any(b => b.IoU(t) >= 0.4)) >= 8, "most 90 px faces found");
+        AssertHintedLooksFind(hinted, always, small, smallTruths, looks: 3, atLeast: 8);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => new BlazeFaceDetector(new BlazeFaceOptions { HintScore = 1 }));
     }
