@@ -229,7 +229,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         var whole = new Rect2d(0, 0, image.Width, image.Height);
         var near = new List<Rect2d>();
         // Whether a look hints at faces too small for it: a candidate inside the image, not part of a face found.
-        bool Hinted(Looked look) => look.Hints.Any(h => whole.Contains(h) && !near.Any(b => b.Contains(Centre(h))));
+        bool Hinted(Looked look, List<Rect2d> found) => look.Hints.Any(h => whole.Contains(h) && !found.Any(b => b.Contains(Centre(h))));
         var detecting = Interlocked.Increment(ref _detecting);
         try
         {
@@ -254,8 +254,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
                     if (i == 0)
                     {
                         looked[0] = Look(rgb, looks[0]);
-                        near.AddRange(looked[0].Boxes.Select(Around));
-                        wanted = Hinted(looked[0]);
+                        wanted = Hinted(looked[0], looked[0].Boxes.Select(Around).ToList());
                         if (!wanted) stop.Terminate = true;
                         return;
                     }
@@ -273,7 +272,6 @@ public sealed class BlazeFaceDetector : IFaceDetector
                     looked[1] = ahead;
                     always = 2;
                 }
-                near.Clear();
             }
             else
             {
@@ -287,7 +285,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         near.AddRange(looked.Take(always).SelectMany(l => l.Boxes).Select(Around));
         // A finer look waits for the one before: it is made only when that one hints at faces small enough to need it.
         var made = always;
-        while (made < looks.Count && Hinted(looked[made - 1]))
+        while (made < looks.Count && Hinted(looked[made - 1], near))
         {
             looked[made] = Look(rgb, looks[made]);
             near.AddRange(looked[made].Boxes.Select(Around));
@@ -326,7 +324,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     private static Rect2d Around(Rect2d face) =>
         new(face.X - HintMargin * face.Width, face.Y - HintMargin * face.Height, (1 + 2 * HintMargin) * face.Width, (1 + 2 * HintMargin) * face.Height);
 
-    /// <summary>What one look found, and the centres of its candidates for faces too small for it (<see cref="BlazeFaceOptions.HintScore"/>).</summary>
+    /// <summary>What one look found, and the boxes of its candidates for faces too small for it (<see cref="BlazeFaceOptions.HintScore"/>).</summary>
     private readonly record struct Looked(List<Rect2d> Boxes, List<float> Scores, List<double> Rolls, List<Rect2d> Hints);
 
     private Looked Look(Mat rgb, (double Scale, double MaxFace) look, RunOptions? run = null)
@@ -385,7 +383,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
 
     /// <summary>
     /// Adds the boxes found in the image seen at this scale (in image pixels), up to a face width in input pixels,
-    /// and (when <paramref name="hints"/> is given) the centres of candidates for faces too small for this scale.
+    /// and (when <paramref name="hints"/> is given) the boxes of candidates for faces too small for this scale.
     /// </summary>
     private void DetectAt(Mat rgb, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Rect2d>? hints = null, RunOptions? run = null)
     {
