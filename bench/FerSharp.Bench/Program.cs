@@ -668,10 +668,12 @@ else
         var jpeg = scene.ImEncode(".jpg");
         var cli = Path.Combine(Repo.Root, "src", "FerSharp.Cli", "bin", "Release", "net10.0", "fer.dll");
         var soak = ServerSoak.RunAsync(cli, modelOption ?? "fer2013-realtime", jpeg, quick ? 2000 : 5000, 4).GetAwaiter().GetResult();
-        var table = report.Section("Server soak (a real fer serve process on loopback, 4 clients, one request in five bad; resident memory from /proc)", "requests", "good: answered 200", "bad: answered 4xx", "seconds", "resident MB after warm-up → after (peak)");
+        var table = report.Section("Server soak (a real fer serve process on loopback, 4 clients, one request in five bad; resident memory from /proc, read after 3 s idle)",
+            "requests", "good: answered 200", "bad: answered 4xx", "seconds", "resident MB after warm-up → after (peak)", "managed heap MB");
         table.Add([$"{soak.Requests}", $"{soak.Good - soak.GoodFailures} of {soak.Good}", $"{soak.Bad - soak.BadAnsweredWrongly} of {soak.Bad}", F(soak.Seconds, "F1"),
-            $"{F(soak.ResidentAfterWarmUpMb, "F0")} → {F(soak.ResidentAfterMb, "F0")} ({F(soak.PeakResidentMb, "F0")})"]);
-        AnsiConsole.MarkupLineInterpolated($"soak: {soak.Requests} requests in {soak.Seconds} s; good {soak.Good - soak.GoodFailures}/{soak.Good} answered 200, bad {soak.Bad - soak.BadAnsweredWrongly}/{soak.Bad} answered 4xx; resident {soak.ResidentAfterWarmUpMb} -> {soak.ResidentAfterMb} MB (peak {soak.PeakResidentMb})");
+            $"{F(soak.ResidentAfterWarmUpMb, "F0")} → {F(soak.ResidentAfterMb, "F0")} ({F(soak.PeakResidentMb, "F0")})", $"{F(soak.ManagedAfterWarmUpMb, "F0")} → {F(soak.ManagedAfterMb, "F0")}"]);
+        AnsiConsole.MarkupLineInterpolated($"soak: {soak.Requests} requests in {soak.Seconds} s; good {soak.Good - soak.GoodFailures}/{soak.Good} answered 200, bad {soak.Bad - soak.BadAnsweredWrongly}/{soak.Bad} answered 4xx; resident {soak.ResidentAfterWarmUpMb} -> {soak.ResidentAfterMb} MB (peak {soak.PeakResidentMb}), managed heap {soak.ManagedAfterWarmUpMb} -> {soak.ManagedAfterMb} MB");
+        foreach (var answer in soak.Unexpected.Take(10)) AnsiConsole.MarkupLineInterpolated($"[yellow]soak: unexpected answer: {answer}[/]");
         results["soak"] = soak;
     }
 }

@@ -12,8 +12,11 @@ namespace FerSharp.Bench;
 /// </summary>
 internal static class ServerSoak
 {
+    private static readonly TimeSpan Quiet = TimeSpan.FromSeconds(3);
+
     public sealed record Result(int Requests, int Good, int GoodFailures, int Bad, int BadAnsweredWrongly, double Seconds,
-        double ResidentAfterWarmUpMb, double ResidentAfterMb, double PeakResidentMb);
+        double ResidentAfterWarmUpMb, double ResidentAfterMb, double PeakResidentMb, double ManagedAfterWarmUpMb, double ManagedAfterMb,
+        IReadOnlyList<string> Unexpected);
 
     public static async Task<Result> RunAsync(string cli, string model, byte[] goodJpeg, int requests, int clients)
     {
@@ -40,7 +43,11 @@ internal static class ServerSoak
                     else await PostAsync(http, goodJpeg, "image/jpeg");
                 }
             }));
+            // Both levels are read once the server has been idle a moment, as an operator would see them between bursts.
+            await Task.Delay(Quiet);
             var afterWarmUp = ResidentMb(server.Id);
+            var managedAfterWarmUp = await ManagedMbAsync(http);
+            var unexpected = new System.Collections.Concurrent.ConcurrentBag<string>();
             var good = 0;
             var goodFailures = 0;
             var badCount = 0;
@@ -59,21 +66,31 @@ internal static class ServerSoak
                         var (body, type) = bad[n / 5 % bad.Count];
                         var status = await PostAsync(http, body, type);
                         Interlocked.Increment(ref badCount);
-                        if ((int)status is < 400 or >= 500) Interlocked.Increment(ref badWrong);
+                        if ((int)status is < 400 or >= 500)
+                        {
+                            Interlocked.Increment(ref badWrong);
+                            unexpected.Add($"bad body {n / 5 % bad.Count}: {(int)status}");
+                        }
                     }
                     else
                     {
                         var status = await PostAsync(http, goodJpeg, "image/jpeg");
                         Interlocked.Increment(ref good);
-                        if (status != HttpStatusCode.OK) Interlocked.Increment(ref goodFailures);
+                        if (status != HttpStatusCode.OK)
+                        {
+                            Interlocked.Increment(ref goodFailures);
+                            unexpected.Add($"good request {n}: {(int)status}");
+                        }
                     }
                     if (n % 100 == 0) lock (bad) peak = Math.Max(peak, ResidentMb(server.Id));
                 }
             }).ToArray();
             await Task.WhenAll(workers);
             var seconds = watch.Elapsed.TotalSeconds;
-            await Task.Delay(TimeSpan.FromSeconds(2)); // let the last requests' buffers go
-            return new Result(requests, good, goodFailures, badCount, badWrong, Math.Round(seconds, 1), afterWarmUp, ResidentMb(server.Id), peak);
+            await Task.Delay(Quiet);
+            var after = ResidentMb(server.Id);
+            return new Result(requests, good, goodFailures, badCount, badWrong, Math.Round(seconds, 1), afterWarmUp, after, peak,
+                managedAfterWarmUp, await ManagedMbAsync(http), [.. unexpected]);
         }
         finally
         {
@@ -122,6 +139,14 @@ internal static class ServerSoak
             }
         }
         throw new InvalidOperationException($"fer serve did not start: {await server.StandardError.ReadToEndAsync()}");
+    }
+
+    /// <summary>The server's managed heap (prometheus-net's <c>dotnet_total_memory_bytes</c>), to tell it from native memory.</summary>
+    private static async Task<double> ManagedMbAsync(HttpClient http)
+    {
+        var text = await http.GetStringAsync("/metrics");
+        var line = text.Split('\n').First(l => l.StartsWith("dotnet_total_memory_bytes ", StringComparison.Ordinal));
+        return Math.Round(double.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture) / (1024 * 1024), 1);
     }
 
     private static double ResidentMb(int pid)

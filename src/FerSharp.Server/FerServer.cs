@@ -69,7 +69,9 @@ public static class FerServer
         var ownsRecognizer = recognizer == null;
         var fer = recognizer ?? EmotionRecognizer.Load(options.ModelPath, options.Recognition);
         builder.Services.AddSingleton(fer);
-        builder.Services.AddSingleton(new InferenceGate(options.MaxConcurrentInference, options.MaxQueuedInference));
+        var gate = new InferenceGate(options.MaxConcurrentInference, options.MaxQueuedInference);
+        builder.Services.AddSingleton(gate);
+        var trim = new IdleMemoryTrim(gate, TimeSpan.FromSeconds(1));
         // Live frames use the fast settings (BlazeFace with one look per frame instead of up to three and a photo's
         // looks every tenth frame, faces followed between them; Haar about 3x quicker); uploads keep the photo ones.
         var streamDetector = new StreamDetector(FaceDetectors.Create(options.Recognition.DetectorKind, options.StreamDetector, options.StreamBlazeFace));
@@ -80,6 +82,7 @@ public static class FerServer
         var app = builder.Build();
         if (ownsRecognizer) app.Lifetime.ApplicationStopped.Register(fer.Dispose);
         app.Lifetime.ApplicationStopped.Register(streamDetector.Detector.Dispose);
+        app.Lifetime.ApplicationStopped.Register(trim.Dispose);
         app.UseExceptionHandler(errors => errors.Run(async context =>
         {
             // Never send stack traces; the log has them, keyed by the trace id we return.

@@ -9,6 +9,8 @@ public sealed class InferenceGate : IDisposable
     private readonly SemaphoreSlim _slots;
     private readonly int _maxQueued;
     private int _waiting;
+    private int _running;
+    private long _finished;
 
     public InferenceGate(int concurrency, int maxQueued)
     {
@@ -32,18 +34,34 @@ public sealed class InferenceGate : IDisposable
         {
             Interlocked.Decrement(ref _waiting);
         }
-        return new Lease(_slots);
+        return new Lease(this);
     }
+
+    /// <summary>Recognitions holding a slot now.</summary>
+    public int Running => Volatile.Read(ref _running);
+
+    /// <summary>Recognitions that have released their slot since the gate was made.</summary>
+    public long Finished => Interlocked.Read(ref _finished);
 
     public void Dispose() => _slots.Dispose();
 
-    private sealed class Lease(SemaphoreSlim slots) : IDisposable
+    private sealed class Lease : IDisposable
     {
+        private readonly InferenceGate _gate;
         private int _released;
+
+        public Lease(InferenceGate gate)
+        {
+            _gate = gate;
+            Interlocked.Increment(ref gate._running);
+        }
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _released, 1) == 0) slots.Release();
+            if (Interlocked.Exchange(ref _released, 1) != 0) return;
+            Interlocked.Decrement(ref _gate._running);
+            Interlocked.Increment(ref _gate._finished);
+            _gate._slots.Release();
         }
     }
 }

@@ -5,7 +5,8 @@ namespace FerSharp.Server;
 /// <summary>
 /// What <c>GET /metrics</c> exposes beside prometheus-net's HTTP request counts and latency histograms (by
 /// endpoint, method and status): faces per recognition, detector and classifier time, the recognition queue,
-/// refused requests, and the model and engine as labels. One registry per server, so two servers in one
+/// refused requests, the model and engine as labels, and the process's memory, threads and garbage collections
+/// (prometheus-net's <c>process_*</c> and <c>dotnet_*</c> series). One registry per server, so two servers in one
 /// process (tests) do not share counters.
 /// </summary>
 public sealed class ServerMetrics
@@ -13,6 +14,7 @@ public sealed class ServerMetrics
     public ServerMetrics(string model, string engine)
     {
         Registry = Metrics.NewCustomRegistry();
+        DotNetStats.Register(Registry);
         var factory = Metrics.WithCustomRegistry(Registry);
         Faces = factory.CreateHistogram("fersharp_faces_per_recognition", "Faces found per recognized image or frame.",
             new HistogramConfiguration { Buckets = [0, 1, 2, 3, 5, 8, 13, 21, 34] });

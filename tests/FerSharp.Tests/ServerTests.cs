@@ -438,6 +438,22 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         using var granted = await second;
         Assert.NotNull(granted);
     }
+
+    [Fact]
+    public async Task Memory_is_trimmed_only_when_no_recognition_runs_and_one_finished_since_the_last_trim()
+    {
+        using var gate = new InferenceGate(concurrency: 2, maxQueued: 0);
+        using var trim = new IdleMemoryTrim(gate, Timeout.InfiniteTimeSpan);
+        Assert.False(trim.TrimIfIdle()); // nothing ran yet
+        var lease = await gate.TryEnterAsync(CancellationToken.None);
+        Assert.Equal(1, gate.Running);
+        Assert.False(trim.TrimIfIdle()); // a recognition holds a slot
+        lease!.Dispose();
+        lease.Dispose(); // a second release must not count twice
+        Assert.Equal((0, 1L), (gate.Running, gate.Finished));
+        Assert.Equal(OperatingSystem.IsLinux(), trim.TrimIfIdle());
+        Assert.False(trim.TrimIfIdle()); // nothing new since
+    }
 }
 
 /// <summary>The web page in Debian's Chromium, driven by Playwright, with a fake camera playing FER2013 faces.</summary>
