@@ -226,10 +226,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         var always = sides.Count(side => side < _options.HintedFrom || _options.HintScore == 0);
         var looked = new Looked[looks.Count];
-        var whole = new Rect2d(0, 0, image.Width, image.Height);
         var near = new List<Rect2d>();
-        // Whether a look hints at faces too small for it: a candidate inside the image, not part of a face found.
-        bool Hinted(Looked look, List<Rect2d> found) => look.Hints.Any(h => whole.Contains(h) && !found.Any(b => b.Contains(Centre(h))));
+        // Whether a look hints at faces too small for it: a candidate (inside the image) not part of a face found.
+        bool Hinted(Looked look, List<Rect2d> found) => look.Hints.Any(h => !found.Any(b => b.Contains(Centre(h))));
         var detecting = Interlocked.Increment(ref _detecting);
         try
         {
@@ -401,7 +400,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
         }
         // The model takes RGB scaled to [-1, 1].
         using var blob = CvDnn.BlobFromImage(canvas, 1 / 127.5, input, Scalar.All(127.5), swapRB: false, crop: false);
-        Run(blob, input, scale, maxFace, boxes, scores, rolls, hints, run ?? _run);
+        Run(blob, input, scale, maxFace, boxes, scores, rolls, hints, new Rect2d(0, 0, rgb.Width, rgb.Height), run ?? _run);
     }
 
     /// <summary>
@@ -409,7 +408,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     /// (16 per anchor) of the stride-16 grid's anchors (2 per cell), then of the stride-32 grid's (6 per cell),
     /// each grid row by row.
     /// </summary>
-    private void Run(Mat blob, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Rect2d>? hints, RunOptions run)
+    private void Run(Mat blob, Size input, double scale, double maxFace, List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Rect2d>? hints, Rect2d image, RunOptions run)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var fine = FineAnchors(input);
@@ -419,8 +418,8 @@ public sealed class BlazeFaceDetector : IFaceDetector
         using var tensor = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float,
             [1, 3, input.Height, input.Width], blob.Data, blob.Total() * sizeof(float));
         using var outputs = SessionFor(input).Run(run, [_inputName], [tensor], OutputNames);
-        Decode(Values(outputs[0], fine), Values(outputs[1], fine * 16), 0, input, scale, maxFace, boxes, scores, rolls, hints);
-        Decode(Values(outputs[2], coarse), Values(outputs[3], coarse * 16), fine, input, scale, maxFace, boxes, scores, rolls, hints);
+        Decode(Values(outputs[0], fine), Values(outputs[1], fine * 16), 0, input, scale, maxFace, boxes, scores, rolls, hints, image);
+        Decode(Values(outputs[2], coarse), Values(outputs[3], coarse * 16), fine, input, scale, maxFace, boxes, scores, rolls, hints, image);
     }
 
     private InferenceSession SessionFor(Size input)
@@ -454,7 +453,7 @@ public sealed class BlazeFaceDetector : IFaceDetector
     /// <paramref name="firstAnchor"/> is the grid's first anchor's index in anchor order.
     /// </summary>
     private void Decode(ReadOnlySpan<float> logits, ReadOnlySpan<float> regressions, int firstAnchor, Size input, double scale, double maxFace,
-        List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Rect2d>? hints)
+        List<Rect2d> boxes, List<float> scores, List<double> rolls, List<Rect2d>? hints, Rect2d image)
     {
         var minLogit = MathF.Log(_options.MinScore / (1 - _options.MinScore));
         var hintLogit = hints != null && _options.HintScore > 0 ? MathF.Log(_options.HintScore / (1 - _options.HintScore)) : float.PositiveInfinity;
@@ -466,7 +465,9 @@ public sealed class BlazeFaceDetector : IFaceDetector
             {
                 var (hx, hy) = AnchorCentre(firstAnchor + i, fine, input.Width);
                 double hw = regressions[r + 2], hh = regressions[r + 3];
-                hints.Add(new Rect2d((hx + regressions[r] - hw / 2 - Margin) / scale, (hy + regressions[r + 1] - hh / 2 - Margin) / scale, hw / scale, hh / scale));
+                var hint = new Rect2d((hx + regressions[r] - hw / 2 - Margin) / scale, (hy + regressions[r + 1] - hh / 2 - Margin) / scale, hw / scale, hh / scale);
+                // Only candidates wholly inside the image: its corners against the black margin score as small faces.
+                if (image.Contains(hint)) hints.Add(hint);
             }
             if (logits[i] < minLogit) continue;
             var (cx, cy) = AnchorCentre(firstAnchor + i, fine, input.Width);
