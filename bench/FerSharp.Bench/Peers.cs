@@ -139,10 +139,10 @@ internal static class Peers
         return ClassificationMetrics.Compute(classes, classes.Select(_ => true).ToList(), truth, probabilities);
     }
 
-    /// <summary>Median milliseconds per face, one face per call, preprocessing included.</summary>
     /// <summary>
-    /// Median ms per one-face call of each network, measured in interleaved rounds (each round times every
-    /// network in turn) so that the machine's drift during the section falls on all of them alike.
+    /// Median ms per one-face call of each network, its preprocessing included, measured in interleaved rounds
+    /// (each round times every network in turn) so that the machine's drift during the section falls on all of
+    /// them alike.
     /// </summary>
     public static IReadOnlyList<double> Latencies(IReadOnlyList<Network> networks, byte[] face, int calls, int rounds = 10)
     {

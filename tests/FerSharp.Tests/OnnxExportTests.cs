@@ -31,6 +31,7 @@ public class OnnxExportTests
     [InlineData("vgg-wide", 2)]
     [InlineData("fast-cnn", 1)]
     [InlineData("fast-cnn", 6)]
+    [InlineData("fast-cnn-slim", 1)]
     [InlineData("resnet-small", 1)]
     [InlineData("resnet-small", 3)]
     [InlineData("mini-xception", 1)]

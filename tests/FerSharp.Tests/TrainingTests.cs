@@ -1146,6 +1146,7 @@ public class ArchitectureTests
     [InlineData("resnet-small")]
     [InlineData("mini-xception")]
     [InlineData("fast-cnn")]
+    [InlineData("fast-cnn-slim")]
     public void Every_architecture_maps_a_batch_of_faces_to_class_logits(string name)
     {
         using var scope = NewDisposeScope();
@@ -1200,6 +1201,7 @@ public class FoldedNetworkTests
     [InlineData("resnet-small", 1)] // the stem; the residual blocks run as they are
     [InlineData("mini-xception", 2)]
     [InlineData("fast-cnn", 4)]
+    [InlineData("fast-cnn-slim", 4)]
     public void Folding_batch_norms_leaves_every_architectures_outputs_unchanged(string name, int expectedFolds)
     {
         using var scope = NewDisposeScope();

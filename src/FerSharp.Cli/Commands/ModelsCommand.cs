@@ -57,6 +57,7 @@ internal static class ModelsCommand
         command.Subcommands.Add(Score());
         command.Subcommands.Add(FromCheckpoint());
         command.Subcommands.Add(Average());
+        command.Subcommands.Add(Prune());
         command.Subcommands.Add(Export());
         command.Subcommands.Add(Upgrade());
         return command;
@@ -150,6 +151,41 @@ internal static class ModelsCommand
             averaged.Save(destination);
             AnsiConsole.MarkupLineInterpolated($"wrote {destination}: {averaged.Metadata.Architecture}, the average of {string.Join(", ", members.Loaded.Select(m => m.Metadata.Name))}");
             return Task.FromResult(CliRunner.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command Prune()
+    {
+        var source = new Argument<string>("package") { Description = "Trained package to narrow, e.g. models/fer2013-realtime (fast-cnn)." };
+        var arch = new Option<string>("--arch", "-a") { Description = "Narrower architecture of the same layout, e.g. fast-cnn-slim (see 'fer models').", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "Folder to write the narrowed package to (float32): the start of 'fer train --init-from'.", Required = true };
+        var name = new Option<string?>("--name") { Description = "Name recorded in model.json (default: the output folder's name)." };
+        var command = new Command("prune", "Narrow a trained network into a faster architecture of the same layout, keeping each stage's channels of largest batch-norm scale; fine-tune the result with 'fer train --init-from' (ideally distilled from the original) before using it.") { source, arch, output, name };
+        command.SetAction(parse =>
+        {
+            var architecture = parse.GetRequiredValue(arch);
+            if (!ModelRegistry.Contains(architecture))
+            {
+                throw new UserFacingException($"--arch: unknown architecture '{architecture}'; known: {string.Join(", ", ModelRegistry.All.Select(a => a.Name))}");
+            }
+            var destination = OptionRules.FolderToWrite(parse.GetRequiredValue(output), "--out")!;
+            using var model = EmotionModel.Load(parse.GetRequiredValue(source));
+            EmotionModel narrowed;
+            try
+            {
+                narrowed = ChannelPruning.Prune(model, architecture, parse.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(destination)));
+            }
+            catch (ArgumentException e)
+            {
+                throw new UserFacingException($"--arch {architecture}: {e.Message}");
+            }
+            using (narrowed)
+            {
+                narrowed.Save(destination);
+                AnsiConsole.MarkupLineInterpolated($"wrote {destination}: {narrowed.Metadata.Architecture}, {narrowed.Metadata.Parameters:N0} parameters (from {model.Metadata.Parameters:N0}); fine-tune it before use");
+            }
+            return CliRunner.ExitOk;
         });
         return command;
     }

@@ -1,0 +1,105 @@
+using TorchSharp;
+
+using static TorchSharp.torch;
+
+namespace FerSharp.Models;
+
+/// <summary>
+/// Narrows a trained network of pooled 3x3 stages (<c>b{stage}_conv</c> + <c>b{stage}_bn</c>, then <c>fc1</c> on the
+/// flattened last stage) into a narrower architecture of the same layout: each stage keeps the channels whose
+/// batch-norm scale is largest in magnitude (a channel scaled near zero adds little to what follows), the next stage
+/// and <c>fc1</c> keep the matching inputs, and every other weight is copied. The result starts a fine-tune
+/// (<c>fer train --init-from</c>), preferably distilled from the original, rather than being used as it is.
+/// </summary>
+public static class ChannelPruning
+{
+    public static EmotionModel Prune(EmotionModel source, string architecture, string name)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        var from = source.Network.state_dict();
+        var network = ModelRegistry.Create(architecture, source.ClassNames.Count);
+        var to = network.state_dict();
+        var place = source.Path ?? source.Metadata.Name;
+        if (LastStage(to) != LastStage(from))
+        {
+            throw new ArgumentException($"{place}: {source.Metadata.Architecture} has {LastStage(from)} stages, {architecture} {LastStage(to)}; only the widths may differ");
+        }
+        long[] kept = [0]; // the input's one grey channel
+        using (no_grad())
+        {
+            for (var stage = 1; stage <= LastStage(to); stage++)
+            {
+                var conv = $"b{stage}_conv.weight";
+                var norm = $"b{stage}_bn";
+                if (!from.TryGetValue(conv, out var sourceConv) || !from.ContainsKey($"{norm}.weight"))
+                {
+                    throw new ArgumentException($"{place}: {source.Metadata.Architecture} has no stage {stage} ({conv}, {norm}) to narrow into {architecture}");
+                }
+                var width = to[conv].shape[0];
+                if (width > sourceConv.shape[0] || to[conv].shape[2] != sourceConv.shape[2])
+                {
+                    throw new ArgumentException($"{place}: stage {stage} has {sourceConv.shape[0]} channels of {sourceConv.shape[2]}x{sourceConv.shape[3]}; {architecture} wants {width} of {to[conv].shape[2]}x{to[conv].shape[3]}, which is not a narrowing");
+                }
+                var channels = Strongest(from[$"{norm}.weight"], width);
+                using var outputs = tensor(channels);
+                using var inputs = tensor(kept);
+                using (var rows = sourceConv.index_select(0, outputs))
+                using (var narrowed = rows.index_select(1, inputs))
+                {
+                    to[conv].copy_(narrowed);
+                }
+                foreach (var part in new[] { "weight", "bias", "running_mean", "running_var" })
+                {
+                    using var values = from[$"{norm}.{part}"].index_select(0, outputs);
+                    to[$"{norm}.{part}"].copy_(values);
+                }
+                kept = channels;
+            }
+            // fc1 reads the last stage flattened channel by channel: its columns c*area .. c*area+area-1 are channel c's.
+            var fc = from["fc1.weight"];
+            var area = fc.shape[1] / from[$"b{LastStage(from)}_bn.weight"].shape[0];
+            var columns = kept.SelectMany(c => Enumerable.Range(0, (int)area).Select(k => c * area + k)).ToArray();
+            using (var index = tensor(columns))
+            using (var narrowed = fc.index_select(1, index))
+            {
+                to["fc1.weight"].copy_(narrowed);
+            }
+            foreach (var (key, target) in to)
+            {
+                if (key.StartsWith('b') || key == "fc1.weight") continue;
+                if (!from.TryGetValue(key, out var value) || !value.shape.SequenceEqual(target.shape))
+                {
+                    throw new ArgumentException($"{place}: weight '{key}' of {architecture} has no counterpart of shape [{string.Join(",", target.shape)}]");
+                }
+                target.copy_(value);
+            }
+        }
+        var metadata = source.Metadata with
+        {
+            Name = name,
+            Architecture = architecture,
+            WeightsDtype = "float32",
+            WeightsSha256 = null,
+            Metrics = [],
+            Parameters = network.parameters().Sum(p => p.numel()),
+            Created = DateTimeOffset.UtcNow,
+        };
+        return new EmotionModel(metadata, network);
+    }
+
+    /// <summary>The <paramref name="count"/> channels with the largest |scale|, in their original order.</summary>
+    private static long[] Strongest(Tensor scale, long count)
+    {
+        using var magnitude = scale.abs();
+        var values = magnitude.data<float>().ToArray();
+        return [.. Enumerable.Range(0, values.Length).OrderByDescending(i => values[i]).Take((int)count).Order().Select(i => (long)i)];
+    }
+
+    private static int LastStage(Dictionary<string, Tensor> weights)
+    {
+        var stage = 1;
+        while (weights.ContainsKey($"b{stage + 1}_bn.weight")) stage++;
+        return stage;
+    }
+}

@@ -1,0 +1,84 @@
+using FerSharp.Data;
+using FerSharp.Models;
+
+using TorchSharp;
+
+using static TorchSharp.torch;
+
+namespace FerSharp.Tests;
+
+[Collection("torch")]
+public class ChannelPruningTests
+{
+    private static EmotionModel FastCnn(long seed) => new(
+        new ModelMetadata { Name = "wide", Architecture = "fast-cnn", ClassNames = EmotionClasses.Fer2013 },
+        FoldedNetworkTests.Randomized("fast-cnn", seed));
+
+    [Fact]
+    public void Channels_that_add_nothing_are_the_ones_dropped_and_the_narrow_network_answers_as_the_wide_one()
+    {
+        using var wide = FastCnn(5);
+        var weights = wide.Network.state_dict();
+        var random = new Random(3);
+        using (no_grad())
+        {
+            // fast-cnn-slim keeps 96 of stage 3's 128 channels and 192 of stage 4's 256: switch off the others
+            // (scale and shift 0, so they output 0 after the ReLU and pooling, whatever their input).
+            foreach (var (stage, off) in new[] { (3, 32), (4, 64) })
+            {
+                foreach (var channel in Enumerable.Range(0, (int)weights[$"b{stage}_bn.weight"].shape[0]).OrderBy(_ => random.Next()).Take(off))
+                {
+                    weights[$"b{stage}_bn.weight"][channel] = 0f;
+                    weights[$"b{stage}_bn.bias"][channel] = 0f;
+                }
+            }
+        }
+        using var narrow = ChannelPruning.Prune(wide, "fast-cnn-slim", "narrow");
+        narrow.Network.eval();
+        Assert.Equal("fast-cnn-slim", narrow.Metadata.Architecture);
+        Assert.Equal(narrow.Network.parameters().Sum(p => p.numel()), narrow.Metadata.Parameters);
+        Assert.True(narrow.Metadata.Parameters < 0.7 * wide.Network.parameters().Sum(p => p.numel()));
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(11);
+        var faces = randn([4, 1, 48, 48], generator: generator);
+        using (no_grad())
+        {
+            var expected = wide.Network.forward(faces);
+            var actual = narrow.Network.forward(faces);
+            Assert.True(actual.allclose(expected, rtol: 1e-4, atol: 1e-5), $"largest difference {(actual - expected).abs().max().item<float>()}");
+        }
+    }
+
+    [Fact]
+    public void Fer_models_prune_writes_a_narrow_package_and_refuses_an_unknown_or_wider_architecture()
+    {
+        using var dir = new TempDir();
+        using (var wide = FastCnn(7))
+        {
+            wide.Save(dir.File("wide"));
+        }
+        var ok = Cli.Run("models", "prune", dir.File("wide"), "--arch", "fast-cnn-slim", "--out", dir.File("narrow"));
+        Assert.True(ok.ExitCode == 0, ok.Stdout + ok.Stderr);
+        using (var narrow = EmotionModel.Load(dir.File("narrow")))
+        {
+            Assert.Equal(("fast-cnn-slim", "narrow"), (narrow.Metadata.Architecture, narrow.Metadata.Name));
+        }
+
+        var unknown = Cli.Run("models", "prune", dir.File("wide"), "--arch", "fast-cnn-tiny", "--out", dir.File("tiny"));
+        Assert.NotEqual(0, unknown.ExitCode);
+        Assert.Contains("--arch: unknown architecture 'fast-cnn-tiny'", unknown.Stderr, StringComparison.Ordinal);
+
+        var wider = Cli.Run("models", "prune", dir.File("narrow"), "--arch", "fast-cnn", "--out", dir.File("back"));
+        Assert.NotEqual(0, wider.ExitCode);
+        Assert.Contains("not a narrowing", wider.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(dir.File("back")), "a refused prune left a folder behind");
+    }
+
+    [Fact]
+    public void A_target_that_is_not_a_narrowing_of_the_same_layout_is_refused_by_name()
+    {
+        using var wide = FastCnn(6);
+        var error = Assert.Throws<ArgumentException>(() => ChannelPruning.Prune(wide, "vgg-bn", "x"));
+        Assert.Contains("vgg-bn", error.Message);
+    }
+}
