@@ -1,5 +1,7 @@
 using FerSharp.Data;
+using FerSharp.Evaluation;
 using FerSharp.Models;
+using FerSharp.Training;
 
 using TorchSharp;
 
@@ -72,6 +74,27 @@ public class ChannelPruningTests
         Assert.NotEqual(0, wider.ExitCode);
         Assert.Contains("not a narrowing", wider.Stderr, StringComparison.Ordinal);
         Assert.False(Directory.Exists(dir.File("back")), "a refused prune left a folder behind");
+    }
+
+    [Fact]
+    public void The_card_of_a_fine_tuned_narrow_package_names_the_run_it_started_from_and_its_history()
+    {
+        var metadata = new ModelMetadata
+        {
+            Name = "slim",
+            Architecture = "fast-cnn-slim",
+            ClassNames = EmotionClasses.Fer2013,
+            Epochs = 14,
+            Training = new TrainOptions { Architecture = "fast-cnn-slim", Epochs = 14, InitFrom = "runs/slim-start" }.ToJson(),
+            History = "Pruned from `fer2013-realtime` (`fer models prune`).",
+        };
+        var card = ModelCard.Render(metadata, 1000);
+        Assert.Contains("--init-from runs/slim-start", card, StringComparison.Ordinal);
+        Assert.Contains("14 epochs; started from `runs/slim-start`; shipped", card, StringComparison.Ordinal);
+        Assert.Contains("Pruned from `fer2013-realtime` (`fer models prune`).", card, StringComparison.Ordinal);
+        var shipped = ModelCard.Render(metadata with { Training = new TrainOptions { Architecture = "fast-cnn", InitFrom = "models/fer2013-realtime" }.ToJson(), History = null }, 1000);
+        Assert.Contains("started from the `models/fer2013-realtime` of its day (git history)", shipped, StringComparison.Ordinal);
+        Assert.DoesNotContain("Pruned", shipped, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -199,8 +199,9 @@ internal static class ModelsCommand
         var testData = new Option<string?>("--test-data") { Description = "FER2013 CSV to score the shipped copy on (PublicTest/PrivateTest, one view and mirrored; the image-folder release and FER+ votes beside it too; recorded in model.json and MODEL_CARD.md). Default: ../shared/data/fer2013/fer2013.csv.gz when present." };
         var scenes = ScenesOption();
         var noTest = new Option<bool>("--no-test") { Description = "Do not score the shipped copy." };
+        var history = new Option<string?>("--history") { Description = "A sentence or two for the model card's recipe: how the package came about where its command alone does not say (earlier runs, a pruned start). Without it the source package's is kept." };
         var flip = new Option<bool?>("--flip-averaging") { Description = "The package's predictions average each face and its mirror image (one batch of two; decide on validation accuracy, e.g. 'fer evaluate --split PublicTest --tta flip'). '--flip-averaging false' switches it off; without the option the source package's setting is kept." };
-        var command = new Command("ship", "Copy a model package for shipping: float16 weights, new name, checksum, test-set accuracy.") { source, target, name, fp32, flip, testData, noTest, scenes };
+        var command = new Command("ship", "Copy a model package for shipping: float16 weights, new name, checksum, test-set accuracy.") { source, target, name, fp32, flip, history, testData, noTest, scenes };
         command.SetAction((parse, ct) =>
         {
             var destination = OptionRules.FolderToWrite(parse.GetRequiredValue(target), "destination")!;
@@ -209,6 +210,7 @@ internal static class ModelsCommand
             {
                 Name = parse.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(destination)),
                 FlipAveraging = parse.GetValue(flip) ?? m.FlipAveraging,
+                History = parse.GetValue(history) ?? m.History,
             });
             model.Save(destination, float16: !parse.GetValue(fp32));
             var size = new FileInfo(Path.Combine(destination, model.Metadata.WeightsFile)).Length;

@@ -57,13 +57,14 @@ public static class ModelCard
         {
             var names = string.Join(", ", members.Select(a => $"`{a.Name}`"));
             card.AppendLine(inv, $"The weights of {names} averaged into one network (`fer models average`){(options != null ? $"; the command above trained `{members[^1].Name}`" : "")}.")
-                .AppendLine(inv, $"{AverageEffort(m)}{(options?.InitFrom is { } init ? $"; `{members[^1].Name}` started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
+                .AppendLine(inv, $"{AverageEffort(m)}{(options?.InitFrom is { } init ? $"; `{members[^1].Name}` started from {StartedFrom(init)}" : "")}; shipped with `fer models ship`.");
         }
         else if (options is { } t)
         {
             var epochs = m.Epochs is { } e && e < t.Epochs ? $"The package is epoch {e} of {t.Epochs}, the best on the validation split" : $"{m.Epochs} epochs";
-            card.AppendLine(inv, $"{epochs}{(m.TrainingSeconds is { } sec ? $"; {TrainingHours(sec)}" : "")}{(t.InitFrom is { } init ? $"; started from the `{init}` of its day (git history)" : "")}; shipped with `fer models ship`.");
+            card.AppendLine(inv, $"{epochs}{(m.TrainingSeconds is { } sec ? $"; {TrainingHours(sec)}" : "")}{(t.InitFrom is { } init ? $"; started from {StartedFrom(init)}" : "")}; shipped with `fer models ship`.");
         }
+        if (m.History is { Length: > 0 } history) card.AppendLine(history);
         card.AppendLine();
         card.AppendLine("## Metrics").AppendLine();
         if (ferPlus)
@@ -99,6 +100,11 @@ public static class ModelCard
     private static string AverageEffort(ModelMetadata m) => m.Epochs is { } epochs
         ? string.Create(CultureInfo.InvariantCulture, $"{epochs} epochs{(m.TrainingSeconds is { } sec ? $" and {TrainingHours(sec)}" : "")} across them")
         : "Epochs not recorded for every member";
+
+    /// <summary>A shipped package (under models/) is named as of its day, since it has been replaced since; a run's package by its path.</summary>
+    private static string StartedFrom(string init) => init.Replace('\\', '/').StartsWith("models/", StringComparison.Ordinal)
+        ? $"the `{init}` of its day (git history)"
+        : $"`{init}`";
 
     private static string TrainingHours(double seconds) => string.Create(CultureInfo.InvariantCulture, $"{seconds / 3600:F1} h of training on 2 cores");
 

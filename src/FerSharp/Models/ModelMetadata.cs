@@ -104,6 +104,11 @@ public sealed record ModelMetadata
     public IReadOnlyList<AveragedModel>? AveragedFrom { get; init; }
     /// <summary>Where the batch-norm running statistics came from when not from training (e.g. recomputed after averaging).</summary>
     public string? BatchNormStatistics { get; init; }
+    /// <summary>
+    /// How the package came about where its recipe alone does not say (a chain of runs, a pruned start), in a
+    /// sentence or two for its model card; set by <c>fer models ship --history</c>, kept by re-scoring.
+    /// </summary>
+    public string? History { get; init; }
 
     /// <summary>
     /// Whether faces of <paramref name="split"/> were training data for this model, so that accuracy on them is
