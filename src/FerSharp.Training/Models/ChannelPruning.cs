@@ -19,22 +19,46 @@ public static class ChannelPruning
         ArgumentException.ThrowIfNullOrEmpty(name);
         var from = source.Network.state_dict();
         var network = ModelRegistry.Create(architecture, source.ClassNames.Count);
-        var to = network.state_dict();
-        var place = source.Path ?? source.Metadata.Name;
-        if (LastStage(to) != LastStage(from))
+        try
         {
-            throw new ArgumentException($"{place}: {source.Metadata.Architecture} has {LastStage(from)} stages, {architecture} {LastStage(to)}; only the widths may differ");
+            CopyNarrowed(from, network.state_dict(), source.Path ?? source.Metadata.Name, source.Metadata.Architecture, architecture);
         }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+        var metadata = source.Metadata with
+        {
+            Name = name,
+            Architecture = architecture,
+            WeightsDtype = "float32",
+            WeightsSha256 = null,
+            Metrics = [],
+            Parameters = network.parameters().Sum(p => p.numel()),
+            Created = DateTimeOffset.UtcNow,
+        };
+        return new EmotionModel(metadata, network);
+    }
+
+    private static void CopyNarrowed(Dictionary<string, Tensor> from, Dictionary<string, Tensor> to, string place, string sourceArchitecture, string architecture)
+    {
+        var stages = LastStage(to);
+        if (stages != LastStage(from))
+        {
+            throw new ArgumentException($"{place}: {sourceArchitecture} has {LastStage(from)} stages, {architecture} {stages}; only the widths may differ");
+        }
+        var narrowedKeys = new HashSet<string> { "fc1.weight" };
         long[] kept = [0]; // the input's one grey channel
         using (no_grad())
         {
-            for (var stage = 1; stage <= LastStage(to); stage++)
+            for (var stage = 1; stage <= stages; stage++)
             {
                 var conv = $"b{stage}_conv.weight";
                 var norm = $"b{stage}_bn";
                 if (!from.TryGetValue(conv, out var sourceConv) || !from.ContainsKey($"{norm}.weight"))
                 {
-                    throw new ArgumentException($"{place}: {source.Metadata.Architecture} has no stage {stage} ({conv}, {norm}) to narrow into {architecture}");
+                    throw new ArgumentException($"{place}: {sourceArchitecture} has no stage {stage} ({conv}, {norm}) to narrow into {architecture}");
                 }
                 var width = to[conv].shape[0];
                 if (width > sourceConv.shape[0] || to[conv].shape[2] != sourceConv.shape[2])
@@ -49,8 +73,10 @@ public static class ChannelPruning
                 {
                     to[conv].copy_(narrowed);
                 }
+                narrowedKeys.Add(conv);
                 foreach (var part in new[] { "weight", "bias", "running_mean", "running_var" })
                 {
+                    narrowedKeys.Add($"{norm}.{part}");
                     using var values = from[$"{norm}.{part}"].index_select(0, outputs);
                     to[$"{norm}.{part}"].copy_(values);
                 }
@@ -58,7 +84,7 @@ public static class ChannelPruning
             }
             // fc1 reads the last stage flattened channel by channel: its columns c*area .. c*area+area-1 are channel c's.
             var fc = from["fc1.weight"];
-            var area = fc.shape[1] / from[$"b{LastStage(from)}_bn.weight"].shape[0];
+            var area = fc.shape[1] / from[$"b{stages}_bn.weight"].shape[0];
             var columns = kept.SelectMany(c => Enumerable.Range(0, (int)area).Select(k => c * area + k)).ToArray();
             using (var index = tensor(columns))
             using (var narrowed = fc.index_select(1, index))
@@ -67,7 +93,7 @@ public static class ChannelPruning
             }
             foreach (var (key, target) in to)
             {
-                if (key.StartsWith('b') || key == "fc1.weight") continue;
+                if (narrowedKeys.Contains(key)) continue;
                 if (!from.TryGetValue(key, out var value) || !value.shape.SequenceEqual(target.shape))
                 {
                     throw new ArgumentException($"{place}: weight '{key}' of {architecture} has no counterpart of shape [{string.Join(",", target.shape)}]");
@@ -75,17 +101,6 @@ public static class ChannelPruning
                 target.copy_(value);
             }
         }
-        var metadata = source.Metadata with
-        {
-            Name = name,
-            Architecture = architecture,
-            WeightsDtype = "float32",
-            WeightsSha256 = null,
-            Metrics = [],
-            Parameters = network.parameters().Sum(p => p.numel()),
-            Created = DateTimeOffset.UtcNow,
-        };
-        return new EmotionModel(metadata, network);
     }
 
     /// <summary>The <paramref name="count"/> channels with the largest |scale|, in their original order.</summary>
