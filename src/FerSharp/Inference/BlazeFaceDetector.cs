@@ -248,20 +248,26 @@ public sealed class BlazeFaceDetector : IFaceDetector
                 using var stop = new RunOptions();
                 var ahead = default(Looked);
                 var wanted = false;
+                // Set before the flag: ONNX Runtime can see the flag and throw before RunOptions.Terminate reads true.
+                var stopping = false;
                 Parallel.For(0, 2, i =>
                 {
                     if (i == 0)
                     {
                         looked[0] = Look(rgb, looks[0]);
                         wanted = Hinted(looked[0], looked[0].Boxes.Select(Around).ToList());
-                        if (!wanted) stop.Terminate = true;
+                        if (!wanted)
+                        {
+                            Volatile.Write(ref stopping, true);
+                            stop.Terminate = true;
+                        }
                         return;
                     }
                     try
                     {
                         ahead = Look(rgb, looks[1], stop);
                     }
-                    catch (OnnxRuntimeException) when (stop.Terminate)
+                    catch (OnnxRuntimeException) when (Volatile.Read(ref stopping))
                     {
                         // stopped: the look at half its scale hints at nothing it would find
                     }
