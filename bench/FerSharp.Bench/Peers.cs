@@ -54,10 +54,11 @@ internal static class Peers
         ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"], 64, 1, pixel => pixel / 127.5f - 1);
 
     /// <summary>A shipped package on ONNX Runtime, as recognition runs it.</summary>
-    public static Network Ours(string package)
+    public static Network Ours(string package, NetworkPrecision precision = NetworkPrecision.Auto)
     {
-        var classifier = OnnxFaceClassifier.Load(package);
-        return new Network(Path.GetFileName(package), classifier.ClassNames, faces => classifier.PredictProbabilities(faces), classifier);
+        var classifier = OnnxFaceClassifier.Load(package, new ClassifierOptions { Precision = precision });
+        var name = Path.GetFileName(package) + (classifier.IsInt8 ? " (int8)" : classifier.Metadata.Int8 is null ? "" : " (float)");
+        return new Network(name, classifier.ClassNames, faces => classifier.PredictProbabilities(faces), classifier);
     }
 
     private static Network Onnx(string name, string path, IReadOnlyList<string> classes, int side, int channels, Func<float, float> scale)

@@ -428,7 +428,9 @@ if (Wanted("peers"))
             var sample = Enumerable.Range(0, 16).Select(i => faces!.Face(i * 97).ToArray()).ToList();
             var (faceApiGap, humanGap) = Peers.Check(folder, modules, faceApi, human, sample);
             AnsiConsole.MarkupLineInterpolated($"peers: the ONNX conversions give their own runtime's probabilities within {faceApiGap:E1} (face-api) and {humanGap:E1} (human) on {sample.Count} faces");
-            networks.AddRange(shipped.Where(p => Path.GetFileName(p) is "fer2013-best" or "fer2013-realtime" or "ferplus-best").Select(Peers.Ours));
+            // A package with an int8 network runs it by default; its float network is timed beside it.
+            networks.AddRange(shipped.Where(p => Path.GetFileName(p) is "fer2013-best" or "fer2013-realtime" or "ferplus-best")
+                .SelectMany(p => ModelPackage.ReadMetadata(p).Int8 is null ? [Peers.Ours(p)] : new[] { Peers.Ours(p), Peers.Ours(p, NetworkPrecision.Float) }));
             networks.Add(faceApi);
             networks.Add(human);
             var ferPlus = Fer2013Dataset.Load(facesPath, new DatasetLoadOptions { FerPlusLabels = peerVotes, Splits = [DataSplit.PrivateTest] });

@@ -15,7 +15,7 @@ namespace FerSharp.Cli.Commands;
 internal static class DetectedEvaluationCommand
 {
     public static int Run(ParseResult parse, string[]? models, string? data, string? reportFolder, RecognizerOptions settings,
-        InferenceEngine engine, bool json, CancellationToken cancellationToken)
+        InferenceEngine engine, NetworkPrecision precision, bool json, CancellationToken cancellationToken)
     {
         if (models is { Length: > 1 }) throw new UserFacingException("--detect: give one --model (an ensemble is scored on FER2013 faces only)");
         if (data is null) throw new UserFacingException("--detect: pass --data <folder of <class>/<image>>");
@@ -24,7 +24,7 @@ internal static class DetectedEvaluationCommand
         var modelPath = models is { Length: 1 } ? models[0] : ShippedModels.DefaultPath();
         var classes = ModelPackage.ReadMetadata(modelPath).ClassNames;
         var photos = DetectedEvaluation.ListPhotos(data, classes);
-        using var recognizer = EngineOption.LoadRecognizer(modelPath, settings, engine);
+        using var recognizer = EngineOption.LoadRecognizer(modelPath, settings, engine, precision);
 
         DetectedEvaluationResult? result = null;
         void Evaluate(IProgress<int>? progress) => result = DetectedEvaluation.Evaluate(recognizer, photos, progress, cancellationToken);

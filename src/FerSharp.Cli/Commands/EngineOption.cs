@@ -22,11 +22,18 @@ internal static class EngineOption
         DefaultValueFactory = _ => InferenceEngine.TorchSharp,
     };
 
+    /// <summary><c>--precision</c>: which of a package's networks ONNX Runtime runs.</summary>
+    public static Option<NetworkPrecision> CreatePrecision() => new("--precision")
+    {
+        Description = "Which network runs: Auto (default: the package's int8 copy on OnnxRuntime when it has one, about twice as fast, its accuracy on the model card; the float network otherwise), Float (the float network, the same answers on every engine), or Int8 (OnnxRuntime only; made by 'fer models quantize').",
+        DefaultValueFactory = _ => NetworkPrecision.Auto,
+    };
+
     /// <summary>A recognizer for the package on the chosen engine.</summary>
-    public static EmotionRecognizer LoadRecognizer(string? modelPath, RecognizerOptions settings, InferenceEngine engine)
+    public static EmotionRecognizer LoadRecognizer(string? modelPath, RecognizerOptions settings, InferenceEngine engine, NetworkPrecision precision = NetworkPrecision.Auto)
     {
         var path = modelPath ?? ShippedModels.DefaultPath();
-        var classifier = LoadClassifier(path, engine, settings.ThreadsPerCall);
+        var classifier = LoadClassifier(path, engine, settings.ThreadsPerCall, precision);
         try
         {
             return new EmotionRecognizer(classifier, null, settings);
@@ -42,15 +49,20 @@ internal static class EngineOption
     /// The package's classifier on the chosen engine. A package older than format 3 (TorchSharp weights only) is
     /// exported to ONNX in memory for the ONNX engines, so every package runs on every engine.
     /// </summary>
-    public static IFaceClassifier LoadClassifier(string path, InferenceEngine engine, int threads = 1)
+    public static IFaceClassifier LoadClassifier(string path, InferenceEngine engine, int threads = 1, NetworkPrecision precision = NetworkPrecision.Auto)
     {
         try
         {
             if (engine is InferenceEngine.TorchSharp or InferenceEngine.TorchSharpBFloat16)
             {
+                if (precision == NetworkPrecision.Int8) throw new UserFacingException($"--precision Int8 runs on --engine OnnxRuntime only, not {engine}");
                 return TorchFaceClassifier.Load(path, engine);
             }
-            var options = new ClassifierOptions { Engine = engine, Threads = threads };
+            if (precision == NetworkPrecision.Int8 && engine != InferenceEngine.OnnxRuntime)
+            {
+                throw new UserFacingException($"--precision Int8 runs on --engine OnnxRuntime only, not {engine}");
+            }
+            var options = new ClassifierOptions { Engine = engine, Threads = threads, Precision = precision };
             if (ModelPackage.ReadMetadata(path).HasOnnxNetwork) return OnnxFaceClassifier.Load(path, options);
             using var model = EmotionModel.Load(path);
             return OnnxFaceClassifier.FromGraph(model.Metadata, OnnxExport.Export(model), options);
@@ -86,6 +98,6 @@ internal static class EngineOption
         {
             return $"engine {engine} (--engine; this CPU has no native bfloat16 arithmetic, so libtorch emulates it: slower than TorchSharp)";
         }
-        return $"engine {engine}";
+        return model is OnnxFaceClassifier { IsInt8: true } ? $"engine {engine}, int8 network (--precision)" : $"engine {engine}";
     }
 }

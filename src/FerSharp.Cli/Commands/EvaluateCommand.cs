@@ -22,12 +22,14 @@ internal static class EvaluateCommand
         var json = new Option<bool>("--json") { Description = "Print metrics.json to stdout instead of the tables." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Let --out replace the report in a folder that already holds one (the default folder under reports/ is always replaced)." };
         var engine = EngineOption.CreateTorch();
+        var precision = EngineOption.CreatePrecision();
+        precision.Description = "With --detect: " + precision.Description;
         var detect = new Option<bool>("--detect") { Description = "--data is a folder of ordinary labelled photos, <class>/<image>, faces not cropped: each goes through detect, crop and classify as in 'fer predict' (the largest face answers; a photo without a face counts as wrong). Takes --margin, --detector and --max-look." };
         var recognition = new RecognitionOptions();
         var dataOptions = new DatasetOptions();
         var command = new Command("evaluate", "Score a model: accuracy, per-class precision/recall/F1, confusion matrix, calibration; writes a report folder with PNGs.")
         {
-            model, data, split, tta, outDir, overwrite, json, engine, detect,
+            model, data, split, tta, outDir, overwrite, json, engine, precision, detect,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
@@ -43,7 +45,7 @@ internal static class EvaluateCommand
             if (parse.GetValue(detect))
             {
                 return Task.FromResult(DetectedEvaluationCommand.Run(parse, parse.GetValue(model), parse.GetValue(data), reportFolder,
-                    recognition.Read(parse) with { Tta = parse.GetValue(tta) }, parse.GetValue(engine), parse.GetValue(json), ct));
+                    recognition.Read(parse) with { Tta = parse.GetValue(tta) }, parse.GetValue(engine), parse.GetValue(precision), parse.GetValue(json), ct));
             }
             var splitName = parse.GetValue(split)!;
             if (!splitName.Equals("all", StringComparison.OrdinalIgnoreCase) && !DataSplits.TryParse(splitName, out _))

@@ -63,10 +63,12 @@ internal static class PredictCommand
         var noDetect = new Option<bool>("--no-detect") { Description = "Same as --detect never." };
         var recognition = new RecognitionOptions();
         var engine = EngineOption.Create();
+        var precision = EngineOption.CreatePrecision();
         var threads = ThreadsOption.Create();
         var command = new Command("predict", "Find every face in photos and say its expression with probabilities.") { inputs, model, format, output, shard, resume, annotate, detect, noDetect };
         recognition.AddTo(command);
         command.Options.Add(engine);
+        command.Options.Add(precision);
         command.Options.Add(threads);
         command.SetAction((parse, ct) =>
         {
@@ -93,7 +95,7 @@ internal static class PredictCommand
                 foreach (var file in missing) Console.Error.WriteLine($"fer: error: {file}: no such file");
                 return Task.FromResult(CliRunner.ExitFailure);
             }
-            using var recognizer = EngineOption.LoadRecognizer(parse.GetValue(model), settings, parse.GetValue(engine));
+            using var recognizer = EngineOption.LoadRecognizer(parse.GetValue(model), settings, parse.GetValue(engine), parse.GetValue(precision));
             if (annotateDir != null) Directory.CreateDirectory(annotateDir);
             var results = new List<FileResult>(files.Count);
             var progressConsole = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
@@ -280,11 +282,12 @@ internal static class PredictCommand
         };
         var show = new Option<bool>("--show") { Description = "Show the annotated frames in a window as they are analysed (needs a graphical display; q or Esc stops)." };
         var engine = EngineOption.Create();
+        var precision = EngineOption.CreatePrecision();
         var detectorKind = DetectorOption.Create();
         var threads = ThreadsOption.Create();
         var command = new Command("video", "Recognize expressions in a video file or webcam stream, tracking faces across frames; a terminal shows each face's expression and probabilities live.")
         {
-            source, model, output, csv, every, smooth, maxFrames, detectorKind, detection, jsonl, show, engine, threads,
+            source, model, output, csv, every, smooth, maxFrames, detectorKind, detection, jsonl, show, engine, precision, threads,
         };
         command.SetAction((parse, ct) =>
         {
@@ -292,7 +295,7 @@ internal static class PredictCommand
             if (showWindow) VideoWindow.EnsureDisplay();
             var accurate = parse.GetValue(detection) == "accurate";
             var settings = (accurate ? new RecognizerOptions() : RecognizerOptions.Video) with { ThreadsPerCall = ThreadsOption.Read(parse, threads) };
-            using var recognizer = EngineOption.LoadRecognizer(parse.GetValue(model), settings with { DetectorKind = parse.GetValue(detectorKind) }, parse.GetValue(engine));
+            using var recognizer = EngineOption.LoadRecognizer(parse.GetValue(model), settings with { DetectorKind = parse.GetValue(detectorKind) }, parse.GetValue(engine), parse.GetValue(precision));
             var options = new VideoOptions
             {
                 Every = parse.GetValue(every),

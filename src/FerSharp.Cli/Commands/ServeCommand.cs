@@ -28,11 +28,12 @@ internal static class ServeCommand
         var logRequests = new Option<bool>("--log-requests") { Description = "Log every request (off: warnings, errors, start and stop only)." };
         var shutdown = new Option<double>("--shutdown-timeout") { Description = "On SIGTERM or Ctrl+C: stop accepting, and give requests in flight this many seconds to finish.", DefaultValueFactory = _ => 20 };
         var engine = EngineOption.Create();
+        var precision = EngineOption.CreatePrecision();
         var recognition = new RecognitionOptions();
         recognition.Tta.Description += " For uploads; a request's ?tta= overrides it.";
         var command = new Command("serve", "Serve the JSON API (POST /api/v1/recognize, WebSocket /api/v1/stream) and a live web page.")
         {
-            urls, model, maxBody, concurrency, queue, timeout, engine, noMetrics, apiKey, cors, logFormat, logRequests, shutdown,
+            urls, model, maxBody, concurrency, queue, timeout, engine, precision, noMetrics, apiKey, cors, logFormat, logRequests, shutdown,
         };
         recognition.AddTo(command);
         command.SetAction(async (parse, ct) =>
@@ -57,7 +58,7 @@ internal static class ServeCommand
             // their conversions fail on NaN) and loaded here rather than by the server, so that bad settings and
             // the engine choice fail before the model's load (seconds) and before anything listens.
             options.Validate();
-            using var recognizer = EngineOption.LoadRecognizer(options.ModelPath, options.Recognition, parse.GetValue(engine));
+            using var recognizer = EngineOption.LoadRecognizer(options.ModelPath, options.Recognition, parse.GetValue(engine), parse.GetValue(precision));
             await using var app = FerServer.Build(options, recognizer);
             await app.StartAsync(ct).ConfigureAwait(false);
             AnsiConsole.MarkupLineInterpolated($"serving on [bold]{string.Join(", ", app.Urls)}[/] — open it in a browser; Ctrl+C stops");

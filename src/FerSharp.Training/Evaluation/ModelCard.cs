@@ -86,6 +86,10 @@ public static class ModelCard
                 card.AppendLine(inv, $"| PrivateTest, image-folder release (contrast-stretched, JPEG) | {Pct("images_privatetest_accuracy")} | {Pct("images_privatetest_accuracy_flip")} | {Pct("images_privatetest_macro_f1")} |");
             }
             card.AppendLine().AppendLine("Recall per class (PrivateTest, original pixels): " + Recalls(m, "")).AppendLine();
+            if (m.Int8 is { } int8 && metrics.ContainsKey("int8_privatetest_accuracy"))
+            {
+                card.AppendLine(inv, $"int8 network (`{int8.File}`, what ONNX Runtime runs unless told `--precision float`): PrivateTest {Pct("int8_privatetest_accuracy")} (macro F1 {Pct("int8_privatetest_macro_f1")}), the float network's class for {Pct("int8_privatetest_agreement")} of its faces; PublicTest {Pct("int8_publictest_accuracy")}. One face {metrics.GetValueOrDefault("int8_latency_ms_per_face"):F3} ms against {metrics.GetValueOrDefault("onnxruntime_latency_ms_per_face"):F3} ms for the float network (ONNX Runtime, one thread, timed in turn when scored). Ranges calibrated on {int8.Calibration}.").AppendLine();
+            }
         }
         if (metrics.TryGetValue("latency_ms_per_face", out var ms))
         {

@@ -55,6 +55,11 @@ public static class PackageScoring
                     Merge(metrics, TestSetMetrics.Measure(model, stretched, prefix: TestSetMetrics.ImageFolderPrefix, cancellationToken: cancellationToken));
                 }
                 limits.AddRange(WeakClasses(model, metrics, ""));
+                if (model.Metadata.Int8 is not null)
+                {
+                    log("scoring the int8 network on ONNX Runtime…");
+                    Merge(metrics, TestSetMetrics.MeasureInt8(package, faces, cancellationToken));
+                }
             }
             if (data.Csv is { } plusCsv && ferPlus && data.FerPlus is { } votes)
             {
@@ -73,11 +78,12 @@ public static class PackageScoring
         {
             log($"scoring photos of {scenes} through detect, crop and classify…");
             using var recognizer = EmotionRecognizer.Load(package);
+            var network = recognizer.Model is OnnxFaceClassifier { IsInt8: true } ? " with the int8 network" : "";
             var result = DetectedEvaluation.Evaluate(recognizer, DetectedEvaluation.ListPhotos(scenes, recognizer.Model.ClassNames), cancellationToken: cancellationToken);
             metrics["scenes_accuracy"] = Math.Round(result.Accuracy, 6);
             metrics["scenes_no_face"] = Math.Round((double)result.NoFace / result.Count, 6);
             var inv = CultureInfo.InvariantCulture;
-            limits.Add(string.Create(inv, $"Detect, crop and classify on {result.Count:N0} photos of test faces pasted into scenes at 80-220 px (turned, relit, JPEG) or as tight crops (`fer data scenes`): {result.Accuracy * 100:F2}% right, {result.NoFace * 100.0 / result.Count:F1}% without a face found; the crops alone score higher (table below)."));
+            limits.Add(string.Create(inv, $"Detect, crop and classify on {result.Count:N0} photos of test faces pasted into scenes at 80-220 px (turned, relit, JPEG) or as tight crops (`fer data scenes`){network}: {result.Accuracy * 100:F2}% right, {result.NoFace * 100.0 / result.Count:F1}% without a face found; the crops alone score higher (table below)."));
         }
         using var shipped = EmotionModel.Load(package);
         shipped.UpdateMetadata(m => m with
@@ -94,7 +100,8 @@ public static class PackageScoring
     private static bool IsTestFigure(string key) =>
         key.StartsWith("publictest_", StringComparison.Ordinal) || key.StartsWith("privatetest_", StringComparison.Ordinal)
         || key.StartsWith(TestSetMetrics.ImageFolderPrefix, StringComparison.Ordinal) || key.StartsWith(TestSetMetrics.FerPlusPrefix, StringComparison.Ordinal)
-        || key.StartsWith("scenes_", StringComparison.Ordinal) || key == "latency_ms_per_face";
+        || key.StartsWith("scenes_", StringComparison.Ordinal) || key == "latency_ms_per_face"
+        || key.StartsWith(TestSetMetrics.Int8Prefix, StringComparison.Ordinal) || key == "onnxruntime_latency_ms_per_face";
 
     private static IEnumerable<string> WeakClasses(EmotionModel model, Dictionary<string, double> metrics, string prefix)
     {

@@ -76,4 +76,72 @@ public static class TestSetMetrics
         Array.Sort(times);
         return Math.Round(times[runs / 2], 3);
     }
+
+    /// <summary>Prefix of the int8 network's figures (<see cref="MeasureInt8"/>).</summary>
+    public const string Int8Prefix = "int8_";
+
+    /// <summary>
+    /// The package's int8 network against its float network, both on ONNX Runtime: PublicTest and PrivateTest
+    /// accuracy, macro F1 and the share of faces given the same class (<c>int8_privatetest_agreement</c>), then one
+    /// face's median time on one thread, the two networks timed in turn (<c>int8_latency_ms_per_face</c>,
+    /// <c>onnxruntime_latency_ms_per_face</c>).
+    /// </summary>
+    public static Dictionary<string, double> MeasureInt8(string package, FaceDataset data, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        using var exact = OnnxFaceClassifier.Load(package, new ClassifierOptions { Precision = NetworkPrecision.Float });
+        using var int8 = OnnxFaceClassifier.Load(package, new ClassifierOptions { Precision = NetworkPrecision.Int8 });
+        var metrics = new Dictionary<string, double>();
+        var predictable = int8.ClassNames.Select(c => data.ClassNames.Contains(c)).ToArray();
+        foreach (var split in new[] { DataSplit.PublicTest, DataSplit.PrivateTest })
+        {
+            var faces = data.Subset(split);
+            if (faces.Count == 0) continue;
+            if (!faces.ClassNames.SequenceEqual(int8.ClassNames)) throw new InvalidDataException($"{package}: classes {string.Join(", ", int8.ClassNames)} do not match the test data's");
+            var crops = Enumerable.Range(0, faces.Count).Select(i => faces.Face(i).ToArray()).ToList();
+            cancellationToken.ThrowIfCancellationRequested();
+            var quantized = int8.PredictProbabilities(crops);
+            cancellationToken.ThrowIfCancellationRequested();
+            var reference = exact.PredictProbabilities(crops);
+            var result = ClassificationMetrics.Compute(int8.ClassNames, predictable, faces.Labels, quantized);
+            var name = split.ToString().ToLowerInvariant();
+            metrics[$"{Int8Prefix}{name}_accuracy"] = Math.Round(result.Accuracy, 6);
+            metrics[$"{Int8Prefix}{name}_macro_f1"] = Math.Round(result.MacroF1, 6);
+            var same = quantized.Zip(reference).Count(p => ArgMax(p.First) == ArgMax(p.Second));
+            metrics[$"{Int8Prefix}{name}_agreement"] = Math.Round((double)same / faces.Count, 6);
+        }
+        var (int8Time, floatTime) = TimeInTurn(int8, exact);
+        metrics[$"{Int8Prefix}latency_ms_per_face"] = int8Time;
+        metrics["onnxruntime_latency_ms_per_face"] = floatTime;
+        return metrics;
+    }
+
+    private static int ArgMax(float[] row)
+    {
+        var best = 0;
+        for (var c = 1; c < row.Length; c++) if (row[c] > row[best]) best = c;
+        return best;
+    }
+
+    /// <summary>Median milliseconds of one face through each classifier, the two called in turn so that a busy machine slows both alike.</summary>
+    private static (double First, double Second) TimeInTurn(IFaceClassifier first, IFaceClassifier second, int runs = 300)
+    {
+        var face = new byte[FaceDataset.PixelsPerImage];
+        for (var p = 0; p < face.Length; p++) face[p] = (byte)(p * 7 % 256);
+        IReadOnlyList<byte[]> one = [face];
+        var times = new[] { new double[runs], new double[runs] };
+        IFaceClassifier[] classifiers = [first, second];
+        for (var i = 0; i < 20; i++) foreach (var c in classifiers) c.PredictProbabilities(one);
+        for (var i = 0; i < runs; i++)
+        {
+            for (var k = 0; k < 2; k++)
+            {
+                var watch = Stopwatch.StartNew();
+                classifiers[k].PredictProbabilities(one);
+                times[k][i] = watch.Elapsed.TotalMilliseconds;
+            }
+        }
+        foreach (var t in times) Array.Sort(t);
+        return (Math.Round(times[0][runs / 2], 3), Math.Round(times[1][runs / 2], 3));
+    }
 }

@@ -151,6 +151,16 @@ public sealed class EmotionModel : IDisposable
             onnx = OnnxExport.Export(this, float16);
         }
         Metadata = Metadata with { WeightsSha256 = ModelPackage.Sha256(onnx) };
+        if (Metadata.Int8 is { } int8 && (!string.Equals(int8.FromWeightsSha256, Metadata.WeightsSha256, StringComparison.OrdinalIgnoreCase)
+            || !File.Exists(System.IO.Path.Combine(folder, int8.File))))
+        {
+            // The int8 copy belongs to the network it was made from, in its own folder: a new network or a new folder goes without it.
+            Metadata = Metadata with
+            {
+                Int8 = null,
+                Metrics = Metadata.Metrics.Where(p => !p.Key.StartsWith("int8_", StringComparison.Ordinal)).ToDictionary(p => p.Key, p => p.Value),
+            };
+        }
         AtomicFile.WriteAllBytes(System.IO.Path.Combine(folder, Metadata.WeightsFile), onnx);
         AtomicFile.WriteAllText(System.IO.Path.Combine(folder, "model.json"), JsonSerializer.Serialize(Metadata, ModelMetadata.JsonOptions));
         var legacy = System.IO.Path.Combine(folder, "weights.bin");

@@ -63,6 +63,16 @@ public sealed record DatasetFingerprint(string Source, int Count, string Sha256,
 /// <summary>A package whose weights were averaged into another (<see cref="ModelMetadata.AveragedFrom"/>).</summary>
 public sealed record AveragedModel(string Name, string? WeightsSha256);
 
+/// <summary>
+/// A package's int8 copy of its network (<c>fer models quantize</c>): convolutions in 8-bit integers, which ONNX
+/// Runtime runs about twice as fast on CPUs with integer dot-product instructions, at slightly different answers.
+/// </summary>
+/// <param name="File">The int8 ONNX file in the package folder (<see cref="ModelMetadata.Int8FileName"/>).</param>
+/// <param name="Sha256">Its checksum.</param>
+/// <param name="FromWeightsSha256">The float network it was made from: a package whose network changed drops it.</param>
+/// <param name="Calibration">The faces its activation ranges were measured on.</param>
+public sealed record Int8Network(string File, string Sha256, string FromWeightsSha256, string Calibration);
+
 /// <summary>The <c>model.json</c> beside the network of a model package.</summary>
 public sealed record ModelMetadata
 {
@@ -75,6 +85,9 @@ public sealed record ModelMetadata
 
     /// <summary>The network file of a version-3 package.</summary>
     public const string OnnxFileName = "model.onnx";
+
+    /// <summary>The int8 copy of the network, when the package has one (<see cref="Int8"/>).</summary>
+    public const string Int8FileName = "model.int8.onnx";
 
     public int FormatVersion { get; init; } = CurrentFormatVersion;
     public required string Name { get; init; }
@@ -109,6 +122,12 @@ public sealed record ModelMetadata
     /// sentence or two for its model card; set by <c>fer models ship --history</c>, kept by re-scoring.
     /// </summary>
     public string? History { get; init; }
+
+    /// <summary>
+    /// The int8 copy of the network, which ONNX Runtime runs by default (<see cref="NetworkPrecision.Auto"/>);
+    /// null when the package has none. Its test figures are the metrics prefixed <c>int8_</c>.
+    /// </summary>
+    public Int8Network? Int8 { get; init; }
 
     /// <summary>
     /// Whether faces of <paramref name="split"/> were training data for this model, so that accuracy on them is

@@ -77,6 +77,29 @@ public static class ModelPackage
         return bytes;
     }
 
+    /// <summary>
+    /// The bytes of the package's int8 network (<see cref="ModelMetadata.Int8"/>), checked against its checksum and
+    /// against the float network it was made from.
+    /// </summary>
+    public static byte[] ReadInt8(string folder, ModelMetadata metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        var jsonPath = Path.Combine(folder, "model.json");
+        var int8 = metadata.Int8 ?? throw new InvalidDataException($"{jsonPath}: the package has no int8 network (make one with 'fer models quantize {folder}')");
+        if (!string.Equals(int8.FromWeightsSha256, metadata.WeightsSha256, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidDataException($"{jsonPath}: int8.from_weights_sha256 does not match weights_sha256: the int8 network was made from another network; run 'fer models quantize {folder}' again");
+        }
+        var path = Path.Combine(folder, int8.File);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: int8 network named in model.json is missing", path);
+        var bytes = File.ReadAllBytes(path);
+        if (!string.Equals(int8.Sha256, Sha256(bytes), StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidDataException($"{path}: checksum does not match model.json (file corrupt or replaced)");
+        }
+        return bytes;
+    }
+
     /// <summary>Lower-case hex SHA-256, as <c>weights_sha256</c> records it.</summary>
     public static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 

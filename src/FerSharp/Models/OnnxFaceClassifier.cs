@@ -16,6 +16,12 @@ public sealed record ClassifierOptions
     /// server runs several calls at once, each on its own core.
     /// </summary>
     public int Threads { get; init; } = 1;
+
+    /// <summary>
+    /// Which network runs: by default the package's int8 copy on ONNX Runtime when it has one (about twice as
+    /// fast; its accuracy is on the model card), else the float network.
+    /// </summary>
+    public NetworkPrecision Precision { get; init; } = NetworkPrecision.Auto;
 }
 
 /// <summary>
@@ -34,11 +40,12 @@ public sealed class OnnxFaceClassifier : IFaceClassifier
     private readonly string _inputName;
     private readonly string _outputName;
 
-    private OnnxFaceClassifier(ModelMetadata metadata, byte[] onnx, ClassifierOptions options, string? path)
+    private OnnxFaceClassifier(ModelMetadata metadata, byte[] onnx, ClassifierOptions options, string? path, bool int8)
     {
         Metadata = metadata;
         Engine = options.Engine;
         Path = path;
+        IsInt8 = int8;
         switch (options.Engine)
         {
             case InferenceEngine.OnnxRuntime:
@@ -59,6 +66,9 @@ public sealed class OnnxFaceClassifier : IFaceClassifier
     public IReadOnlyList<string> ClassNames => Metadata.ClassNames;
     public InferenceEngine Engine { get; }
 
+    /// <summary>Whether the package's int8 network runs (<see cref="ClassifierOptions.Precision"/>).</summary>
+    public bool IsInt8 { get; }
+
     /// <summary>The package folder it was loaded from.</summary>
     public string? Path { get; }
 
@@ -76,24 +86,44 @@ public sealed class OnnxFaceClassifier : IFaceClassifier
         {
             throw new InvalidDataException($"{jsonPath}: this package (format {metadata.FormatVersion}) stores TorchSharp weights ({metadata.WeightsFile}) and no ONNX network; convert it with 'fer models upgrade {folder}'");
         }
-        var onnx = ModelPackage.ReadWeights(folder, metadata);
+        var int8 = UsesInt8(metadata, options, folder);
+        var onnx = int8 ? ModelPackage.ReadInt8(folder, metadata) : ModelPackage.ReadWeights(folder, metadata);
         try
         {
-            return new OnnxFaceClassifier(metadata, onnx, options, folder);
+            return new OnnxFaceClassifier(metadata, onnx, options, folder, int8);
         }
         catch (OnnxRuntimeException ex)
         {
-            throw new InvalidDataException($"{System.IO.Path.Combine(folder, metadata.WeightsFile)}: ONNX Runtime cannot load the network ({ex.Message})", ex);
+            var file = int8 ? metadata.Int8!.File : metadata.WeightsFile;
+            throw new InvalidDataException($"{System.IO.Path.Combine(folder, file)}: ONNX Runtime cannot load the network ({ex.Message})", ex);
         }
     }
 
-    /// <summary>A classifier for an ONNX graph in memory (a package's <c>model.onnx</c>) with its metadata.</summary>
-    public static OnnxFaceClassifier FromGraph(ModelMetadata metadata, byte[] onnx, ClassifierOptions? options = null)
+    /// <summary>
+    /// A classifier for an ONNX graph in memory (a package's <c>model.onnx</c>, or with <paramref name="int8"/> its
+    /// <c>model.int8.onnx</c>) with its metadata.
+    /// </summary>
+    public static OnnxFaceClassifier FromGraph(ModelMetadata metadata, byte[] onnx, ClassifierOptions? options = null, bool int8 = false)
     {
         ArgumentNullException.ThrowIfNull(metadata);
         ArgumentNullException.ThrowIfNull(onnx);
-        return new OnnxFaceClassifier(metadata, onnx, options ?? new ClassifierOptions(), null);
+        options ??= new ClassifierOptions();
+        if (int8 && options.Engine != InferenceEngine.OnnxRuntime) throw new NotSupportedException($"an int8 network runs on OnnxRuntime only, not {options.Engine}");
+        return new OnnxFaceClassifier(metadata, onnx, options, null, int8);
     }
+
+    /// <summary>Whether <paramref name="options"/> pick the package's int8 network; refuses an int8 request it cannot meet, naming why.</summary>
+    private static bool UsesInt8(ModelMetadata metadata, ClassifierOptions options, string folder) => options.Precision switch
+    {
+        NetworkPrecision.Float => false,
+        NetworkPrecision.Auto => metadata.Int8 is not null && options.Engine == InferenceEngine.OnnxRuntime,
+        NetworkPrecision.Int8 when options.Engine != InferenceEngine.OnnxRuntime =>
+            throw new NotSupportedException($"an int8 network runs on OnnxRuntime only, not {options.Engine}"),
+        NetworkPrecision.Int8 when metadata.Int8 is null =>
+            throw new InvalidDataException($"{System.IO.Path.Combine(folder, "model.json")}: the package has no int8 network (make one with 'fer models quantize {folder}')"),
+        NetworkPrecision.Int8 => true,
+        _ => throw new ArgumentOutOfRangeException(nameof(options), options.Precision, "unknown precision"),
+    };
 
     public float[][] PredictProbabilities(IReadOnlyList<byte[]> faces, TtaMode tta = TtaMode.None)
     {
