@@ -7,6 +7,7 @@ using System.Text.Json;
 using FerSharp.Data;
 using FerSharp.Evaluation;
 using FerSharp.Inference;
+using FerSharp.Models;
 using FerSharp.Server;
 
 using Microsoft.AspNetCore.Builder;
@@ -22,7 +23,8 @@ public sealed class ServerFixture : IAsyncLifetime
     public const long BodyLimit = 1024 * 1024;
     private WebApplication? _app;
 
-    public EmotionRecognizer Recognizer { get; } = EmotionRecognizer.Load();
+    // The float network, so that answers compare within 1e-3 with a server on another engine.
+    public EmotionRecognizer Recognizer { get; } = EmotionRecognizer.Load(null, null, new ClassifierOptions { Precision = NetworkPrecision.Float });
     public Uri BaseUri { get; private set; } = null!;
     // A long 100-continue wait: large uploads ask first, so a refused body is never sent into a closed socket.
     public HttpClient Http { get; } = new(new SocketsHttpHandler { Expect100ContinueTimeout = TimeSpan.FromSeconds(30) }) { Timeout = TimeSpan.FromMinutes(2) };
