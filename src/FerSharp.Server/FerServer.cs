@@ -158,6 +158,8 @@ public static class FerServer
             parameters = m.Parameters,
             flip_averaging = m.FlipAveraging,
             engine = recognizer.Model.Engine.ToString(),
+            // Which of the package's networks answers: its int8 copy (the default on ONNX Runtime when it has one) or the float one.
+            precision = recognizer.Model is FerSharp.Models.OnnxFaceClassifier { IsInt8: true } ? "int8" : "float",
             metrics = m.Metrics,
             // How uploads are recognized (a request's ?tta= overrides tta), so a client knows what its answers mean.
             recognition = new

@@ -72,6 +72,7 @@ public class ServerTests(ServerFixture server) : IClassFixture<ServerFixture>
         Assert.Equal(7, model.RootElement.GetProperty("classes").GetArrayLength());
         Assert.Equal(48, model.RootElement.GetProperty("input_size")[2].GetInt32());
         Assert.Equal("OnnxRuntime", model.RootElement.GetProperty("engine").GetString());
+        Assert.Equal("float", model.RootElement.GetProperty("precision").GetString());
         var recognition = model.RootElement.GetProperty("recognition");
         Assert.Equal("BlazeFace", recognition.GetProperty("detector").GetString());
         Assert.Equal(new BlazeFaceOptions().MaxSide, recognition.GetProperty("max_look").GetInt32());
