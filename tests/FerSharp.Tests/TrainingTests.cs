@@ -788,13 +788,13 @@ public class TrainerTests
     public void A_chains_later_stages_count_in_epochs_of_the_current_stage_with_a_final_fits_extra_faces()
     {
         // --preset best: 80, 40 and 40 epochs on Training, then 40 and four times 20 on Training + PublicTest,
-        // then 12 on Training (the fine-tune on the original pixels).
+        // then 12 on Training (the fine-tune on the original pixels), then 9 on Training + PublicTest.
         var chain = new TrainingChain(TrainPresets.Get("best").Stages, Path.Combine(Path.GetTempPath(), "unused"));
         const int train = 28_709, publicTest = 3_589;
-        Assert.Equal(40 + 40 + 120 * (train + publicTest) / (double)train + 12, chain.LaterStagesInEpochsOf(0, train, publicTest), 9);
-        Assert.Equal(120 * (train + publicTest) / (double)train + 12, chain.LaterStagesInEpochsOf(2, train, publicTest), 9);
+        Assert.Equal(40 + 40 + 129 * (train + publicTest) / (double)train + 12, chain.LaterStagesInEpochsOf(0, train, publicTest), 9);
+        Assert.Equal(129 * (train + publicTest) / (double)train + 12, chain.LaterStagesInEpochsOf(2, train, publicTest), 9);
         // A final fit timing the final fits after it, and the fine-tune's smaller epochs.
-        Assert.Equal(80 + 12 * train / (double)(train + publicTest), chain.LaterStagesInEpochsOf(3, train, publicTest), 9);
+        Assert.Equal(89 + 12 * train / (double)(train + publicTest), chain.LaterStagesInEpochsOf(3, train, publicTest), 9);
         Assert.Equal(0, chain.LaterStagesInEpochsOf(chain.StageCount - 1, train, publicTest));
         Assert.Throws<ArgumentOutOfRangeException>(() => chain.LaterStagesInEpochsOf(chain.StageCount, train, publicTest));
     }
