@@ -62,9 +62,7 @@ public static class TestSetMetrics
     public static double MeasureLatency(EmotionModel model, int runs = 200)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var face = new byte[FaceDataset.PixelsPerImage];
-        for (var p = 0; p < face.Length; p++) face[p] = (byte)(p * 7 % 256);
-        IReadOnlyList<byte[]> one = [face];
+        var one = OneTimedFace();
         for (var i = 0; i < 20; i++) model.PredictProbabilities(one);
         var times = new double[runs];
         for (var i = 0; i < runs; i++)
@@ -78,7 +76,7 @@ public static class TestSetMetrics
     }
 
     /// <summary>Prefix of the int8 network's figures (<see cref="MeasureInt8"/>).</summary>
-    public const string Int8Prefix = "int8_";
+    public const string Int8Prefix = ModelMetadata.Int8MetricPrefix;
 
     /// <summary>
     /// The package's int8 network against its float network, both on ONNX Runtime: PublicTest and PrivateTest
@@ -107,7 +105,7 @@ public static class TestSetMetrics
             var name = split.ToString().ToLowerInvariant();
             metrics[$"{Int8Prefix}{name}_accuracy"] = Math.Round(result.Accuracy, 6);
             metrics[$"{Int8Prefix}{name}_macro_f1"] = Math.Round(result.MacroF1, 6);
-            var same = quantized.Zip(reference).Count(p => ArgMax(p.First) == ArgMax(p.Second));
+            var same = quantized.Zip(reference).Count(p => ClassificationMetrics.ArgMax(p.First) == ClassificationMetrics.ArgMax(p.Second));
             metrics[$"{Int8Prefix}{name}_agreement"] = Math.Round((double)same / faces.Count, 6);
         }
         var (int8Time, floatTime) = TimeInTurn(int8, exact);
@@ -116,19 +114,10 @@ public static class TestSetMetrics
         return metrics;
     }
 
-    private static int ArgMax(float[] row)
-    {
-        var best = 0;
-        for (var c = 1; c < row.Length; c++) if (row[c] > row[best]) best = c;
-        return best;
-    }
-
     /// <summary>Median milliseconds of one face through each classifier, the two called in turn so that a busy machine slows both alike.</summary>
     private static (double First, double Second) TimeInTurn(IFaceClassifier first, IFaceClassifier second, int runs = 300)
     {
-        var face = new byte[FaceDataset.PixelsPerImage];
-        for (var p = 0; p < face.Length; p++) face[p] = (byte)(p * 7 % 256);
-        IReadOnlyList<byte[]> one = [face];
+        var one = OneTimedFace();
         var times = new[] { new double[runs], new double[runs] };
         IFaceClassifier[] classifiers = [first, second];
         for (var i = 0; i < 20; i++) foreach (var c in classifiers) c.PredictProbabilities(one);
@@ -143,5 +132,13 @@ public static class TestSetMetrics
         }
         foreach (var t in times) Array.Sort(t);
         return (Math.Round(times[0][runs / 2], 3), Math.Round(times[1][runs / 2], 3));
+    }
+
+    /// <summary>The face latency is timed on: a fixed pattern, so that every timing sees the same input.</summary>
+    private static IReadOnlyList<byte[]> OneTimedFace()
+    {
+        var face = new byte[FaceDataset.PixelsPerImage];
+        for (var p = 0; p < face.Length; p++) face[p] = (byte)(p * 7 % 256);
+        return [face];
     }
 }

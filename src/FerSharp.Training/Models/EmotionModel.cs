@@ -158,7 +158,7 @@ public sealed class EmotionModel : IDisposable
             Metadata = Metadata with
             {
                 Int8 = null,
-                Metrics = Metadata.Metrics.Where(p => !p.Key.StartsWith("int8_", StringComparison.Ordinal)).ToDictionary(p => p.Key, p => p.Value),
+                Metrics = Metadata.MetricsWithoutInt8(),
             };
         }
         AtomicFile.WriteAllBytes(System.IO.Path.Combine(folder, Metadata.WeightsFile), onnx);

@@ -63,7 +63,7 @@ public static class Int8Quantization
         var updated = metadata with
         {
             Int8 = new Int8Network(ModelMetadata.Int8FileName, ModelPackage.Sha256(int8), metadata.WeightsSha256, calibration),
-            Metrics = metadata.Metrics.Where(p => !p.Key.StartsWith("int8_", StringComparison.Ordinal)).ToDictionary(p => p.Key, p => p.Value),
+            Metrics = metadata.MetricsWithoutInt8(),
         };
         AtomicFile.WriteAllText(jsonPath, System.Text.Json.JsonSerializer.Serialize(updated, ModelMetadata.JsonOptions));
         return updated;

@@ -129,6 +129,13 @@ public sealed record ModelMetadata
     /// </summary>
     public Int8Network? Int8 { get; init; }
 
+    /// <summary>Prefix of the int8 network's figures in <see cref="Metrics"/>.</summary>
+    public const string Int8MetricPrefix = "int8_";
+
+    /// <summary><see cref="Metrics"/> without the int8 network's figures, for a package whose int8 copy is replaced or dropped.</summary>
+    public Dictionary<string, double> MetricsWithoutInt8() =>
+        Metrics.Where(p => !p.Key.StartsWith(Int8MetricPrefix, StringComparison.Ordinal)).ToDictionary(p => p.Key, p => p.Value);
+
     /// <summary>
     /// Whether faces of <paramref name="split"/> were training data for this model, so that accuracy on them is
     /// no test result. Packages made before the splits were recorded trained on Training, plus the default
