@@ -52,6 +52,45 @@ public class ChannelPruningTests
     }
 
     [Fact]
+    public void A_vgg_network_with_two_convolutions_a_stage_narrows_into_half_its_width()
+    {
+        using var wide = new EmotionModel(
+            new ModelMetadata { Name = "wide", Architecture = "vgg-wide", ClassNames = EmotionClasses.Fer2013 },
+            FoldedNetworkTests.Randomized("vgg-wide", 8));
+        var weights = wide.Network.state_dict();
+        var random = new Random(4);
+        using (no_grad())
+        {
+            // vgg-bn keeps half of every convolution's channels: switch off the other half of each.
+            foreach (var norm in weights.Keys.Where(k => k.StartsWith('b') && k.EndsWith("weight", StringComparison.Ordinal) && k.Contains("_bn", StringComparison.Ordinal)).ToList())
+            {
+                var width = (int)weights[norm].shape[0];
+                foreach (var channel in Enumerable.Range(0, width).OrderBy(_ => random.Next()).Take(width / 2))
+                {
+                    weights[norm][channel] = 0f;
+                    weights[norm.Replace("weight", "bias", StringComparison.Ordinal)][channel] = 0f;
+                }
+            }
+        }
+        using var narrow = ChannelPruning.Prune(wide, "vgg-bn", "narrow");
+        wide.Network.eval();
+        narrow.Network.eval();
+        using (var reference = ModelRegistry.Create("vgg-bn", 7))
+        {
+            Assert.Equal(reference.parameters().Sum(p => p.numel()), narrow.Metadata.Parameters);
+        }
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(12);
+        var faces = randn([3, 1, 48, 48], generator: generator);
+        using (no_grad())
+        {
+            var expected = wide.Network.forward(faces);
+            var actual = narrow.Network.forward(faces);
+            Assert.True(actual.allclose(expected, rtol: 1e-4, atol: 1e-5), $"largest difference {(actual - expected).abs().max().item<float>()}");
+        }
+    }
+
+    [Fact]
     public void Fer_models_prune_writes_a_narrow_package_and_refuses_an_unknown_or_wider_architecture()
     {
         using var dir = new TempDir();

@@ -5,9 +5,10 @@ using static TorchSharp.torch;
 namespace FerSharp.Models;
 
 /// <summary>
-/// Narrows a trained network of pooled 3x3 stages (<c>b{stage}_conv</c> + <c>b{stage}_bn</c>, then <c>fc1</c> on the
-/// flattened last stage) into a narrower architecture of the same layout: each stage keeps the channels whose
-/// batch-norm scale is largest in magnitude (a channel scaled near zero adds little to what follows), the next stage
+/// Narrows a trained network of pooled 3x3 stages (<c>b{stage}_conv</c> + <c>b{stage}_bn</c>, or several numbered ones a
+/// stage, then <c>fc1</c> on the flattened last stage) into a narrower architecture of the same layout, for example
+/// <c>vgg-wide</c> into <c>vgg-bn</c> or <c>fast-cnn</c> into <c>fast-cnn-slim</c>: each convolution keeps the channels whose
+/// batch-norm scale is largest in magnitude (a channel scaled near zero adds little to what follows), the next convolution
 /// and <c>fc1</c> keep the matching inputs, and every other weight is copied. The result starts a fine-tune
 /// (<c>fer train --init-from</c>), preferably distilled from the original, rather than being used as it is.
 /// </summary>
@@ -43,27 +44,29 @@ public static class ChannelPruning
 
     private static void CopyNarrowed(Dictionary<string, Tensor> from, Dictionary<string, Tensor> to, string place, string sourceArchitecture, string architecture)
     {
-        var stages = LastStage(to);
-        if (stages != LastStage(from))
+        var layers = ConvolutionNames(to);
+        var sourceLayers = ConvolutionNames(from);
+        if (!layers.SequenceEqual(sourceLayers))
         {
-            throw new ArgumentException($"{place}: {sourceArchitecture} has {LastStage(from)} stages, {architecture} {stages}; only the widths may differ");
+            throw new ArgumentException($"{place}: {sourceArchitecture} has the convolutions {string.Join(", ", sourceLayers)}, {architecture} {string.Join(", ", layers)}; only the widths may differ");
         }
         var narrowedKeys = new HashSet<string> { "fc1.weight" };
         long[] kept = [0]; // the input's one grey channel
         using (no_grad())
         {
-            for (var stage = 1; stage <= stages; stage++)
+            foreach (var layer in layers)
             {
-                var conv = $"b{stage}_conv.weight";
-                var norm = $"b{stage}_bn";
-                if (!from.TryGetValue(conv, out var sourceConv) || !from.ContainsKey($"{norm}.weight"))
+                var conv = $"{layer}.weight";
+                var norm = layer.Replace("_conv", "_bn", StringComparison.Ordinal);
+                if (!from.ContainsKey($"{norm}.weight") || !to.ContainsKey($"{norm}.weight"))
                 {
-                    throw new ArgumentException($"{place}: {sourceArchitecture} has no stage {stage} ({conv}, {norm}) to narrow into {architecture}");
+                    throw new ArgumentException($"{place}: {sourceArchitecture}'s {layer} has no batch norm {norm} to rank its channels by");
                 }
+                var sourceConv = from[conv];
                 var width = to[conv].shape[0];
                 if (width > sourceConv.shape[0] || to[conv].shape[2] != sourceConv.shape[2])
                 {
-                    throw new ArgumentException($"{place}: stage {stage} has {sourceConv.shape[0]} channels of {sourceConv.shape[2]}x{sourceConv.shape[3]}; {architecture} wants {width} of {to[conv].shape[2]}x{to[conv].shape[3]}, which is not a narrowing");
+                    throw new ArgumentException($"{place}: {layer} has {sourceConv.shape[0]} channels of {sourceConv.shape[2]}x{sourceConv.shape[3]}; {architecture} wants {width} of {to[conv].shape[2]}x{to[conv].shape[3]}, which is not a narrowing");
                 }
                 var channels = Strongest(from[$"{norm}.weight"], width);
                 using var outputs = tensor(channels);
@@ -82,9 +85,9 @@ public static class ChannelPruning
                 }
                 kept = channels;
             }
-            // fc1 reads the last stage flattened channel by channel: its columns c*area .. c*area+area-1 are channel c's.
+            // fc1 reads the last convolution's channels flattened one by one: its columns c*area .. c*area+area-1 are channel c's.
             var fc = from["fc1.weight"];
-            var area = fc.shape[1] / from[$"b{stages}_bn.weight"].shape[0];
+            var area = fc.shape[1] / from[$"{layers[^1].Replace("_conv", "_bn", StringComparison.Ordinal)}.weight"].shape[0];
             var columns = kept.SelectMany(c => Enumerable.Range(0, (int)area).Select(k => c * area + k)).ToArray();
             using (var index = tensor(columns))
             using (var narrowed = fc.index_select(1, index))
@@ -111,10 +114,20 @@ public static class ChannelPruning
         return [.. Enumerable.Range(0, values.Length).OrderByDescending(i => values[i]).Take((int)count).Order().Select(i => (long)i)];
     }
 
-    private static int LastStage(Dictionary<string, Tensor> weights)
+    /// <summary>
+    /// The 3x3 convolutions in the order data flows through them: <c>b{stage}_conv</c>, or <c>b{stage}_conv1</c>,
+    /// <c>b{stage}_conv2</c>, … where a stage has several (<see cref="ConvLayers.PooledStages"/>' names).
+    /// </summary>
+    private static List<string> ConvolutionNames(Dictionary<string, Tensor> weights)
     {
-        var stage = 1;
-        while (weights.ContainsKey($"b{stage + 1}_bn.weight")) stage++;
-        return stage;
+        var layers = new List<string>();
+        for (var stage = 1; ; stage++)
+        {
+            List<string> found = weights.ContainsKey($"b{stage}_conv.weight")
+                ? [$"b{stage}_conv"]
+                : [.. Enumerable.Range(1, int.MaxValue - 1).Select(i => $"b{stage}_conv{i}").TakeWhile(name => weights.ContainsKey($"{name}.weight"))];
+            if (found.Count == 0) return layers;
+            layers.AddRange(found);
+        }
     }
 }
