@@ -436,6 +436,32 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Narrow_starts_from_a_wider_package_narrowed_and_the_card_says_so()
+    {
+        using var dir = new TempDir();
+        var train = Synthetic.Patterns(16, seed: 1);
+        var validation = Synthetic.Patterns(8, seed: 2, split: DataSplit.PublicTest);
+        var wide = new Trainer(Quick(1) with { Architecture = "fast-cnn" }, Path.Combine(dir.Path, "wide")) { DrawCurvesEachEpoch = false };
+        wide.Fit(train, validation);
+
+        var narrow = Quick(1) with { Architecture = "fast-cnn-slim", InitFrom = wide.ModelPath, Narrow = true };
+        var slim = new Trainer(narrow, Path.Combine(dir.Path, "slim")) { DrawCurvesEachEpoch = false };
+        slim.Fit(train, validation);
+        Assert.Contains("narrowed into fast-cnn-slim", File.ReadAllText(Path.Combine(dir.Path, "slim", "log.txt")), StringComparison.Ordinal);
+        using (var package = EmotionModel.Load(slim.ModelPath))
+        {
+            Assert.Equal("fast-cnn-slim", package.Metadata.Architecture);
+            Assert.Contains($"--init-from {wide.ModelPath} --narrow", ModelCard.Command(package.Metadata.TrainOptions()!, ferPlus: false), StringComparison.Ordinal);
+        }
+
+        var withoutNarrow = Assert.Throws<ArgumentException>(() => new Trainer(narrow with { Narrow = false }, Path.Combine(dir.Path, "plain")).Fit(train, validation));
+        Assert.Contains("--narrow", withoutNarrow.Message, StringComparison.Ordinal);
+        var sameArchitecture = Assert.Throws<ArgumentException>(() => new Trainer(narrow with { Architecture = "fast-cnn" }, Path.Combine(dir.Path, "same")).Fit(train, validation));
+        Assert.Contains("already a 'fast-cnn' network", sameArchitecture.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => (narrow with { InitFrom = null }).Validate());
+    }
+
+    [Fact]
     public void A_distilled_run_learns_the_teachers_answers_not_its_own_labels()
     {
         using var dir = new TempDir();

@@ -58,6 +58,7 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --name from its last checkpoint (mid-epoch if it was stopped within an epoch)." };
         var checkpointMinutes = new Option<double>("--checkpoint-minutes") { Description = "Also checkpoint within an epoch every this many minutes (0 = only at epoch ends and on Ctrl+C), so a killed run loses at most that much.", DefaultValueFactory = _ => Trainer.DefaultPartialCheckpointInterval.TotalMinutes };
         var initFrom = new Option<string?>("--init-from") { Description = "Start from the weights of a model package (same --arch and classes) instead of random ones: continue training a shipped model, or fine-tune it on other data. The package's input normalization is kept." };
+        var narrow = new Option<bool>("--narrow") { Description = "With --init-from a wider package of the same layout (e.g. vgg-wide's models/fer2013-best for -a vgg-bn): start from it narrowed, each convolution keeping its channels of largest batch-norm scale (as 'fer models prune'); distill from it too (--teacher) to recover what was cut." };
         var teacher = new Option<string?>("--teacher") { Description = "Knowledge distillation: also learn the softened predictions of this model package (any architecture, same classes) on each augmented batch, e.g. a small network from models/fer2013-best; several packages separated by commas teach as an ensemble (their probabilities averaged)." };
         var distillOffline = new Option<bool>("--distill-offline") { Description = "With --teacher: compute the teachers' predictions once, on the unaugmented training faces (with each package's flip averaging), instead of on every augmented batch; an ensemble of large teachers then costs minutes, not a doubled epoch." };
         var distillWeight = new Option<double>("--distill-weight") { Description = "With --teacher: share of the loss given to the teacher's predictions (0..1).", DefaultValueFactory = _ => 0.5 };
@@ -67,7 +68,7 @@ internal static class TrainCommand
         Option[] recipeOptions =
         [
             arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing, logitAdjust,
-            augment, monitor, patience, standardize, perFace, ema, seed, initFrom, teacher, distillOffline, distillWeight, distillTemperature,
+            augment, monitor, patience, standardize, perFace, ema, seed, initFrom, narrow, teacher, distillOffline, distillWeight, distillTemperature,
             trainOnValidation,
         ];
 
@@ -75,7 +76,7 @@ internal static class TrainCommand
         {
             data, preset, arch, epochs, batch, optimizer, lr, wd, momentum, noNesterov, schedule, warmup, restartAt, restartFactor, plateauPatience, smoothing, logitAdjust,
             augment, monitor, patience, standardize, perFace, ema, seed, precision, memoryFormat, threads, limit, valSplit, valFraction, name, runsDir, resume, checkpointMinutes,
-            initFrom, teacher, distillOffline, distillWeight, distillTemperature, trainOnValidation,
+            initFrom, narrow, teacher, distillOffline, distillWeight, distillTemperature, trainOnValidation,
         };
         command.Options.Add(dataOptions.SkipBadRows);
         command.Options.Add(dataOptions.FerPlus);
@@ -111,6 +112,7 @@ internal static class TrainCommand
                 Ema = Pick(ema, baseOptions.Ema),
                 Seed = Pick(seed, baseOptions.Seed),
                 InitFrom = parse.GetValue(initFrom) ?? baseOptions.InitFrom,
+                Narrow = parse.GetValue(narrow) || baseOptions.Narrow,
                 Teacher = parse.GetValue(teacher) ?? baseOptions.Teacher,
                 DistillOffline = parse.GetValue(distillOffline) || baseOptions.DistillOffline,
                 DistillWeight = Pick(distillWeight, baseOptions.DistillWeight),
@@ -138,7 +140,7 @@ internal static class TrainCommand
             if (options.InitFrom is { } initPath && !parse.GetValue(resume))
             {
                 // Fail on a missing or mismatched package now, not after the minute of loading data.
-                using var initial = Trainer.LoadInitialPackage(initPath, options.Architecture);
+                using var initial = Trainer.LoadInitialPackage(initPath, options.Architecture, options.Narrow);
                 if (initial.Metadata.TrainOptions()?.Seed == options.Seed)
                 {
                     // The seed fixes each epoch's order, augmentation and dropout masks, so epoch k of this run

@@ -123,7 +123,7 @@ public static class ModelCard
         var inv = CultureInfo.InvariantCulture;
         var parts = new List<string> { "./fer train", $"-a {t.Architecture}" };
         if (ferPlus) parts.Add("--ferplus ../shared/data/fer2013/fer2013new.csv --ferplus-mode Distribution");
-        if (t.InitFrom is { } init) parts.Add($"--init-from {init}");
+        if (t.InitFrom is { } init) parts.Add($"--init-from {init}{(t.Narrow ? " --narrow" : "")}");
         if (t.PerFace is { } perFace) parts.Add($"--per-face {perFace}");
         if (t.Standardize) parts.Add("--standardize");
         parts.Add($"-e {t.Epochs} -b {t.BatchSize} --optimizer {t.Optimizer}");

@@ -93,6 +93,12 @@ public sealed record TrainOptions
     /// <summary>Model package whose weights (and input normalization) start the run instead of a random initialisation.</summary>
     public string? InitFrom { get; init; }
     /// <summary>
+    /// With <see cref="InitFrom"/> a wider network of the same layout (vgg-wide for vgg-bn): start from it narrowed
+    /// into <see cref="Architecture"/>, each convolution keeping its channels of largest batch-norm scale
+    /// (<see cref="Models.ChannelPruning"/>), as <c>fer models prune</c> and then <c>--init-from</c> would.
+    /// </summary>
+    public bool Narrow { get; init; }
+    /// <summary>
     /// Model package whose predictions the run also learns from (knowledge distillation), or several separated by
     /// commas, whose probabilities are averaged (an ensemble teacher); null = none.
     /// </summary>
@@ -155,6 +161,7 @@ public sealed record TrainOptions
         Require(DistillTemperature > 0 && double.IsFinite(DistillTemperature), "distillation temperature (--distill-temperature) must be positive", DistillTemperature);
         _ = TeacherPaths;
         if (DistillOffline && Teacher is null) throw new ArgumentException("--distill-offline needs --teacher");
+        if (Narrow && InitFrom is null) throw new ArgumentException("--narrow needs --init-from: the wider package to narrow");
         Require(RestartLrFactor is > 0 and <= 1, "restart learning-rate factor (--restart-lr-factor) must be in (0, 1]", RestartLrFactor);
         var restarts = RestartEpochs;
         if (restarts.Count > 0)

@@ -504,7 +504,7 @@ public sealed class Trainer
     /// </summary>
     private Normalization LoadInitialWeights(nn.Module<Tensor, Tensor> model, string path, IReadOnlyList<string> classNames)
     {
-        using var package = LoadInitialPackage(path, _options.Architecture);
+        using var package = LoadInitialPackage(path, _options.Architecture, _options.Narrow);
         if (package.ClassNames.SequenceEqual(classNames))
         {
             model.load_state_dict(package.Network.state_dict());
@@ -514,7 +514,8 @@ public sealed class Trainer
             var shared = ClassHeadTransfer.LoadAcrossClasses(model, package.Network, package.ClassNames, classNames);
             Log($"--init-from {path} predicts {string.Join(",", package.ClassNames)} and the data has {string.Join(",", classNames)}: the output layer's rows for {(shared.Count == 0 ? "no class" : string.Join(", ", shared))} are carried over, the others start at random");
         }
-        Log($"initial weights from {path} ({package.Metadata.Name}, {package.Metadata.Epochs} epochs); input normalization {package.Metadata.Normalization}");
+        var narrowed = _options.Narrow ? $", narrowed into {_options.Architecture} (each convolution's channels of largest batch-norm scale)" : "";
+        Log($"initial weights from {path} ({package.Metadata.Name}, {package.Metadata.Epochs} epochs{narrowed}); input normalization {package.Metadata.Normalization}");
         return package.Metadata.Normalization;
     }
 
@@ -593,14 +594,25 @@ public sealed class Trainer
         return hard.mul(1 - weight).add_(kl.mul(weight * temperature * temperature)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Loads the package named by <see cref="TrainOptions.InitFrom"/>, checking it holds <paramref name="architecture"/>.</summary>
-    public static EmotionModel LoadInitialPackage(string path, string architecture)
+    /// <summary>
+    /// Loads the package named by <see cref="TrainOptions.InitFrom"/>, checking it holds <paramref name="architecture"/>,
+    /// or with <paramref name="narrow"/> a wider network of the same layout, returned narrowed into it.
+    /// </summary>
+    public static EmotionModel LoadInitialPackage(string path, string architecture, bool narrow = false)
     {
         var package = EmotionModel.Load(path);
         var found = package.Metadata.Architecture;
-        if (found == architecture) return package;
-        package.Dispose();
-        throw new ArgumentException($"{path}: --init-from package is a '{found}' network but this run trains '{architecture}'; pass --arch {found}");
+        if (found == architecture && !narrow) return package;
+        try
+        {
+            if (!narrow) throw new ArgumentException($"{path}: --init-from package is a '{found}' network but this run trains '{architecture}'; pass --arch {found}, or --narrow to start from it narrowed");
+            if (found == architecture) throw new ArgumentException($"{path}: --narrow: the package is already a '{found}' network; drop --narrow");
+            return ChannelPruning.Prune(package, architecture, package.Metadata.Name);
+        }
+        finally
+        {
+            package.Dispose();
+        }
     }
 
     private long EpochSeed(int epoch, int stream) => unchecked(_options.Seed * 1_000_003L + epoch * 7919L + stream);
