@@ -558,7 +558,8 @@ public class TrainerTests
             DistillTemperature = 2,
             Augment = "mixup=0.2", // mixed batches mix the looked-up targets with the faces
         };
-        var taught = new Trainer(student, Path.Combine(dir.Path, "taught")) { DrawCurvesEachEpoch = false }.Fit(wrong, validation);
+        var shared = Path.Combine(dir.Path, "targets-cache");
+        var taught = new Trainer(student, Path.Combine(dir.Path, "taught")) { DrawCurvesEachEpoch = false, TeacherTargetsCacheDirectory = shared }.Fit(wrong, validation);
         Assert.True(taught.BestMonitored >= 0.9, $"the offline-distilled student scored {taught.BestMonitored}");
         var log = File.ReadAllText(Path.Combine(dir.Path, "taught", "log.txt"));
         Assert.Contains("distillation from 2 teachers, probabilities averaged, offline", log);
@@ -576,10 +577,15 @@ public class TrainerTests
         log = File.ReadAllText(Path.Combine(dir.Path, "taught", "log.txt"));
         Assert.Contains($"teacher targets for {wrong.Count} faces read from", log);
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(log, "teacher targets for .* faces in "));
-        // The preset's distilled stage runs in bfloat16 passes when the run asks for them.
-        var low = new Trainer(student with { Precision = TrainingPrecision.BFloat16 }, Path.Combine(dir.Path, "taught-bf16")) { DrawCurvesEachEpoch = false }
+        // The preset's distilled stage runs in bfloat16 passes when the run asks for them; a new run with the same
+        // teachers and faces reads the first run's targets from the shared folder.
+        var low = new Trainer(student with { Precision = TrainingPrecision.BFloat16 }, Path.Combine(dir.Path, "taught-bf16")) { DrawCurvesEachEpoch = false, TeacherTargetsCacheDirectory = shared }
             .Fit(wrong, validation);
         Assert.True(low.BestMonitored >= 0.9, $"the offline-distilled student in bfloat16 passes scored {low.BestMonitored}");
+        var lowLog = File.ReadAllText(Path.Combine(dir.Path, "taught-bf16", "log.txt"));
+        Assert.Contains("computed by an earlier run from the same teachers and faces", lowLog, StringComparison.Ordinal);
+        Assert.DoesNotMatch("teacher targets for .* faces in ", lowLog);
+        Assert.Single(Directory.GetFiles(shared));
 
         var noTeacher = Assert.Throws<ArgumentException>(() => (student with { Teacher = null }).Validate());
         Assert.Contains("--distill-offline needs --teacher", noTeacher.Message);
@@ -609,6 +615,13 @@ public class TrainerTests
         Assert.Contains("other training faces", why);
         Assert.Null(cache.TryLoad(4, 7, out why));
         Assert.Contains("3x7 targets, 4x7 needed", why);
+
+        // In a folder shared by runs each teachers-and-faces pair has its own file.
+        var shared = cache.SharedIn(Path.Combine(dir.Path, "shared"));
+        shared.Save(targets);
+        Assert.NotNull(shared.TryLoad(3, 7, out _));
+        Assert.NotEqual(shared.FilePath, new TeacherTargetsCache(path, "aaaa+bbbb", faces).SharedIn(Path.Combine(dir.Path, "shared")).FilePath);
+        Assert.Equal(shared.FilePath, new TeacherTargetsCache(path, "aaaa+bbbb:flip", faces).SharedIn(Path.Combine(dir.Path, "shared")).FilePath);
 
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..^5]);

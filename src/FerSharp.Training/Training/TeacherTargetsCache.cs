@@ -22,10 +22,25 @@ internal sealed class TeacherTargetsCache
     /// <param name="teachers">What the teachers are (<see cref="DistillationTeacher.TargetsIdentity"/>).</param>
     /// <param name="pixels">The training faces in the run's index order.</param>
     public TeacherTargetsCache(string path, string teachers, ReadOnlySpan<byte> pixels)
+        : this(path, $"{teachers}|faces sha256 {Convert.ToHexStringLower(SHA256.HashData(pixels))}")
+    {
+    }
+
+    private TeacherTargetsCache(string path, string key)
     {
         _path = path;
-        _key = $"{teachers}|faces sha256 {Convert.ToHexStringLower(SHA256.HashData(pixels))}";
+        _key = key;
     }
+
+    /// <summary>The cache file.</summary>
+    public string FilePath => _path;
+
+    /// <summary>
+    /// The same targets kept in a folder shared by runs (<see cref="Trainer.TeacherTargetsCacheDirectory"/>): the
+    /// file is named by a hash of what they were computed from, and still checked against it when read.
+    /// </summary>
+    public TeacherTargetsCache SharedIn(string folder) =>
+        new(Path.Combine(folder, $"teacher-targets-{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(_key)))[..24]}.bin"), _key);
 
     public static string PathIn(string runDirectory) => Path.Combine(runDirectory, "checkpoints", "teacher-targets.bin");
 
@@ -84,6 +99,7 @@ internal sealed class TeacherTargetsCache
         ArgumentNullException.ThrowIfNull(targets);
         using var contiguous = targets.to(ScalarType.Float32).contiguous();
         var values = contiguous.data<float>().ToArray();
+        if (Path.GetDirectoryName(_path) is { Length: > 0 } folder) Directory.CreateDirectory(folder);
         AtomicFile.Write(_path, stream =>
         {
             using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);

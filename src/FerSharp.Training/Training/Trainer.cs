@@ -78,6 +78,14 @@ public sealed class Trainer
 
     public static readonly TimeSpan DefaultPartialCheckpointInterval = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// A folder that also keeps offline teacher targets (<see cref="TrainOptions.DistillOffline"/>) for later runs,
+    /// each file named by what it was computed from (teachers' weights, training faces), so a new run with the same
+    /// teachers and faces reads them instead of running the teachers again (minutes for a large one). Null: only
+    /// the run's own checkpoints folder keeps them, for <c>--resume</c>.
+    /// </summary>
+    public string? TeacherTargetsCacheDirectory { get; init; }
+
     public TrainingResult Fit(
         FaceDataset train,
         FaceDataset validation,
@@ -542,11 +550,19 @@ public sealed class Trainer
             {
                 var cachePath = TeacherTargetsCache.PathIn(_runDirectory);
                 var cache = teacher.TargetsIdentity is { } identity ? new TeacherTargetsCache(cachePath, identity, train.Data.Pixels) : null;
+                var shared = cache is not null && TeacherTargetsCacheDirectory is { } folder ? cache.SharedIn(folder) : null;
                 string why = "the teachers record no weights checksum";
                 if (cache?.TryLoad(train.Count, train.ClassCount, out why) is { } saved)
                 {
                     teacher.UseOffline(saved);
                     Log($"teacher targets for {train.Count} faces read from {cachePath}, saved when this run first computed them");
+                    return teacher;
+                }
+                if (shared?.TryLoad(train.Count, train.ClassCount, out _) is { } kept)
+                {
+                    teacher.UseOffline(kept);
+                    Log($"teacher targets for {train.Count} faces read from {shared.FilePath}, computed by an earlier run from the same teachers and faces");
+                    SaveTargets(cache!, teacher.OfflineTargets!, cachePath);
                     return teacher;
                 }
                 if (state.Epoch > 0 || state.InProgress is not null) Log($"teacher targets not reused ({why}); computing them again");
@@ -555,15 +571,8 @@ public sealed class Trainer
                     state.Epoch, _options.Epochs, (int)done, train.Count, 0, 0, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3))));
                 teacher.PrecomputeOffline(train.Pixels, faces, cancellationToken);
                 Log($"teacher targets for {train.Count} faces in {clock.Elapsed.TotalSeconds:F0} s");
-                try
-                {
-                    cache?.Save(teacher.OfflineTargets!);
-                }
-                catch (IOException e)
-                {
-                    // Only a resume needs the file; a full disk should not end the run that just paid for the targets.
-                    Log($"warning: teacher targets not saved to {cachePath} ({e.Message}); a resumed run computes them again");
-                }
+                if (cache is not null) SaveTargets(cache, teacher.OfflineTargets!, cachePath);
+                if (shared is not null) SaveTargets(shared, teacher.OfflineTargets!, shared.FilePath);
             }
             return teacher;
         }
@@ -571,6 +580,19 @@ public sealed class Trainer
         {
             teacher.Dispose();
             throw;
+        }
+    }
+
+    private void SaveTargets(TeacherTargetsCache cache, Tensor targets, string path)
+    {
+        try
+        {
+            cache.Save(targets);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Only a resume or a later run needs the file; a full disk should not end the run that just paid for the targets.
+            Log($"warning: teacher targets not saved to {path} ({e.Message}); a later run computes them again");
         }
     }
 

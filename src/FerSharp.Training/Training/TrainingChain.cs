@@ -82,7 +82,14 @@ public sealed class TrainingChain
     /// <summary>Passed to every stage's <see cref="Trainer.PartialCheckpointInterval"/>.</summary>
     public TimeSpan? PartialCheckpointInterval { get; init; } = Trainer.DefaultPartialCheckpointInterval;
 
-    public Trainer StageTrainer(int stage) => new(StageOptions(stage), StageDirectory(stage)) { PartialCheckpointInterval = PartialCheckpointInterval };
+    /// <summary>Passed to every stage's <see cref="Trainer.TeacherTargetsCacheDirectory"/>.</summary>
+    public string? TeacherTargetsCacheDirectory { get; init; }
+
+    public Trainer StageTrainer(int stage) => new(StageOptions(stage), StageDirectory(stage))
+    {
+        PartialCheckpointInterval = PartialCheckpointInterval,
+        TeacherTargetsCacheDirectory = TeacherTargetsCacheDirectory,
+    };
 
     /// <summary>
     /// Runs the stages in order. <paramref name="runStage"/> (stage index, its trainer, resume) replaces
