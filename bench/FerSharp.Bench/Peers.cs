@@ -54,10 +54,11 @@ internal static class Peers
         ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"], 64, 1, pixel => pixel / 127.5f - 1);
 
     /// <summary>A shipped package on ONNX Runtime, as recognition runs it.</summary>
-    public static Network Ours(string package, NetworkPrecision precision = NetworkPrecision.Auto)
+    public static Network Ours(string package, NetworkPrecision precision = NetworkPrecision.Auto, int threads = 1)
     {
-        var classifier = OnnxFaceClassifier.Load(package, new ClassifierOptions { Precision = precision });
-        var name = Path.GetFileName(package) + (classifier.IsInt8 ? " (int8)" : classifier.Metadata.Int8 is null ? "" : " (float)");
+        var classifier = OnnxFaceClassifier.Load(package, new ClassifierOptions { Precision = precision, Threads = threads });
+        var name = Path.GetFileName(package) + (classifier.IsInt8 ? " (int8)" : classifier.Metadata.Int8 is null ? "" : " (float)")
+            + (threads == 1 ? "" : $", {threads} threads");
         return new Network(name, classifier.ClassNames, faces => classifier.PredictProbabilities(faces), classifier);
     }
 
