@@ -36,12 +36,19 @@ public class ChannelPruningTests
             }
         }
         using var narrow = ChannelPruning.Prune(wide, "fast-cnn-slim", "narrow");
-        narrow.Network.eval();
         Assert.Equal("fast-cnn-slim", narrow.Metadata.Architecture);
         Assert.Equal(narrow.Network.parameters().Sum(p => p.numel()), narrow.Metadata.Parameters);
         Assert.True(narrow.Metadata.Parameters < 0.7 * wide.Network.parameters().Sum(p => p.numel()));
+        AssertSameAnswers(wide, narrow, seed: 11);
+    }
+
+    /// <summary>Both networks give the same logits on a few random inputs.</summary>
+    private static void AssertSameAnswers(EmotionModel wide, EmotionModel narrow, ulong seed)
+    {
+        wide.Network.eval();
+        narrow.Network.eval();
         using var scope = NewDisposeScope();
-        using var generator = new Generator(11);
+        using var generator = new Generator(seed);
         var faces = randn([4, 1, 48, 48], generator: generator);
         using (no_grad())
         {
@@ -73,21 +80,11 @@ public class ChannelPruningTests
             }
         }
         using var narrow = ChannelPruning.Prune(wide, "vgg-bn", "narrow");
-        wide.Network.eval();
-        narrow.Network.eval();
         using (var reference = ModelRegistry.Create("vgg-bn", 7))
         {
             Assert.Equal(reference.parameters().Sum(p => p.numel()), narrow.Metadata.Parameters);
         }
-        using var scope = NewDisposeScope();
-        using var generator = new Generator(12);
-        var faces = randn([3, 1, 48, 48], generator: generator);
-        using (no_grad())
-        {
-            var expected = wide.Network.forward(faces);
-            var actual = narrow.Network.forward(faces);
-            Assert.True(actual.allclose(expected, rtol: 1e-4, atol: 1e-5), $"largest difference {(actual - expected).abs().max().item<float>()}");
-        }
+        AssertSameAnswers(wide, narrow, seed: 12);
     }
 
     [Fact]
