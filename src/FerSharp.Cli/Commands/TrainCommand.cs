@@ -136,8 +136,7 @@ internal static class TrainCommand
             var faceLimit = OptionRules.AtLeast(parse, limit, 0, "faces (0 = all)");
             var minutes = OptionRules.Within(parse, checkpointMinutes, 0, double.MaxValue, "0 or more minutes");
             var givenName = OptionRules.FolderName(parse, name);
-            var targetsCache = parse.GetValue(teacherCache);
-            if (targetsCache is not null) OptionRules.FolderToWrite(targetsCache, "--teacher-cache");
+            var targetsCache = OptionRules.FolderToWrite(parse.GetValue(teacherCache), "--teacher-cache");
             OptionRules.FolderToWrite(parse.GetValue(runsDir), "--runs-dir");
             TorchSharp.torch.set_num_threads(threadCount);
             if (options.InitFrom is { } initPath && !parse.GetValue(resume))

@@ -57,7 +57,7 @@ public static class ChannelPruning
             foreach (var layer in layers)
             {
                 var conv = $"{layer}.weight";
-                var norm = layer.Replace("_conv", "_bn", StringComparison.Ordinal);
+                var norm = NormOf(layer);
                 if (!from.ContainsKey($"{norm}.weight") || !to.ContainsKey($"{norm}.weight"))
                 {
                     throw new ArgumentException($"{place}: {sourceArchitecture}'s {layer} has no batch norm {norm} to rank its channels by");
@@ -87,7 +87,7 @@ public static class ChannelPruning
             }
             // fc1 reads the last convolution's channels flattened one by one: its columns c*area .. c*area+area-1 are channel c's.
             var fc = from["fc1.weight"];
-            var area = fc.shape[1] / from[$"{layers[^1].Replace("_conv", "_bn", StringComparison.Ordinal)}.weight"].shape[0];
+            var area = fc.shape[1] / from[$"{NormOf(layers[^1])}.weight"].shape[0];
             var columns = kept.SelectMany(c => Enumerable.Range(0, (int)area).Select(k => c * area + k)).ToArray();
             using (var index = tensor(columns))
             using (var narrowed = fc.index_select(1, index))
@@ -113,6 +113,9 @@ public static class ChannelPruning
         var values = magnitude.data<float>().ToArray();
         return [.. Enumerable.Range(0, values.Length).OrderByDescending(i => values[i]).Take((int)count).Order().Select(i => (long)i)];
     }
+
+    /// <summary>The batch norm after a convolution (<c>b2_conv1</c> -> <c>b2_bn1</c>).</summary>
+    private static string NormOf(string convolution) => convolution.Replace("_conv", "_bn", StringComparison.Ordinal);
 
     /// <summary>
     /// The 3x3 convolutions in the order data flows through them: <c>b{stage}_conv</c>, or <c>b{stage}_conv1</c>,

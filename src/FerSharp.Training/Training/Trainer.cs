@@ -562,7 +562,7 @@ public sealed class Trainer
                 {
                     teacher.UseOffline(kept);
                     Log($"teacher targets for {train.Count} faces read from {shared.FilePath}, computed by an earlier run from the same teachers and faces");
-                    SaveTargets(cache!, teacher.OfflineTargets!, cachePath);
+                    SaveTargets(cache!, teacher.OfflineTargets!);
                     return teacher;
                 }
                 if (state.Epoch > 0 || state.InProgress is not null) Log($"teacher targets not reused ({why}); computing them again");
@@ -571,8 +571,8 @@ public sealed class Trainer
                     state.Epoch, _options.Epochs, (int)done, train.Count, 0, 0, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3))));
                 teacher.PrecomputeOffline(train.Pixels, faces, cancellationToken);
                 Log($"teacher targets for {train.Count} faces in {clock.Elapsed.TotalSeconds:F0} s");
-                if (cache is not null) SaveTargets(cache, teacher.OfflineTargets!, cachePath);
-                if (shared is not null) SaveTargets(shared, teacher.OfflineTargets!, shared.FilePath);
+                if (cache is not null) SaveTargets(cache, teacher.OfflineTargets!);
+                if (shared is not null) SaveTargets(shared, teacher.OfflineTargets!);
             }
             return teacher;
         }
@@ -583,7 +583,7 @@ public sealed class Trainer
         }
     }
 
-    private void SaveTargets(TeacherTargetsCache cache, Tensor targets, string path)
+    private void SaveTargets(TeacherTargetsCache cache, Tensor targets)
     {
         try
         {
@@ -592,7 +592,7 @@ public sealed class Trainer
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // Only a resume or a later run needs the file; a full disk should not end the run that just paid for the targets.
-            Log($"warning: teacher targets not saved to {path} ({e.Message}); a later run computes them again");
+            Log($"warning: teacher targets not saved to {cache.FilePath} ({e.Message}); a later run computes them again");
         }
     }
 
